@@ -1,0 +1,81 @@
+"""Waveforms <-> two-channel spectrogram images, the tensors the models see.
+
+Representations (`audio_config.representation`):
+  'mag_phase'    channel 0 = |X|, channel 1 = angle(X) in radians (-pi, pi]; the original study's.
+  'logmag_phase' channel 0 = log(|X| + log_eps), channel 1 = angle(X); tames the magnitude's range.
+  'real_imag'    channel 0 = Re X, channel 1 = Im X; no phase wrapping, smooth in X.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rvq_jax.audio import stft as stft_lib
+
+REPRESENTATIONS = ("mag_phase", "logmag_phase", "real_imag")
+
+
+def validate_audio_config(audio_config) -> None:
+  """Raises ValueError naming the field when the audio config cannot work."""
+  if audio_config.representation not in REPRESENTATIONS:
+    raise ValueError(f"audio.representation={audio_config.representation!r} is unknown; "
+                     f"choose one of {REPRESENTATIONS}.")
+  if audio_config.hop_length < 1 or audio_config.frame_length < 2:
+    raise ValueError("audio.hop_length must be >= 1 and audio.frame_length >= 2.")
+  if audio_config.hop_length > audio_config.frame_length // 2:
+    raise ValueError(f"audio.hop_length={audio_config.hop_length} exceeds half of "
+                     f"audio.frame_length={audio_config.frame_length}: the frames would not "
+                     "overlap enough to invert.")
+  if audio_config.representation == "logmag_phase" and not audio_config.log_eps > 0:
+    raise ValueError("audio.log_eps must be > 0 for representation 'logmag_phase'.")
+
+
+def spectrogram_shape(num_samples: int, audio_config) -> tuple[int, int, int]:
+  """(frequency bins, frames, 2) of the spectrogram of a `num_samples` waveform."""
+  return (audio_config.frame_length // 2 + 1, num_samples // audio_config.hop_length, 2)
+
+
+def to_spectrogram(waveforms: jax.Array, audio_config) -> jax.Array:
+  """Waveforms float [..., num_samples] -> float32 [..., bins, frames, 2].
+
+  With the default config (frame_length 254, hop 64) a padded 8192-sample recording gives
+  [128, 128, 2]: frequency (0 to 4 kHz) x time (8 ms hops) x the representation's two channels.
+  """
+  spectrum = stft_lib.stft(waveforms, audio_config.frame_length, audio_config.hop_length)
+  representation = audio_config.representation
+  if representation == "mag_phase":
+    channels = (jnp.abs(spectrum), jnp.angle(spectrum))
+  elif representation == "logmag_phase":
+    channels = (jnp.log(jnp.abs(spectrum) + audio_config.log_eps), jnp.angle(spectrum))
+  elif representation == "real_imag":
+    channels = (spectrum.real, spectrum.imag)
+  else:
+    raise ValueError(f"audio.representation={representation!r} is unknown; "
+                     f"choose one of {REPRESENTATIONS}.")
+  return jnp.stack(channels, axis=-1).astype(jnp.float32)
+
+
+def to_complex(spectrograms: jax.Array, audio_config) -> jax.Array:
+  """Spectrogram images float [..., bins, frames, 2] -> complex64 STFT [..., bins, frames]."""
+  first, second = spectrograms[..., 0], spectrograms[..., 1]
+  representation = audio_config.representation
+  if representation == "mag_phase":
+    return first * jnp.exp(1j * second)
+  if representation == "logmag_phase":
+    return (jnp.exp(first) - audio_config.log_eps) * jnp.exp(1j * second)
+  if representation == "real_imag":
+    return jax.lax.complex(first, second)
+  raise ValueError(f"audio.representation={representation!r} is unknown; "
+                   f"choose one of {REPRESENTATIONS}.")
+
+
+def to_waveform(spectrograms: jax.Array, audio_config) -> jax.Array:
+  """Spectrogram images float [..., bins, frames, 2] -> float32 waveforms [..., frames * hop]."""
+  spectrum = to_complex(jnp.asarray(spectrograms, jnp.float32), audio_config)
+  return stft_lib.istft(spectrum, audio_config.frame_length, audio_config.hop_length)
+
+
+def magnitude(spectrograms: jax.Array, audio_config) -> jax.Array:
+  """|X| [..., bins, frames] of spectrogram images in any representation."""
+  return jnp.abs(to_complex(spectrograms, audio_config))

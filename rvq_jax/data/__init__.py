@@ -1,0 +1,13 @@
+"""FSDD discovery and download, WAV reading, split, filtering, padding, scaling, caching."""
+
+from rvq_jax.data.download import cache_root
+from rvq_jax.data.download import download_release
+from rvq_jax.data.download import find_recordings
+from rvq_jax.data.fsdd import SPLITS
+from rvq_jax.data.fsdd import BadRecordingWarning
+from rvq_jax.data.fsdd import Dataset
+from rvq_jax.data.fsdd import Split
+from rvq_jax.data.fsdd import load_dataset
+from rvq_jax.data.fsdd import parse_name
+from rvq_jax.data.fsdd import read_recording
+from rvq_jax.data.fsdd import validate_data_config

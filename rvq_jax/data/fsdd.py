@@ -1,0 +1,261 @@
+"""FSDD recordings -> split, filtered, padded and scaled waveform arrays, cached on disk.
+
+Pipeline (`load_dataset`):
+  1. read every `{digit}_{speaker}_{index}.wav` with soundfile; a file that is unreadable, empty,
+     not mono, not at `data.sample_rate` or oddly named is named in a warning and skipped (not
+     converted: resampling or down-mixing would silently change the data the study is about);
+  2. split by index: 0-4 test (official), `data.val_first_index..data.val_last_index` validation,
+     the remaining 5-49 train;
+  3. drop recordings longer than `data.max_samples` (all splits; logged by name);
+  4. zero-pad every recording at its end to `data.max_samples`;
+  5. divide by the standard deviation of the training recordings' samples (unpadded), kept as
+     `Dataset.scale` so `unscale` restores the original amplitudes.
+The result is cached as `.npz` under a key hashing every setting above and the (name, size, mtime)
+of every WAV, so a changed setting or file set rebuilds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import re
+import tempfile
+import time
+import warnings
+
+from absl import logging
+import numpy as np
+import soundfile as sf
+
+from rvq_jax.data import download
+
+SPLITS = ("train", "validation", "test")
+_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+# Bump when the prepared arrays' meaning changes, so old caches are not reused.
+_CACHE_VERSION = 1
+
+
+class BadRecordingWarning(UserWarning):
+  """A WAV file was skipped; the message names it and says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split's recordings, in sorted file-name order.
+
+  Attributes:
+    waveforms: float32 [N, max_samples], scaled by the training std, zero-padded at the end.
+    lengths: int32 [N], samples before padding.
+    digits: int32 [N], the spoken digit 0-9.
+    speakers: int32 [N], index into `Dataset.speaker_names`.
+    indices: int32 [N], the repetition index from the file name (0-49).
+    names: [N] file names without the `.wav` suffix, e.g. '7_jackson_32'.
+  """
+  waveforms: np.ndarray
+  lengths: np.ndarray
+  digits: np.ndarray
+  speakers: np.ndarray
+  indices: np.ndarray
+  names: tuple[str, ...]
+
+  def __len__(self) -> int:
+    return len(self.names)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Prepared FSDD. `scale` is the training std (original units) the waveforms were divided by."""
+  splits: dict[str, Split]
+  scale: float
+  sample_rate: int
+  speaker_names: tuple[str, ...]
+  dropped: tuple[str, ...]      # too long for data.max_samples
+  skipped: tuple[str, ...]      # unreadable or invalid files, 'name: reason'
+  from_cache: bool = False
+
+  def __getitem__(self, split: str) -> Split:
+    return self.splits[split]
+
+  def unscale(self, waveforms: np.ndarray) -> np.ndarray:
+    """Scaled waveforms -> original amplitude (float, [-1, 1] for PCM input)."""
+    return np.asarray(waveforms) * self.scale
+
+
+def parse_name(filename: str) -> tuple[int, str, int] | None:
+  """'7_jackson_32.wav' -> (7, 'jackson', 32); None when the name does not follow FSDD's scheme."""
+  match = _NAME.match(filename)
+  if match is None:
+    return None
+  return int(match.group(1)), match.group(2), int(match.group(3))
+
+
+def read_recording(path: pathlib.Path, sample_rate: int) -> np.ndarray:
+  """Reads one mono PCM WAV as float32 [-1, 1].
+
+  Raises:
+    ValueError: the file is unreadable, empty, not mono or not at `sample_rate`; the message
+      says which.
+  """
+  try:
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+  except (sf.LibsndfileError, RuntimeError, OSError) as e:
+    raise ValueError(f"unreadable ({e})") from e
+  if samples.shape[0] == 0:
+    raise ValueError("empty (no samples)")
+  if samples.shape[1] != 1:
+    raise ValueError(f"{samples.shape[1]} channels; FSDD is mono")
+  if rate != sample_rate:
+    raise ValueError(f"sample rate {rate} Hz; expected {sample_rate} Hz (data.sample_rate)")
+  return samples[:, 0]
+
+
+def _fingerprint(wav_paths: list[pathlib.Path], data_config) -> str:
+  settings = {k: data_config[k] for k in ("max_samples", "sample_rate", "val_first_index",
+                                          "val_last_index", "test_last_index")}
+  files = []
+  for p in wav_paths:
+    st = p.stat()
+    files.append((p.name, st.st_size, st.st_mtime_ns))
+  blob = json.dumps({"version": _CACHE_VERSION, "settings": settings, "files": files},
+                    sort_keys=True)
+  return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _split_of(index: int, data_config) -> str:
+  if index <= data_config.test_last_index:
+    return "test"
+  if data_config.val_first_index <= index <= data_config.val_last_index:
+    return "validation"
+  return "train"
+
+
+def validate_data_config(data_config) -> None:
+  """Raises ValueError naming the field when the data config cannot work."""
+  if data_config.max_samples < 1:
+    raise ValueError(f"data.max_samples={data_config.max_samples} must be positive.")
+  if data_config.val_first_index <= data_config.test_last_index <= data_config.val_last_index:
+    raise ValueError(
+        f"data.val_first_index..data.val_last_index ({data_config.val_first_index}.."
+        f"{data_config.val_last_index}) overlaps the official test indices 0.."
+        f"{data_config.test_last_index}; validation must be carved from the training indices.")
+
+
+def _prepare(recordings: pathlib.Path, wav_paths: list[pathlib.Path], data_config) -> dict:
+  """Reads, splits, filters, pads and scales; returns the arrays to cache."""
+  max_samples = data_config.max_samples
+  rows, skipped, dropped = [], [], []
+  for path in wav_paths:
+    parsed = parse_name(path.name)
+    if parsed is None:
+      skipped.append(f"{path.name}: name is not {{digit}}_{{speaker}}_{{index}}.wav")
+      continue
+    try:
+      samples = read_recording(path, data_config.sample_rate)
+    except ValueError as e:
+      skipped.append(f"{path.name}: {e}")
+      continue
+    if len(samples) > max_samples:
+      dropped.append(path.stem)
+      continue
+    rows.append((parsed, path.stem, samples))
+  if not rows:
+    raise FileNotFoundError(f"No usable FSDD recordings in {recordings}; "
+                            f"{len(skipped)} skipped, {len(dropped)} longer than "
+                            f"data.max_samples={max_samples}.")
+
+  speaker_names = sorted({parsed[1] for parsed, _, _ in rows})
+  train_samples = [s for (_, _, idx), _, s in rows if _split_of(idx, data_config) == "train"]
+  if not train_samples:
+    raise ValueError("No training recordings remain after the split and the length filter; "
+                     "check data.val_first_index, data.val_last_index and data.max_samples.")
+  scale = float(np.concatenate(train_samples).std())
+  if not scale > 0:
+    raise ValueError("The training recordings are all silent (std 0); cannot scale them.")
+
+  arrays = {}
+  for split in SPLITS:
+    members = [r for r in rows if _split_of(r[0][2], data_config) == split]
+    waveforms = np.zeros((len(members), max_samples), np.float32)
+    for i, (_, _, samples) in enumerate(members):
+      waveforms[i, :len(samples)] = samples / scale
+    arrays[f"{split}/waveforms"] = waveforms
+    arrays[f"{split}/lengths"] = np.array([len(s) for _, _, s in members], np.int32)
+    arrays[f"{split}/digits"] = np.array([p[0] for p, _, _ in members], np.int32)
+    arrays[f"{split}/speakers"] = np.array(
+        [speaker_names.index(p[1]) for p, _, _ in members], np.int32)
+    arrays[f"{split}/indices"] = np.array([p[2] for p, _, _ in members], np.int32)
+    arrays[f"{split}/names"] = np.array([stem for _, stem, _ in members], dtype=np.str_)
+  arrays["scale"] = np.float64(scale)
+  arrays["sample_rate"] = np.int64(data_config.sample_rate)
+  arrays["speaker_names"] = np.array(speaker_names, dtype=np.str_)
+  arrays["dropped"] = np.array(dropped, dtype=np.str_)
+  arrays["skipped"] = np.array(skipped, dtype=np.str_)
+  return arrays
+
+
+def _to_dataset(arrays, from_cache: bool) -> Dataset:
+  splits = {}
+  for split in SPLITS:
+    splits[split] = Split(
+        waveforms=arrays[f"{split}/waveforms"], lengths=arrays[f"{split}/lengths"],
+        digits=arrays[f"{split}/digits"], speakers=arrays[f"{split}/speakers"],
+        indices=arrays[f"{split}/indices"],
+        names=tuple(str(n) for n in arrays[f"{split}/names"]))
+  return Dataset(splits=splits, scale=float(arrays["scale"]),
+                 sample_rate=int(arrays["sample_rate"]),
+                 speaker_names=tuple(str(s) for s in arrays["speaker_names"]),
+                 dropped=tuple(str(s) for s in arrays["dropped"]),
+                 skipped=tuple(str(s) for s in arrays["skipped"]), from_cache=from_cache)
+
+
+def _write_atomically(path: pathlib.Path, arrays: dict) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def load_dataset(data_config) -> Dataset:
+  """Finds (or downloads) FSDD and returns the prepared splits, from the cache when it is fresh."""
+  validate_data_config(data_config)
+  start = time.perf_counter()
+  recordings = download.find_recordings(data_config)
+  wav_paths = sorted(recordings.glob("*.wav"))
+  key = _fingerprint(wav_paths, data_config)
+  cache_file = download.cache_root(data_config) / "prepared" / f"fsdd-{key}.npz"
+  if data_config.use_cache and cache_file.exists():
+    try:
+      with np.load(cache_file) as cached:
+        dataset = _to_dataset({k: cached[k] for k in cached.files}, from_cache=True)
+    except (OSError, ValueError, KeyError) as e:
+      logging.warning("Ignoring unreadable cache %s (%s); rebuilding it.", cache_file, e)
+    else:
+      _report(dataset, recordings, time.perf_counter() - start)
+      return dataset
+  arrays = _prepare(recordings, wav_paths, data_config)
+  if data_config.use_cache:
+    _write_atomically(cache_file, arrays)
+  dataset = _to_dataset(arrays, from_cache=False)
+  _report(dataset, recordings, time.perf_counter() - start)
+  return dataset
+
+
+def _report(dataset: Dataset, recordings: pathlib.Path, seconds: float) -> None:
+  """Warns about every skipped file (fresh or cached) and logs what was loaded."""
+  for reason in dataset.skipped:
+    name, why = reason.split(": ", 1)
+    warnings.warn(f"Skipped {recordings / name}: {why}", BadRecordingWarning, stacklevel=3)
+  logging.info(
+      "FSDD from %s (%s, %.2f s): %s; scale (train std) %.5f; %d dropped as too long%s; "
+      "%d skipped", recordings, "cached" if dataset.from_cache else "prepared", seconds,
+      ", ".join(f"{s} {len(dataset[s])}" for s in SPLITS), dataset.scale, len(dataset.dropped),
+      f" ({', '.join(dataset.dropped)})" if dataset.dropped else "", len(dataset.skipped))

@@ -1,0 +1,34 @@
+"""Command-line front door: `python -m rvq_jax.main --config=configs/<name>.py --workdir=<dir>`.
+
+Each --mode calls one library function taking (config, workdir).
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from rvq_jax.eval import spectrogram_figure
+
+MODES = {
+    "spectrogram_figure": spectrogram_figure.write_spectrogram_figure,
+}
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Everything the run writes goes here.")
+_MODE = flags.DEFINE_enum("mode", "spectrogram_figure", list(MODES), "What to run.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  import jax  # pylint: disable=g-import-not-at-top
+  logging.info("process %d/%d, devices %s", jax.process_index(), jax.process_count(),
+               jax.local_devices())
+  MODES[_MODE.value](_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,45 @@
+"""Test set-up: 8 simulated CPU devices (before JAX is imported anywhere), FSDD and config fixtures."""
+
+import os
+
+os.environ["JAX_PLATFORMS"] = "cpu"
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_SHARED_FSDD = REPO.parent / "shared" / "fsdd" / "recordings"
+
+
+def fsdd_dir() -> pathlib.Path | None:
+  """The real FSDD recordings: $FSDD_DIR, else ../shared/fsdd/recordings beside the checkout."""
+  path = pathlib.Path(os.environ.get("FSDD_DIR") or _SHARED_FSDD)
+  return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def fsdd_recordings() -> pathlib.Path:
+  path = fsdd_dir()
+  if path is None:
+    pytest.skip("real FSDD not found: set FSDD_DIR to the recordings folder")
+  return path
+
+
+@pytest.fixture
+def default_config():
+  from configs import default  # pylint: disable=g-import-not-at-top
+  return default.get_config()
+
+
+@pytest.fixture(scope="session")
+def fsdd_dataset(fsdd_recordings, tmp_path_factory):
+  """The real FSDD prepared with the default data config (cache in a session tmp dir)."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  from rvq_jax import data  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.data.data_dir = str(fsdd_recordings)
+  config.data.cache_dir = str(tmp_path_factory.mktemp("fsdd_cache"))
+  return data.load_dataset(config.data)
