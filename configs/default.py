@@ -1,7 +1,12 @@
 """Default configuration: every field the project reads, documented. Other configs start here.
 
-COMMAND (Figure 1 of the original report, magnitude and phase of one "nine"):
-  python -m rvq_jax.main --config=configs/default.py --workdir=runs/figure1 --mode=spectrogram_figure
+The defaults are model1 of the study (configs/model1.py); see configs/model1.py .. model5.py.
+
+COMMANDS:
+  Figure 1 of the original report (magnitude and phase of one "nine"):
+    python -m rvq_jax.main --config=configs/default.py --workdir=runs/figure1 --mode=spectrogram_figure
+  Train:
+    python -m rvq_jax.main --config=configs/default.py --workdir=runs/default
 """
 
 from ml_collections import config_dict
@@ -36,6 +41,62 @@ def get_config():
   config.audio.hop_length = 64             # samples between frames (8 ms)
   config.audio.representation = "mag_phase"  # or 'logmag_phase', 'real_imag'
   config.audio.log_eps = 1e-5              # floor inside log |X| for 'logmag_phase'
+
+  # ---- model: encoder / decoder networks (rvq_jax.models.vqvae) ----
+  config.model = config_dict.ConfigDict()
+  config.model.encoder_features = (32, 64)  # stride-2 3x3 convs; the decoder mirrors them
+  config.model.latent_dim = 128             # 1x1 conv to the latent; = codebook vector size
+  config.model.kernel_size = 3
+  config.model.decoder = "deterministic"    # or 'gaussian' (model3: per-pixel mean + log-scale, NLL)
+  config.model.min_log_scale = -5.0         # gaussian decoder: soft floor of the log std
+  config.model.sample_reconstruction = False  # gaussian decoder: sample instead of the mean
+  config.model.subpixel_decoder = True      # exact sub-pixel form of ConvTranspose (fast on CPU)
+
+  # ---- rvq: residual quantizer with EMA codebooks (rvq_jax.models.rvq) ----
+  config.rvq = config_dict.ConfigDict()
+  config.rvq.levels = 5
+  config.rvq.codes = 512                    # codebook size K per level
+  config.rvq.decay = 0.99                   # gamma of the EMA codebook update
+  config.rvq.eps = 1e-5                     # Laplace smoothing of the EMA counts
+  config.rvq.init = "uniform"               # 'uniform' | 'glorot_normal' | 'kmeans' (first batch)
+  config.rvq.uniform_scale = 0.05           # 'uniform': U(-s, s), Keras' default
+  config.rvq.init_count = 1.0               # EMA count each code starts with
+  config.rvq.kmeans_iterations = 10
+  config.rvq.dead_code_steps = 0            # >0: restart codes unused this many steps (0: off)
+  config.rvq.restart_count = 1.0            # EMA count a restarted code starts with
+  config.rvq.restart_candidates = 1024      # residual vectors per step offered to restarts
+  config.rvq.dropout = False                # quantizer dropout: train on 1..levels levels at random
+  config.rvq.dropout_min_levels = 1
+
+  # ---- loss and optimizer ----
+  config.loss = config_dict.ConfigDict()
+  config.loss.beta = 0.25                   # weight of the (summed over levels) commitment loss
+  config.optim = config_dict.ConfigDict()
+  config.optim.learning_rate = 1e-3         # Adam
+  config.optim.b1 = 0.9
+  config.optim.b2 = 0.999
+  config.optim.warmup_steps = 0             # linear warm-up, then constant
+  config.optim.grad_clip_norm = 0.0         # 0: no clipping
+
+  # ---- training loop (rvq_jax.train.loop) ----
+  config.train = config_dict.ConfigDict()
+  config.train.batch_size = 32              # global batch, divisible by the device count
+  config.train.num_epochs = 100
+  config.train.num_steps = config_dict.placeholder(int)  # stop early at this step (tests, smoke)
+  config.train.log_every_steps = 10         # progress-bar refresh (one host sync each)
+  config.train.checkpoint_every_steps = 500
+  config.train.keep_checkpoints = 2
+  config.train.eval_batch_size = 64
+  config.train.progress_bar = True
+
+  # ---- parallelism ----
+  config.parallel = config_dict.ConfigDict()
+  config.parallel.mode = "auto"             # 'auto' (sharded if >1 device) | 'jit' | 'sharded' | 'pmap'
+
+  # ---- outputs at the end of training ----
+  config.eval = config_dict.ConfigDict()
+  config.eval.num_audio = 300               # test recordings written as WAV (original + reconstruction)
+  config.eval.num_figures = 4               # reconstruction spectrogram figures
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()

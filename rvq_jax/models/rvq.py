@@ -1,0 +1,253 @@
+"""Residual vector quantization with exponential-moving-average codebooks, as pure functions.
+
+Level l quantizes the residual left by levels 0..l-1 to its nearest code; the quantized latent is
+the sum of the chosen codes (Zeghidour et al., SoundStream, 2021). Codebooks are trained not by
+gradients but by an EMA of the vectors assigned to each code (van den Oord et al., 2017, App. A.1;
+Razavi et al., 2019), with Laplace-smoothed counts. All levels run in one `lax.scan`, so compile
+time does not grow with the number of levels.
+
+The quantizer returns the EMA's *inputs* (per-code counts and sums); `ema_update` applies them.
+This keeps `quantize` a pure function of (codebooks, latents), lets statistics be summed across
+devices or micro-batches before one update, and lets the update be checked against NumPy.
+
+Everything here runs in float32, whatever the compute dtype of the networks around it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+
+
+class CodebookState(NamedTuple):
+  """EMA codebooks. L levels of K codes of dimension D.
+
+  Attributes:
+    embed: float32 [L, K, D], the codes (= embed_sum / smoothed cluster_size).
+    cluster_size: float32 [L, K], EMA of how many vectors each code received per step.
+    embed_sum: float32 [L, K, D], EMA of the sum of the vectors each code received per step.
+    unused_steps: int32 [L, K], consecutive steps each code received no vector.
+  """
+  embed: jax.Array
+  cluster_size: jax.Array
+  embed_sum: jax.Array
+  unused_steps: jax.Array
+
+
+class QuantizeOutput(NamedTuple):
+  """What `quantize` returns for N latent vectors.
+
+  Attributes:
+    quantized: float32 [N, D], sum of the chosen codes, with a straight-through gradient to the input.
+    codes: int32 [N, L], the chosen code per level (levels past `num_levels` hold 0).
+    commitment: float32 [L], mean squared distance between each level's residual and its code
+      (0 for inactive levels); its gradient reaches the encoder at every level.
+    counts: float32 [L, K], vectors assigned to each code (EMA statistics).
+    sums: float32 [L, K, D], sum of the residuals assigned to each code (EMA statistics).
+    residual_norm: float32 [L], mean L2 norm of each level's input residual.
+    candidates: float32 [L, M, D], residuals at `candidate_idx` for dead-code restarts.
+  """
+  quantized: jax.Array
+  codes: jax.Array
+  commitment: jax.Array
+  counts: jax.Array
+  sums: jax.Array
+  residual_norm: jax.Array
+  candidates: jax.Array
+
+
+def init_codebooks(rng: jax.Array, levels: int, codes: int, dim: int, method: str,
+                   uniform_scale: float = 0.05, init_count: float = 1.0) -> CodebookState:
+  """Initial codebooks, with EMA sums consistent with them (embed_sum = embed * cluster_size).
+
+  Args:
+    rng: PRNG key.
+    levels, codes, dim: L, K, D.
+    method: 'uniform' (U(-uniform_scale, uniform_scale), as Keras' default initialiser; model1) or
+      'glorot_normal' (truncated normal with variance 2 / (K + D) per level; model2 on).
+    uniform_scale: half-width of the uniform initialiser.
+    init_count: the EMA count each code starts with; >0 so the first update averages old and new.
+  """
+  keys = jax.random.split(rng, levels)
+  if method == "uniform":
+    init = jax.nn.initializers.uniform(2 * uniform_scale)
+    embed = jax.vmap(lambda k: init(k, (codes, dim), jnp.float32) - uniform_scale)(keys)
+  elif method == "glorot_normal":
+    init = jax.nn.initializers.glorot_normal()
+    embed = jax.vmap(lambda k: init(k, (codes, dim), jnp.float32))(keys)
+  else:
+    raise ValueError(f"rvq.init={method!r} is unknown; use 'uniform', 'glorot_normal' or 'kmeans'.")
+  size = jnp.full((levels, codes), init_count, jnp.float32)
+  return CodebookState(embed, size, embed * size[..., None],
+                       jnp.zeros((levels, codes), jnp.int32))
+
+
+def _nearest(x: jax.Array, codebook: jax.Array) -> jax.Array:
+  """Index [N] of the nearest code [K, D] to each row of x [N, D]; distances as a matmul."""
+  # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 does not change the argmin.
+  scores = jnp.sum(codebook**2, axis=-1) - 2.0 * jnp.dot(x, codebook.T,
+                                                         precision=lax.Precision.HIGHEST)
+  return jnp.argmin(scores, axis=-1).astype(jnp.int32)
+
+
+def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int | None = None,
+             candidate_idx: jax.Array | None = None) -> QuantizeOutput:
+  """Residual-quantizes latent vectors with codebooks `embed` [L, K, D].
+
+  Args:
+    embed: float [L, K, D] codebooks (treated as constants: they learn by EMA, not gradients).
+    latents: float [N, D] encoder outputs.
+    num_levels: use only the first `num_levels` levels (quantizer dropout, bitrate choice); a
+      traced integer is fine. None: all L.
+    candidate_idx: int [M] rows of `latents` whose per-level residuals are returned as restart
+      candidates; None: none (candidates is [L, 0, D]).
+
+  Returns:
+    A `QuantizeOutput`. The residual passed from level to level subtracts the *detached* code,
+    so every level's commitment term sends gradient to the encoder.
+  """
+  embed = lax.stop_gradient(embed.astype(jnp.float32))
+  latents = latents.astype(jnp.float32)
+  levels, num_codes, _ = embed.shape
+  active = jnp.arange(levels) < (levels if num_levels is None else num_levels)
+  if candidate_idx is None:
+    candidate_idx = jnp.zeros((0,), jnp.int32)
+
+  def level(residual, inputs):
+    codebook, is_active = inputs
+    idx = _nearest(lax.stop_gradient(residual), codebook)
+    q = jnp.where(is_active, codebook[idx], 0.0)
+    weight = is_active.astype(jnp.float32)
+    onehot = jax.nn.one_hot(idx, num_codes, dtype=jnp.float32) * weight
+    commitment = weight * jnp.mean((residual - q)**2)   # q is a constant: gradient to residual
+    detached = lax.stop_gradient(residual)
+    stats = (onehot.sum(0), jnp.dot(onehot.T, detached, precision=lax.Precision.HIGHEST))
+    norm = jnp.mean(jnp.linalg.norm(detached, axis=-1))
+    outputs = (q, jnp.where(is_active, idx, 0), commitment, stats, norm, detached[candidate_idx])
+    return residual - q, outputs
+
+  _, (qs, codes, commitment, (counts, sums), norms, candidates) = lax.scan(
+      level, latents, (embed, active))
+  total = qs.sum(0)
+  quantized = latents + lax.stop_gradient(total - latents)   # straight-through estimator
+  return QuantizeOutput(quantized, codes.T, commitment, counts, sums, norms, candidates)
+
+
+def decode_codes(embed: jax.Array, codes: jax.Array, num_levels: int | None = None) -> jax.Array:
+  """Quantized latents [..., D] from codes [..., L'] (L' <= L): the sum of the chosen codes.
+
+  Uses the first `num_levels` levels (default: all L' given), giving exactly what `quantize`
+  returns for that many levels.
+  """
+  num_levels = codes.shape[-1] if num_levels is None else num_levels
+  embed = embed[:num_levels].astype(jnp.float32)
+  codes = codes[..., :num_levels]
+
+  def add_level(total, inputs):
+    codebook, idx = inputs
+    return total + codebook[idx], None
+
+  flat = codes.reshape(-1, num_levels)
+  total, _ = lax.scan(add_level, jnp.zeros((flat.shape[0], embed.shape[-1]), jnp.float32),
+                      (embed, flat.T))
+  return total.reshape(codes.shape[:-1] + (embed.shape[-1],))
+
+
+def ema_update(state: CodebookState, counts: jax.Array, sums: jax.Array, decay: float,
+               eps: float = 1e-5) -> CodebookState:
+  """One EMA step of the codebooks from global statistics (already summed over devices).
+
+  size     = decay * cluster_size + (1 - decay) * counts
+  embed_sum = decay * embed_sum + (1 - decay) * sums
+  embed    = embed_sum / smoothed(size), smoothed(n_k) = (n_k + eps) / (n + K eps) * n, n = sum_k n_k
+
+  Args:
+    state: current `CodebookState`.
+    counts: float [L, K] vectors assigned per code this step.
+    sums: float [L, K, D] sum of the vectors assigned per code.
+    decay: gamma, the EMA decay.
+    eps: Laplace smoothing, keeps unused codes from dividing by zero.
+  """
+  size = decay * state.cluster_size + (1.0 - decay) * counts
+  embed_sum = decay * state.embed_sum + (1.0 - decay) * sums
+  n = size.sum(-1, keepdims=True)
+  smoothed = (size + eps) / (n + size.shape[-1] * eps) * n
+  unused = jnp.where(counts > 0, 0, state.unused_steps + 1).astype(jnp.int32)
+  return CodebookState(embed_sum / smoothed[..., None], size, embed_sum, unused)
+
+
+def restart_dead_codes(state: CodebookState, candidates: jax.Array, rng: jax.Array,
+                       threshold_steps: int, restart_count: float = 1.0) -> CodebookState:
+  """Replaces codes unused for `threshold_steps` steps by random residuals, resetting their EMA.
+
+  The restarted code's statistics become (cluster_size, embed_sum) = (c, vector * c), so the next
+  EMA step keeps it near the new vector instead of rebuilding it from stale sums (encodec#61).
+
+  Args:
+    state: `CodebookState` after `ema_update`.
+    candidates: float [L, M, D] residuals seen this step at each level (identical on every device).
+    rng: PRNG key (identical on every device).
+    threshold_steps: restart codes with `unused_steps >= threshold_steps`.
+    restart_count: c, the EMA count a restarted code starts with.
+  """
+  levels, num_codes, _ = state.embed.shape
+  pick = jax.random.randint(rng, (levels, num_codes), 0, candidates.shape[1])
+  fresh = jnp.take_along_axis(candidates, pick[..., None], axis=1)          # [L, K, D]
+  dead = state.unused_steps >= threshold_steps
+  embed = jnp.where(dead[..., None], fresh, state.embed)
+  size = jnp.where(dead, restart_count, state.cluster_size)
+  embed_sum = jnp.where(dead[..., None], fresh * restart_count, state.embed_sum)
+  return CodebookState(embed, size, embed_sum, jnp.where(dead, 0, state.unused_steps))
+
+
+def kmeans_init(rng: jax.Array, latents: jax.Array, levels: int, codes: int,
+                iterations: int) -> CodebookState:
+  """Codebooks from Lloyd's k-means on one batch, level by level on the residuals.
+
+  Centroids start at random distinct rows; a cluster that empties keeps its centroid. The EMA
+  statistics are written consistently (vector-quantize-pytorch#66): cluster_size = count (at least 1,
+  so an empty cluster keeps its centroid) and embed_sum = centroid * cluster_size.
+
+  Args:
+    rng: PRNG key.
+    latents: float [N, D] encoder outputs, N >= codes.
+    levels, codes: L, K.
+    iterations: Lloyd iterations per level.
+  """
+  latents = latents.astype(jnp.float32)
+  keys = jax.random.split(rng, levels)
+
+  def level(residual, key):
+    start = jax.random.choice(key, residual.shape[0], (codes,), replace=False)
+
+    def lloyd(_, centroids):
+      onehot = jax.nn.one_hot(_nearest(residual, centroids), codes, dtype=jnp.float32)
+      count = onehot.sum(0)
+      mean = jnp.dot(onehot.T, residual, precision=lax.Precision.HIGHEST) / jnp.maximum(count, 1)[:, None]
+      return jnp.where(count[:, None] > 0, mean, centroids)
+
+    centroids = lax.fori_loop(0, iterations, lloyd, residual[start])
+    idx = _nearest(residual, centroids)
+    count = jnp.maximum(jax.nn.one_hot(idx, codes, dtype=jnp.float32).sum(0), 1.0)
+    return residual - centroids[idx], (centroids, count)
+
+  _, (embed, size) = lax.scan(level, latents, keys)
+  return CodebookState(embed, size, embed * size[..., None], jnp.zeros((levels, codes), jnp.int32))
+
+
+def codebook_metrics(counts: jax.Array) -> dict[str, jax.Array]:
+  """Per-level usage from code counts [L, K] (over a batch, an epoch or a split).
+
+  Returns float32 [L] arrays: 'perplexity' = exp(entropy of the usage distribution) (K when all codes
+  are used equally, 1 when one code takes everything), 'usage' = fraction of codes used at least
+  once, 'dead_codes' = number of codes never used.
+  """
+  total = jnp.maximum(counts.sum(-1, keepdims=True), 1e-12)
+  p = counts / total
+  entropy = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1)
+  used = (counts > 0).astype(jnp.float32)
+  return {"perplexity": jnp.exp(entropy), "usage": used.mean(-1),
+          "dead_codes": counts.shape[-1] - used.sum(-1)}

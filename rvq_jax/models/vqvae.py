@@ -1,0 +1,114 @@
+"""The RVQ-VAE: Flax encoder and decoder around the pure residual quantizer.
+
+Network parameters live in a Flax params pytree; codebooks live in a separate `rvq.CodebookState`
+(they learn by EMA, not by gradients), so `forward` takes both explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rvq_jax.models import autoencoder
+from rvq_jax.models import rvq
+
+DECODERS = ("deterministic", "gaussian")
+
+
+class VQVAE(nn.Module):
+  """Encoder and decoder networks. `encode`: [B, H, W, 2] -> [B, h, w, D]; `decode`: back.
+
+  With `decoder='gaussian'` the decoder outputs [B, H, W, 4]: per-pixel mean (2) and raw log-scale (2).
+  """
+  encoder_features: tuple[int, ...]
+  latent_dim: int
+  kernel_size: int
+  decoder: str
+  subpixel_decoder: bool
+  out_channels: int = 2
+
+  def setup(self):
+    self.encoder = autoencoder.Encoder(self.encoder_features, self.latent_dim, self.kernel_size)
+    channels = self.out_channels * (2 if self.decoder == "gaussian" else 1)
+    self.decoder_net = autoencoder.Decoder(tuple(reversed(self.encoder_features)), channels,
+                                           self.kernel_size, self.subpixel_decoder)
+
+  def encode(self, x):
+    return self.encoder(x)
+
+  def decode(self, z):
+    return self.decoder_net(z)
+
+  def __call__(self, x):
+    return self.decode(self.encode(x))
+
+
+def make_model(config) -> VQVAE:
+  m = config.model
+  return VQVAE(encoder_features=tuple(m.encoder_features), latent_dim=m.latent_dim,
+               kernel_size=m.kernel_size, decoder=m.decoder,
+               subpixel_decoder=m.subpixel_decoder)
+
+
+class ForwardOutput(NamedTuple):
+  """`forward`'s results for a batch of B spectrograms.
+
+  Attributes:
+    mean: float32 [B, H, W, 2], the reconstruction (the Gaussian's mean for model3).
+    log_scale: float32 [B, H, W, 2] per-pixel log std of the Gaussian decoder, or None.
+    latents: float32 [B, h, w, D] encoder outputs.
+    quant: `rvq.QuantizeOutput` over the B*h*w latent vectors.
+  """
+  mean: jax.Array
+  log_scale: jax.Array | None
+  latents: jax.Array
+  quant: rvq.QuantizeOutput
+
+
+def split_decoder_output(out: jax.Array, config):
+  """Decoder output -> (mean [.., 2], log_scale [.., 2] or None); log-scale floored smoothly."""
+  if config.model.decoder == "gaussian":
+    mean, raw = jnp.split(out, 2, axis=-1)
+    floor = config.model.min_log_scale
+    return mean, floor + jax.nn.softplus(raw - floor)
+  return out, None
+
+
+def forward(model: VQVAE, params, embed: jax.Array, x: jax.Array, config,
+            num_levels=None, candidate_idx=None) -> ForwardOutput:
+  """Encode, residual-quantize with codebooks `embed` [L, K, D], decode. x: [B, H, W, 2]."""
+  latents = model.apply(params, x, method=VQVAE.encode).astype(jnp.float32)
+  flat = latents.reshape(-1, latents.shape[-1])
+  quant = rvq.quantize(embed, flat, num_levels, candidate_idx)
+  out = model.apply(params, quant.quantized.reshape(latents.shape), method=VQVAE.decode)
+  mean, log_scale = split_decoder_output(out.astype(jnp.float32), config)
+  return ForwardOutput(mean, log_scale, latents, quant)
+
+
+def reconstruct(model: VQVAE, params, embed: jax.Array, x: jax.Array, config, rng=None,
+                num_levels=None) -> jax.Array:
+  """Reconstructed spectrograms [B, H, W, 2]: the mean, or a sample when
+  `config.model.sample_reconstruction` (Gaussian decoder, needs `rng`)."""
+  out = forward(model, params, embed, x, config, num_levels)
+  if out.log_scale is not None and config.model.sample_reconstruction:
+    return out.mean + jnp.exp(out.log_scale) * jax.random.normal(rng, out.mean.shape)
+  return out.mean
+
+
+def encode_codes(model: VQVAE, params, embed: jax.Array, x: jax.Array,
+                 num_levels=None) -> jax.Array:
+  """Integer codes [B, h, w, L] of spectrograms x [B, H, W, 2]."""
+  latents = model.apply(params, x, method=VQVAE.encode).astype(jnp.float32)
+  quant = rvq.quantize(embed, latents.reshape(-1, latents.shape[-1]), num_levels)
+  return quant.codes.reshape(latents.shape[:-1] + (embed.shape[0],))
+
+
+def decode_from_codes(model: VQVAE, params, embed: jax.Array, codes: jax.Array, config,
+                      num_levels=None) -> jax.Array:
+  """Spectrograms [B, H, W, 2] (mean) from codes [B, h, w, L']."""
+  z = rvq.decode_codes(embed, codes, num_levels)
+  out = model.apply(params, z, method=VQVAE.decode)
+  return split_decoder_output(out.astype(jnp.float32), config)[0]

@@ -1,0 +1,217 @@
+"""`train(config, workdir)`: the RVQ-VAE training loop, resumable from its workdir.
+
+Writes into the workdir: config.json, metrics.jsonl (one line per epoch and split), tb/ (TensorBoard),
+checkpoints/ (orbax). Batches are drawn on the device from the prepared spectrograms as a pure
+function of the step, so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import pathlib
+import time
+
+from absl import logging
+import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm
+
+from rvq_jax import audio
+from rvq_jax import data as data_lib
+from rvq_jax.models import rvq
+from rvq_jax.train import steps
+from rvq_jax.train import validation
+from rvq_jax.train import writer as writer_lib
+
+
+def prepare_spectrograms(waveforms: np.ndarray, audio_config, chunk: int = 256) -> jax.Array:
+  """float32 [N, num_samples] -> [N, bins, frames, 2] on the default device, in chunks."""
+  convert = jax.jit(lambda w: audio.to_spectrogram(w, audio_config))
+  parts = [convert(jnp.asarray(waveforms[i:i + chunk])) for i in range(0, len(waveforms), chunk)]
+  return jnp.concatenate(parts) if parts else jnp.zeros((0,) + audio.spectrogram_shape(
+      waveforms.shape[-1], audio_config), jnp.float32)
+
+
+def batch_for_step(examples: jax.Array, step: jax.Array, key: jax.Array, batch_size: int) -> jax.Array:
+  """The training batch [B, ...] of `step`: epoch e = step // steps_per_epoch is a fresh
+  permutation drawn from fold_in(key, e); the last partial batch of an epoch is dropped."""
+  steps_per_epoch = examples.shape[0] // batch_size
+  perm = jax.random.permutation(jax.random.fold_in(key, step // steps_per_epoch), examples.shape[0])
+  idx = jax.lax.dynamic_slice(perm, ((step % steps_per_epoch) * batch_size,), (batch_size,))
+  return examples[idx]
+
+
+def _sum_metrics(total, new):
+  return jax.tree.map(jnp.add, total, new)
+
+
+class _Parallel:
+  """How state, batches and steps are placed: 'jit' (one device), 'sharded', or 'pmap'."""
+
+  def __init__(self, config):
+    mode = config.parallel.mode
+    if mode == "auto":
+      mode = "sharded" if jax.device_count() > 1 else "jit"
+    self.mode = mode
+    devices = jax.devices() if mode != "jit" else jax.devices()[:1]
+    self.mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                              devices=devices)
+    self.replicated = NamedSharding(self.mesh, P())
+    self.data_sharding = NamedSharding(self.mesh, P("data"))
+    self.num_devices = len(devices)
+
+  def create_state(self, init_fn, *args):
+    return jax.jit(init_fn, out_shardings=self.replicated)(*args)
+
+  def abstract_state(self, init_fn, *args):
+    shapes = jax.eval_shape(init_fn, *args)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
+                        shapes)
+
+  def batch_fn(self, batch_size):
+    out = self.data_sharding if self.mode == "sharded" else self.replicated
+    return jax.jit(functools.partial(batch_for_step, batch_size=batch_size), out_shardings=out)
+
+  def train_step(self, config):
+    if self.mode == "pmap":
+      step = jax.pmap(steps.make_train_step(config, axis_name="batch"), axis_name="batch",
+                      in_axes=(None, 0), out_axes=(None, 0), devices=self.mesh.devices.tolist())
+      n = self.num_devices
+
+      def run(state, batch):
+        state, metrics = step(state, batch.reshape((n, -1) + batch.shape[1:]))
+        return state, jax.tree.map(lambda m: m[0], metrics)
+      return run
+    return jax.jit(steps.make_train_step(config),
+                   in_shardings=(self.replicated, self.data_sharding if self.mode == "sharded"
+                                 else self.replicated),
+                   out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+
+
+def train(config, workdir: str):
+  """Trains (or resumes) the RVQ-VAE in `workdir`. Returns (state, dataset, spectrograms by split)."""
+  # ------------------------------------------------------------------ set-up and validation
+  num_devices = jax.device_count() if config.parallel.mode != "jit" else 1
+  validation.validate_config(config, num_devices)
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_writer = jax.process_index() == 0
+  if is_writer:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+  parallel = _Parallel(config)
+  logging.info("parallel mode %s over %d device(s)", parallel.mode, parallel.num_devices)
+
+  # ------------------------------------------------------------------ data on the device
+  dataset = data_lib.load_dataset(config.data)
+  specs = {s: prepare_spectrograms(dataset[s].waveforms, config.audio) for s in data_lib.SPLITS}
+  train_specs = jax.device_put(specs["train"], parallel.replicated)
+  batch_size = config.train.batch_size
+  steps_per_epoch = len(dataset["train"]) // batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"train.batch_size={batch_size} exceeds the {len(dataset['train'])} training "
+                     "recordings.")
+  total_steps = steps_per_epoch * config.train.num_epochs
+  if config.train.num_steps is not None:
+    total_steps = min(total_steps, config.train.num_steps)
+
+  # ------------------------------------------------------------------ state, restored if saved
+  root_key = jax.random.key_data(jax.random.key(config.seed))
+  data_key = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1))
+  get_batch = parallel.batch_fn(batch_size)
+  first_batch = jax.jit(functools.partial(batch_for_step, batch_size=batch_size))(
+      train_specs, jnp.zeros((), jnp.int32), data_key)
+  init_fn = functools.partial(steps.create_train_state, config)
+  ckpt_dir = (workdir / "checkpoints").absolute()
+  manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(
+      save_interval_steps=config.train.checkpoint_every_steps,
+      max_to_keep=config.train.keep_checkpoints))
+  if manager.latest_step() is not None:
+    restored_step = manager.latest_step()
+    state = manager.restore(restored_step, args=ocp.args.StandardRestore(
+        parallel.abstract_state(init_fn, root_key, first_batch)))
+    logging.info("Resumed from %s at step %d", ckpt_dir, restored_step)
+  else:
+    restored_step = 0
+    state = parallel.create_state(init_fn, root_key, first_batch)
+  writer = writer_lib.MetricWriter(workdir, enabled=is_writer, truncate_after_step=restored_step)
+  train_step = parallel.train_step(config)
+  eval_step = jax.jit(steps.make_eval_step(config))
+  sum_metrics = jax.jit(_sum_metrics, donate_argnums=0)
+
+  # ------------------------------------------------------------------ the loop
+  step = int(state.step)
+  bar = tqdm.tqdm(total=total_steps * batch_size, initial=step * batch_size, unit="ex",
+                  unit_scale=True, disable=not (is_writer and config.train.progress_bar),
+                  dynamic_ncols=True)
+  epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
+  while step < total_steps:
+    with jax.transfer_guard("disallow"):
+      batch = get_batch(train_specs, state.step, data_key)
+      state, metrics = train_step(state, batch)
+      epoch_sum = metrics if epoch_sum is None else sum_metrics(epoch_sum, metrics)
+    step += 1
+    epoch_steps += 1
+    bar.update(batch_size)
+    end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+    if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
+      loss = float(metrics["loss"])
+      if not math.isfinite(loss):
+        manager.wait_until_finished()
+        raise FloatingPointError(
+            f"Non-finite loss {loss} at step {step}; stopping. The last good checkpoint "
+            f"(step {manager.latest_step()}) is in {ckpt_dir}; lower optim.learning_rate or set "
+            "optim.grad_clip_norm and resume.")
+      bar.set_postfix(epoch=f"{(step - 1) // steps_per_epoch + 1}/{config.train.num_epochs}",
+                      loss=f"{loss:.4f}", rec=f"{float(metrics['reconstruction']):.4f}",
+                      commit=f"{float(metrics['commitment']):.4f}", refresh=False)
+    if end_of_epoch:
+      epoch = math.ceil(step / steps_per_epoch)
+      means = jax.tree.map(lambda x: np.asarray(x) / epoch_steps,
+                           {k: v for k, v in epoch_sum.items() if k != "counts"})
+      means.update({f"codebook_{k}": np.asarray(v) for k, v in
+                    rvq.codebook_metrics(epoch_sum["counts"]).items()})
+      means["examples_per_second"] = epoch_steps * batch_size / (time.perf_counter() - epoch_start)
+      writer.write(step, "train", epoch, means)
+      val = evaluate(eval_step, state, specs["validation"], config.train.eval_batch_size)
+      writer.write(step, "validation", epoch, val)
+      logging.info("epoch %d step %d: train loss %.5f (rec %.5f, commit %.5f); validation loss "
+                   "%.5f (rec %.5f, commit %.5f)", epoch, step, means["loss"],
+                   means["reconstruction"], means["commitment"], val["loss"],
+                   val["reconstruction"], val["commitment"])
+      epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
+    manager.save(step, args=ocp.args.StandardSave(state))
+  bar.close()
+
+  # ------------------------------------------------------------------ finish
+  if manager.latest_step() != step:
+    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  manager.wait_until_finished()
+  manager.close()
+  writer.close()
+  return state, dataset, specs
+
+
+def evaluate(eval_step, state, examples: jax.Array, batch_size: int) -> dict:
+  """Weighted-mean eval metrics over all `examples` [N, H, W, 2], plus per-level codebook use."""
+  n = examples.shape[0]
+  batches = []
+  for start in range(0, n, batch_size):
+    chunk = examples[start:start + batch_size]
+    real = chunk.shape[0]
+    if real < batch_size:  # pad to one compiled shape; padding has weight 0
+      chunk = jnp.concatenate([chunk, jnp.zeros((batch_size - real,) + chunk.shape[1:],
+                                                chunk.dtype)])
+    weights = jnp.asarray(np.arange(batch_size) < real, jnp.float32)
+    batches.append(jax.device_get(eval_step(state, chunk, weights)))
+  out = steps.combine_eval_metrics(batches)
+  counts = out.pop("counts")
+  out.pop("weight")
+  out.update({f"codebook_{k}": np.asarray(v) for k, v in
+              rvq.codebook_metrics(jnp.asarray(counts)).items()})
+  out["counts"] = counts
+  return out

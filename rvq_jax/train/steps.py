@@ -1,0 +1,194 @@
+"""TrainState, its creation, and the pure train and eval steps of the RVQ-VAE.
+
+`make_train_step(config, axis_name=None)` returns `train_step(state, batch) -> (state, metrics)`:
+pure, jit-able, no host transfers. With `axis_name` (pmap / shard_map), gradients and metrics are
+averaged and the EMA statistics (counts and sums per code) summed over that axis, so every device
+applies the same codebook update. Under sharded `jit` leave `axis_name=None`: the compiler reduces.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rvq_jax.models import rvq
+from rvq_jax.models import vqvae
+
+_HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training, as one pytree (orbax saves and restores it whole).
+
+  Attributes:
+    step: int32 [], optimizer steps taken.
+    params: Flax params of the encoder and decoder.
+    opt_state: optax state of `make_optimizer(config)`.
+    codebook: `rvq.CodebookState`, the EMA codebooks.
+    rng: PRNG key data uint32 [2]; each step folds in `step`, so a resumed run draws the same noise.
+  """
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  codebook: rvq.CodebookState
+  rng: jax.Array
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  """Adam with optional linear warm-up and global-norm clipping."""
+  o = config.optim
+  schedule = (optax.linear_schedule(0.0, o.learning_rate, o.warmup_steps)
+              if o.warmup_steps > 0 else o.learning_rate)
+  adam = optax.adam(schedule, b1=o.b1, b2=o.b2)
+  return optax.chain(optax.clip_by_global_norm(o.grad_clip_norm), adam) if o.grad_clip_norm > 0 \
+      else adam
+
+
+def create_train_state(config, rng: jax.Array, first_batch: jax.Array) -> TrainState:
+  """Initial state. first_batch: float [B, H, W, 2] spectrograms (shapes; k-means init uses values).
+
+  rng: a PRNG key array (raw uint32 [2] key data).
+  """
+  model = vqvae.make_model(config)
+  init_rng, codebook_rng, state_rng = jax.random.split(rng, 3)
+  params = model.init(init_rng, first_batch[:1])
+  r = config.rvq
+  if r.init == "kmeans":
+    latents = model.apply(params, first_batch, method=vqvae.VQVAE.encode)
+    codebook = rvq.kmeans_init(codebook_rng, latents.reshape(-1, latents.shape[-1]), r.levels,
+                               r.codes, r.kmeans_iterations)
+  else:
+    codebook = rvq.init_codebooks(codebook_rng, r.levels, r.codes, config.model.latent_dim, r.init,
+                                  r.uniform_scale, r.init_count)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=make_optimizer(config).init(params), codebook=codebook,
+                    rng=state_rng)
+
+
+def _losses(config, out: vqvae.ForwardOutput, x: jax.Array, weights: jax.Array):
+  """Per-example-weighted reconstruction loss and spectrogram MSE. weights: [B]."""
+  per_pixel_se = (out.mean - x)**2
+  mse = jnp.mean(per_pixel_se, axis=(1, 2, 3))
+  if out.log_scale is not None:
+    nll = 0.5 * per_pixel_se * jnp.exp(-2 * out.log_scale) + out.log_scale + _HALF_LOG_2PI
+    reconstruction = jnp.mean(nll, axis=(1, 2, 3))
+  else:
+    reconstruction = mse
+  norm = jnp.maximum(weights.sum(), 1.0)
+  return (reconstruction * weights).sum() / norm, (mse * weights).sum() / norm
+
+
+def make_train_step(config, axis_name: str | None = None):
+  """Returns the pure `train_step(state, batch) -> (state, metrics)`. batch: [B, H, W, 2].
+
+  metrics: 'loss', 'reconstruction' (MSE, or Gaussian NLL per pixel), 'commitment' (sum over
+  levels), 'spectrogram_mse', per-level [L] 'commitment_per_level' and 'residual_norm', and
+  'counts' [L, K] (global code counts of this step), 'levels_used' (quantizer dropout).
+  """
+  model = vqvae.make_model(config)
+  tx = make_optimizer(config)
+  r = config.rvq
+
+  def loss_fn(params, codebook, batch, num_levels, candidate_idx):
+    out = vqvae.forward(model, params, codebook.embed, batch, config, num_levels, candidate_idx)
+    reconstruction, mse = _losses(config, out, batch, jnp.ones(batch.shape[:1]))
+    commitment = out.quant.commitment.sum()
+    loss = reconstruction + config.loss.beta * commitment
+    metrics = {"loss": loss, "reconstruction": reconstruction, "commitment": commitment,
+               "spectrogram_mse": mse, "commitment_per_level": out.quant.commitment,
+               "residual_norm": out.quant.residual_norm}
+    return loss, (metrics, out.quant)
+
+  def train_step(state: TrainState, batch: jax.Array):
+    rng = jax.random.fold_in(state.rng, state.step)
+    levels_rng, candidates_rng, restart_rng = jax.random.split(rng, 3)
+    num_levels = (jax.random.randint(levels_rng, (), r.dropout_min_levels, r.levels + 1)
+                  if r.dropout else r.levels)
+    positions = batch.shape[0] * int(np.prod(batch.shape[1:3])) // 4 ** len(
+        config.model.encoder_features)
+    candidate_idx = (jax.random.randint(candidates_rng, (r.restart_candidates,), 0, positions)
+                     if r.dead_code_steps > 0 else None)
+    grads, (metrics, quant) = jax.grad(loss_fn, has_aux=True)(
+        state.params, state.codebook, batch, num_levels, candidate_idx)
+    counts, sums, candidates = quant.counts, quant.sums, quant.candidates
+    if axis_name is not None:
+      grads, metrics = lax.pmean((grads, metrics), axis_name)
+      counts, sums = lax.psum((counts, sums), axis_name)
+      # Every device must restart codes with the same vectors: take the first device's.
+      candidates = lax.all_gather(candidates, axis_name)[0]
+    codebook = rvq.ema_update(state.codebook, counts, sums, r.decay, r.eps)
+    if r.dead_code_steps > 0:
+      codebook = rvq.restart_dead_codes(codebook, candidates, restart_rng, r.dead_code_steps,
+                                        r.restart_count)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, counts=counts, levels_used=jnp.asarray(num_levels, jnp.float32))
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                              codebook=codebook)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(config, axis_name: str | None = None):
+  """Returns the pure `eval_step(state, batch, weights) -> metrics` (all levels, no update).
+
+  weights: float [B], 1 for real examples and 0 for padding; metrics are weighted means over the
+  batch plus 'weight' (the sum of weights) and 'counts' [L, K], so batches combine exactly.
+  """
+  model = vqvae.make_model(config)
+
+  def eval_step(state: TrainState, batch: jax.Array, weights: jax.Array):
+    out = vqvae.forward(model, state.params, state.codebook.embed, batch, config)
+    reconstruction, mse = _losses(config, out, batch, weights)
+    # Per-example commitment, so padded examples do not count.
+    positions = out.latents.shape[1] * out.latents.shape[2]
+    w_rows = jnp.repeat(weights, positions)
+    z = out.latents.reshape(-1, out.latents.shape[-1])
+    per_level = _weighted_commitment(state.codebook.embed, z, out.quant.codes, w_rows)
+    commitment = per_level.sum()
+    counts = jnp.einsum("n,lnk->lk", w_rows,
+                        jax.nn.one_hot(out.quant.codes.T, config.rvq.codes, dtype=jnp.float32))
+    metrics = {"loss": reconstruction + config.loss.beta * commitment,
+               "reconstruction": reconstruction, "commitment": commitment,
+               "spectrogram_mse": mse, "commitment_per_level": per_level,
+               "weight": weights.sum(), "counts": counts}
+    if axis_name is not None:
+      total = lax.psum(metrics["weight"], axis_name)
+      metrics = {k: (lax.psum(v, axis_name) if k in ("weight", "counts")
+                     else lax.psum(v * metrics["weight"], axis_name) / jnp.maximum(total, 1.0))
+                 for k, v in metrics.items()}
+    return metrics
+
+  return eval_step
+
+
+def _weighted_commitment(embed, latents, codes, row_weights):
+  """Per-level weighted mean squared residual-to-code distance [L] for given codes [N, L]."""
+  def level(residual, inputs):
+    codebook, idx = inputs
+    q = codebook[idx]
+    se = jnp.mean((residual - q)**2, axis=-1)
+    return residual - q, (se * row_weights).sum() / jnp.maximum(row_weights.sum(), 1.0)
+  _, per_level = lax.scan(level, latents, (embed, codes.T))
+  return per_level
+
+
+def combine_eval_metrics(batches: list[dict]) -> dict:
+  """Weighted mean of per-batch eval metrics (counts summed)."""
+  total = sum(float(b["weight"]) for b in batches)
+  out = {}
+  for key in batches[0]:
+    if key in ("weight", "counts"):
+      out[key] = functools.reduce(lambda a, b: a + b, [np.asarray(b[key]) for b in batches])
+    else:
+      out[key] = sum(np.asarray(b[key]) * float(b["weight"]) for b in batches) / max(total, 1.0)
+  return out
