@@ -8,16 +8,18 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from rvq_jax.eval import report
 from rvq_jax.eval import spectrogram_figure
 
 MODES = {
+    "train": report.train_and_report,
     "spectrogram_figure": spectrogram_figure.write_spectrogram_figure,
 }
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Everything the run writes goes here.")
-_MODE = flags.DEFINE_enum("mode", "spectrogram_figure", list(MODES), "What to run.")
+_MODE = flags.DEFINE_enum("mode", "train", list(MODES), "What to run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -25,6 +27,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   import jax  # pylint: disable=g-import-not-at-top
+  # Orbax logs every checkpoint phase at INFO; keep the log to what a user reads.
+  logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
   logging.info("process %d/%d, devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
   MODES[_MODE.value](_CONFIG.value, _WORKDIR.value)

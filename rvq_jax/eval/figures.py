@@ -51,3 +51,53 @@ def magnitude_phase_figure(spectrogram: np.ndarray, audio_config, sample_rate: i
   if title:
     fig.suptitle(title)
   return fig
+
+
+def reconstruction_figure(original: np.ndarray, reconstruction: np.ndarray, audio_config,
+                          sample_rate: int, title: str = ""):
+  """Original (top) and reconstruction (bottom): magnitude (dB) and phase. Inputs [bins, frames, 2]."""
+  fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+  spectra = [np.asarray(audio.to_complex(np.asarray(s), audio_config))
+             for s in (original, reconstruction)]
+  top = 20 * np.log10(np.abs(spectra[0]).max() + 1e-6)
+  bins, frames = spectra[0].shape
+  extent = (0, frames * audio_config.hop_length / sample_rate, 0, sample_rate / 2 / 1000)
+  for row, (label, spectrum) in enumerate(zip(("original", "reconstruction"), spectra)):
+    for col, (values, kind, cmap, limits) in enumerate((
+        (20 * np.log10(np.abs(spectrum) + 1e-6), "magnitude (dB)", "magma", (top - 80, top)),
+        (np.angle(spectrum), "phase (rad)", "twilight", (-np.pi, np.pi)))):
+      ax = axes[row, col]
+      image = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                        vmin=limits[0], vmax=limits[1], interpolation="nearest")
+      ax.set_title(f"{label}: {kind}")
+      ax.set_xlabel("time (s)")
+      ax.set_ylabel("frequency (kHz)")
+      fig.colorbar(image, ax=ax)
+  if title:
+    fig.suptitle(title)
+  return fig
+
+
+LOSS_PARTS = (("loss", "total"), ("reconstruction", "reconstruction"),
+              ("commitment", "commitment"))
+
+
+def loss_curves_figure(runs: dict[str, list[dict]]):
+  """Train (solid) and validation (dashed) loss per epoch: total, reconstruction, commitment.
+
+  Args:
+    runs: run name -> the records of its metrics.jsonl.
+  """
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for (name, records), color in zip(runs.items(), colors):
+    for split, style in (("train", "-"), ("validation", "--")):
+      rows = [r for r in records if r["split"] == split]
+      for ax, (key, label) in zip(axes, LOSS_PARTS):
+        ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], style, color=color,
+                label=f"{name} {split}")
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+  axes[0].legend(fontsize=8)
+  return fig

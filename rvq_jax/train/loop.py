@@ -160,10 +160,11 @@ def train(config, workdir: str):
     end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
     if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
       loss = float(metrics["loss"])
-      if not math.isfinite(loss):
+      if not (math.isfinite(loss) and float(metrics["finite"]) == 1.0):
         manager.wait_until_finished()
         raise FloatingPointError(
-            f"Non-finite loss {loss} at step {step}; stopping. The last good checkpoint "
+            f"Non-finite loss ({loss}) or parameters at step {step}; stopping without saving "
+            f"this state. The last good checkpoint "
             f"(step {manager.latest_step()}) is in {ckpt_dir}; lower optim.learning_rate or set "
             "optim.grad_clip_norm and resume.")
       bar.set_postfix(epoch=f"{(step - 1) // steps_per_epoch + 1}/{config.train.num_epochs}",

@@ -91,7 +91,8 @@ def make_train_step(config, axis_name: str | None = None):
 
   metrics: 'loss', 'reconstruction' (MSE, or Gaussian NLL per pixel), 'commitment' (sum over
   levels), 'spectrogram_mse', per-level [L] 'commitment_per_level' and 'residual_norm', and
-  'counts' [L, K] (global code counts of this step), 'levels_used' (quantizer dropout).
+  'counts' [L, K] (global code counts of this step), 'levels_used' (quantizer dropout), and
+  'finite' (1.0 when the loss and the updated params and codebooks are all finite).
   """
   model = vqvae.make_model(config)
   tx = make_optimizer(config)
@@ -112,25 +113,38 @@ def make_train_step(config, axis_name: str | None = None):
     levels_rng, candidates_rng, restart_rng = jax.random.split(rng, 3)
     num_levels = (jax.random.randint(levels_rng, (), r.dropout_min_levels, r.levels + 1)
                   if r.dropout else r.levels)
-    positions = batch.shape[0] * int(np.prod(batch.shape[1:3])) // 4 ** len(
+    # Restart candidates: latent positions drawn over the *global* batch, identical on every
+    # device; under pmap each device supplies the ones it holds and a psum assembles them, so
+    # the result equals the single-device step.
+    local_positions = batch.shape[0] * int(np.prod(batch.shape[1:3])) // 4 ** len(
         config.model.encoder_features)
-    candidate_idx = (jax.random.randint(candidates_rng, (r.restart_candidates,), 0, positions)
-                     if r.dead_code_steps > 0 else None)
+    num_shards = 1 if axis_name is None else lax.axis_size(axis_name)
+    shard = 0 if axis_name is None else lax.axis_index(axis_name)
+    candidate_idx, held = None, None
+    if r.dead_code_steps > 0:
+      global_idx = jax.random.randint(candidates_rng, (r.restart_candidates,), 0,
+                                      local_positions * num_shards)
+      local_idx = global_idx - shard * local_positions
+      held = (local_idx >= 0) & (local_idx < local_positions)
+      candidate_idx = jnp.clip(local_idx, 0, local_positions - 1)
     grads, (metrics, quant) = jax.grad(loss_fn, has_aux=True)(
         state.params, state.codebook, batch, num_levels, candidate_idx)
     counts, sums, candidates = quant.counts, quant.sums, quant.candidates
+    if held is not None:
+      candidates = jnp.where(held[None, :, None], candidates, 0.0)
     if axis_name is not None:
       grads, metrics = lax.pmean((grads, metrics), axis_name)
-      counts, sums = lax.psum((counts, sums), axis_name)
-      # Every device must restart codes with the same vectors: take the first device's.
-      candidates = lax.all_gather(candidates, axis_name)[0]
+      counts, sums, candidates = lax.psum((counts, sums, candidates), axis_name)
     codebook = rvq.ema_update(state.codebook, counts, sums, r.decay, r.eps)
     if r.dead_code_steps > 0:
       codebook = rvq.restart_dead_codes(codebook, candidates, restart_rng, r.dead_code_steps,
                                         r.restart_count)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, counts=counts, levels_used=jnp.asarray(num_levels, jnp.float32))
+    finite = jnp.isfinite(metrics["loss"]) & jnp.all(jnp.stack(
+        [jnp.isfinite(x).all() for x in jax.tree.leaves((params, codebook.embed))]))
+    metrics = dict(metrics, counts=counts, levels_used=jnp.asarray(num_levels, jnp.float32),
+                   finite=finite.astype(jnp.float32))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               codebook=codebook)
     return new_state, metrics

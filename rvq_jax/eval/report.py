@@ -1,0 +1,102 @@
+"""`--mode=train`: train (or resume) an RVQ-VAE, then write its test-split report into the workdir.
+
+Writes <workdir>/eval.json, figures/loss_curves.png, figures/reconstruction_<name>.png and
+audio/{original,reconstruction}/<name>.wav (8 kHz PCM16, training-std scaling undone, trimmed to
+the recording's length).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+import soundfile as sf
+
+from rvq_jax import audio
+from rvq_jax.eval import figures
+from rvq_jax.models import vqvae
+from rvq_jax.train import loop
+from rvq_jax.train import steps
+from rvq_jax.train import writer
+
+
+def bits_per_second(config, counts: np.ndarray | None = None) -> dict[str, float]:
+  """Bit rate of the codes: nominal L * log2(K) per latent position, and the entropy rate
+  sum_l log2(perplexity_l) per position when code counts [L, K] are given."""
+  bins, frames, _ = audio.spectrogram_shape(config.data.max_samples, config.audio)
+  factor = 4 ** len(config.model.encoder_features)
+  positions_per_second = bins * frames / factor / (config.data.max_samples /
+                                                    config.data.sample_rate)
+  out = {"nominal_bits_per_second":
+         positions_per_second * config.rvq.levels * math.log2(config.rvq.codes)}
+  if counts is not None:
+    p = counts / np.maximum(counts.sum(-1, keepdims=True), 1e-12)
+    entropy_bits = -np.sum(np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0), -1)
+    out["entropy_bits_per_second"] = float(positions_per_second * entropy_bits.sum())
+  return out
+
+
+def write_wav(path: pathlib.Path, waveform: np.ndarray, sample_rate: int) -> None:
+  """float waveform in [-1, 1] (clipped) -> PCM16 WAV."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  sf.write(path, np.clip(waveform, -1.0, 1.0), sample_rate, subtype="PCM_16")
+
+
+def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> dict:
+  """Test-split metrics, WAVs and figures for a trained state; returns the eval.json contents."""
+  workdir = pathlib.Path(workdir)
+  if jax.process_index() != 0:
+    return {}
+  eval_step = jax.jit(steps.make_eval_step(config))
+  test = loop.evaluate(eval_step, state, specs["test"], config.train.eval_batch_size)
+  counts = test.pop("counts")
+  result = {"step": int(state.step), "split": "test", "examples": len(dataset["test"])}
+  result.update({k: np.asarray(v).tolist() for k, v in test.items()})
+  result.update(bits_per_second(config, counts))
+  (workdir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+
+  model = vqvae.make_model(config)
+  rebuild = jax.jit(lambda p, e, x, key: audio.to_waveform(
+      vqvae.reconstruct(model, p, e, x, config, key), config.audio))
+  split = dataset["test"]
+  count = min(config.eval.num_audio, len(split))
+  chunk = config.train.eval_batch_size
+  key = jax.random.key(config.seed)
+  for start in range(0, count, chunk):
+    stop = min(start + chunk, count)
+    x = specs["test"][start:stop]
+    if stop - start < chunk:  # one compiled shape
+      x = jnp.concatenate([x, jnp.zeros((chunk - (stop - start),) + x.shape[1:], x.dtype)])
+    waves = np.asarray(rebuild(state.params, state.codebook.embed, x,
+                               jax.random.fold_in(key, start)))
+    for i in range(start, stop):
+      n = int(split.lengths[i])
+      name = split.names[i]
+      write_wav(workdir / "audio" / "original" / f"{name}.wav",
+                dataset.unscale(split.waveforms[i, :n]), dataset.sample_rate)
+      write_wav(workdir / "audio" / "reconstruction" / f"{name}.wav",
+                dataset.unscale(waves[i - start, :n]), dataset.sample_rate)
+  recon_spec = jax.jit(lambda p, e, x: vqvae.reconstruct(model, p, e, x, config))
+  for i in range(min(config.eval.num_figures, len(split))):
+    x = specs["test"][i:i + 1]
+    fig = figures.reconstruction_figure(np.asarray(x[0]), np.asarray(
+        recon_spec(state.params, state.codebook.embed, x)[0]), config.audio,
+        dataset.sample_rate, title=split.names[i])
+    figures.save(fig, workdir / "figures" / f"reconstruction_{split.names[i]}.png")
+  figures.save(figures.loss_curves_figure({workdir.name: writer.read_metrics(workdir)}),
+               workdir / "figures" / "loss_curves.png")
+  logging.info("test: loss %.5f (rec %.5f, commit %.5f), spectrogram MSE %.5f; %d WAV pairs in %s",
+               result["loss"], result["reconstruction"], result["commitment"],
+               result["spectrogram_mse"], count, workdir / "audio")
+  return result
+
+
+def train_and_report(config, workdir: str) -> dict:
+  """Trains or resumes in `workdir`, then writes the report. The `--mode=train` entry point."""
+  state, dataset, specs = loop.train(config, workdir)
+  return write_report(config, workdir, state, dataset, specs)

@@ -1,0 +1,192 @@
+"""Residual quantizer: shapes, gradients, the EMA update against NumPy, inits, restarts, decoding."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rvq_jax.models import rvq
+
+
+def _random(levels=3, codes=16, dim=8, n=200, seed=0):
+  k1, k2 = jax.random.split(jax.random.key(seed))
+  embed = jax.random.normal(k1, (levels, codes, dim))
+  latents = 2.0 * jax.random.normal(k2, (n, dim))
+  return embed, latents
+
+
+def test_shapes_and_code_range():
+  embed, z = _random()
+  out = rvq.quantize(embed, z)
+  assert out.quantized.shape == z.shape and out.quantized.dtype == jnp.float32
+  assert out.codes.shape == (200, 3) and out.codes.dtype == jnp.int32
+  assert int(out.codes.min()) >= 0 and int(out.codes.max()) < 16
+  assert out.commitment.shape == (3,) and out.counts.shape == (3, 16)
+  assert out.sums.shape == (3, 16, 8) and out.residual_norm.shape == (3,)
+  np.testing.assert_allclose(out.counts.sum(-1), 200)
+
+
+def test_nearest_codes_match_brute_force():
+  embed, z = _random()
+  out = rvq.quantize(embed, z)
+  residual = np.asarray(z, np.float64)
+  for level in range(3):
+    d = ((residual[:, None, :] - np.asarray(embed[level], np.float64)[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(out.codes[:, level], d.argmin(-1))
+    residual = residual - np.asarray(embed[level])[d.argmin(-1)]
+  np.testing.assert_allclose(out.quantized, np.asarray(z) - residual, atol=1e-5)
+
+
+def test_residual_norm_falls_level_by_level(fsdd_dataset, default_config):
+  """On real spectrogram patches, with k-means codebooks, each level leaves a smaller residual."""
+  from rvq_jax import audio  # pylint: disable=g-import-not-at-top
+  spec = audio.to_spectrogram(fsdd_dataset["train"].waveforms[:16], default_config.audio)
+  patches = spec[..., 0].reshape(16, 32, 4, 32, 4).transpose(0, 1, 3, 2, 4).reshape(-1, 16)
+  state = rvq.kmeans_init(jax.random.key(0), patches, levels=4, codes=32, iterations=10)
+  norms = np.asarray(rvq.quantize(state.embed, patches).residual_norm)
+  final = np.linalg.norm(patches - rvq.quantize(state.embed, patches).quantized, axis=-1).mean()
+  assert np.all(np.diff(norms) < 0) and final < norms[-1], (norms, final)
+
+
+def test_straight_through_gradient_is_identity():
+  embed, z = _random()
+  w = jax.random.normal(jax.random.key(3), z.shape)
+  grad = jax.grad(lambda x: jnp.sum(rvq.quantize(embed, x).quantized * w))(z)
+  np.testing.assert_allclose(grad, w, atol=1e-6)
+
+
+def test_every_levels_commitment_reaches_the_encoder():
+  """Regression test for encodec#25: a level's commitment must depend on the encoder output."""
+  embed, z = _random(levels=4)
+  for level in range(4):
+    grad = jax.grad(lambda x, l=level: rvq.quantize(embed, x).commitment[l])(z)
+    assert float(jnp.abs(grad).sum()) > 0, level
+    # The gradient of level l's term is 2 (r_l - q_l) / (N D): check against the definition.
+    out = rvq.quantize(embed, z)
+    residual = np.asarray(z)
+    for prev in range(level):
+      residual = residual - np.asarray(embed[prev])[np.asarray(out.codes[:, prev])]
+    q = np.asarray(embed[level])[np.asarray(out.codes[:, level])]
+    np.testing.assert_allclose(grad, 2 * (residual - q) / residual.size, atol=1e-6)
+  # The codebooks get no gradient: they learn by EMA.
+  g_embed = jax.grad(lambda e: rvq.quantize(e, z).commitment.sum())(embed)
+  assert float(jnp.abs(g_embed).max()) == 0.0
+
+
+def test_ema_update_matches_numpy_loop():
+  state = rvq.init_codebooks(jax.random.key(0), 2, 5, 3, "glorot_normal")
+  state = state._replace(cluster_size=jnp.arange(10.0).reshape(2, 5) / 3)
+  rng = np.random.default_rng(0)
+  counts = rng.integers(0, 4, (2, 5)).astype(np.float32)
+  sums = rng.standard_normal((2, 5, 3)).astype(np.float32)
+  new = rvq.ema_update(state, jnp.asarray(counts), jnp.asarray(sums), decay=0.9, eps=1e-3)
+  size0, sum0 = np.asarray(state.cluster_size, np.float64), np.asarray(state.embed_sum, np.float64)
+  for l in range(2):
+    size = [0.9 * size0[l, k] + 0.1 * counts[l, k] for k in range(5)]
+    n = sum(size)
+    for k in range(5):
+      embed_sum = [0.9 * sum0[l, k, d] + 0.1 * sums[l, k, d] for d in range(3)]
+      smoothed = (size[k] + 1e-3) / (n + 5 * 1e-3) * n
+      np.testing.assert_allclose(new.cluster_size[l, k], size[k], rtol=1e-6)
+      np.testing.assert_allclose(new.embed_sum[l, k], embed_sum, rtol=1e-5, atol=1e-7)
+      np.testing.assert_allclose(new.embed[l, k], np.array(embed_sum) / smoothed, rtol=1e-5)
+      assert new.unused_steps[l, k] == (0 if counts[l, k] > 0 else 1)
+
+
+def test_ema_statistics_from_micro_batches_equal_one_batch():
+  embed, z = _random(n=240)
+  whole = rvq.quantize(embed, z)
+  parts = [rvq.quantize(embed, z[i:i + 60]) for i in range(0, 240, 60)]
+  np.testing.assert_allclose(sum(p.counts for p in parts), whole.counts)
+  np.testing.assert_allclose(sum(p.sums for p in parts), whole.sums, atol=1e-4)
+
+
+def test_uniform_and_glorot_init():
+  uniform = rvq.init_codebooks(jax.random.key(0), 3, 512, 128, "uniform", uniform_scale=0.05)
+  assert float(uniform.embed.min()) >= -0.05 and float(uniform.embed.max()) <= 0.05
+  assert abs(float(uniform.embed.std()) - 0.1 / np.sqrt(12)) < 1e-3
+  glorot = rvq.init_codebooks(jax.random.key(0), 3, 512, 128, "glorot_normal")
+  assert abs(float(glorot.embed.std()) - np.sqrt(2 / (512 + 128))) < 2e-3
+  assert not np.allclose(glorot.embed[0], glorot.embed[1])  # levels differ
+  for state in (uniform, glorot):
+    np.testing.assert_allclose(state.embed_sum, state.embed * state.cluster_size[..., None])
+  with pytest.raises(ValueError, match="rvq.init"):
+    rvq.init_codebooks(jax.random.key(0), 1, 4, 2, "zeros")
+
+
+def test_kmeans_init_writes_consistent_sums():
+  """Regression test for vector-quantize-pytorch#66: embed_sum / cluster_size == centroids."""
+  _, z = _random(n=400)
+  state = rvq.kmeans_init(jax.random.key(1), z, levels=3, codes=16, iterations=8)
+  np.testing.assert_allclose(state.embed_sum / state.cluster_size[..., None], state.embed,
+                             rtol=1e-5, atol=1e-6)
+  # Level 0 centroids are the means of their clusters (a Lloyd fixed point after the last step
+  # up to one reassignment): check the counts are the assignment counts.
+  out = rvq.quantize(state.embed, z)
+  np.testing.assert_allclose(np.maximum(out.counts[0], 1), state.cluster_size[0])
+  # One EMA step with the same statistics keeps the centroids where they are.
+  new = rvq.ema_update(state, out.counts, out.sums, decay=0.99)
+  assert float(jnp.abs(new.embed[0] - state.embed[0]).max()) < 0.05
+
+
+def test_dead_code_restart_survives_the_next_ema_step():
+  """Regression test for encodec#61: a restarted code is not rebuilt from stale sums."""
+  state = rvq.init_codebooks(jax.random.key(0), 2, 8, 4, "glorot_normal")
+  state = state._replace(unused_steps=state.unused_steps.at[0, 3].set(50).at[1, 6].set(50))
+  candidates = 5.0 + jax.random.normal(jax.random.key(1), (2, 10, 4))
+  restarted = rvq.restart_dead_codes(state, candidates, jax.random.key(2), threshold_steps=50)
+  for l, k in ((0, 3), (1, 6)):
+    assert any(np.allclose(restarted.embed[l, k], c) for c in np.asarray(candidates[l]))
+    assert restarted.unused_steps[l, k] == 0
+  live = np.ones((2, 8), bool)
+  live[0, 3] = live[1, 6] = False
+  np.testing.assert_array_equal(np.asarray(restarted.embed)[live], np.asarray(state.embed)[live])
+  # Next EMA step: the restarted codes get no vectors, yet stay at their new position.
+  after = rvq.ema_update(restarted, jnp.zeros((2, 8)), jnp.zeros((2, 8, 4)), decay=0.99)
+  for l, k in ((0, 3), (1, 6)):
+    np.testing.assert_allclose(after.embed[l, k], restarted.embed[l, k], rtol=0.02)
+    assert float(jnp.linalg.norm(after.embed[l, k])) > 5.0
+
+
+@pytest.mark.parametrize("num_levels", [1, 2, 3, 4])
+def test_decode_codes_equals_quantized_latents(num_levels):
+  embed, z = _random(levels=4)
+  out = rvq.quantize(embed, z, num_levels=num_levels)
+  np.testing.assert_allclose(rvq.decode_codes(embed, out.codes, num_levels), out.quantized,
+                             atol=1e-5)
+  # Codes for a leading subset of levels decode to that many levels' sum.
+  np.testing.assert_allclose(rvq.decode_codes(embed, out.codes[:, :num_levels]), out.quantized,
+                             atol=1e-5)
+
+
+def test_quantizer_dropout_ignores_inactive_levels():
+  embed, z = _random(levels=4)
+  out = rvq.quantize(embed, z, num_levels=jnp.asarray(2))
+  assert not np.asarray(out.codes[:, 2:]).any()
+  assert not np.asarray(out.counts[2:]).any() and not np.asarray(out.commitment[2:]).any()
+  two = rvq.quantize(embed[:2], z)
+  np.testing.assert_allclose(out.quantized, two.quantized, atol=1e-6)
+
+
+def test_graph_size_does_not_grow_with_levels():
+  """One scan over levels: the traced program is the same size for 2 and 32 levels."""
+  sizes = []
+  for levels in (2, 32):
+    embed, z = _random(levels=levels)
+    sizes.append(len(jax.make_jaxpr(rvq.quantize)(embed, z).eqns))
+  assert sizes[0] == sizes[1]
+
+
+def test_quantization_stays_float32_under_bfloat16():
+  embed, z = _random()
+  out = rvq.quantize(embed.astype(jnp.bfloat16), z.astype(jnp.bfloat16))
+  assert out.quantized.dtype == jnp.float32 and out.sums.dtype == jnp.float32
+
+
+def test_codebook_metrics_known_cases():
+  uniform = rvq.codebook_metrics(jnp.ones((1, 64)) * 3)
+  np.testing.assert_allclose(uniform["perplexity"], [64.0], rtol=1e-5)
+  one = rvq.codebook_metrics(jnp.zeros((1, 64)).at[0, 5].set(10))
+  np.testing.assert_allclose(one["perplexity"], [1.0])
+  np.testing.assert_allclose(one["usage"], [1 / 64])
+  np.testing.assert_allclose(one["dead_codes"], [63])

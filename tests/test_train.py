@@ -1,0 +1,193 @@
+"""Train/eval steps, parallel equivalence, the loop's resume and fault handling, config checks."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from rvq_jax import audio
+from rvq_jax.train import loop
+from rvq_jax.train import steps
+from rvq_jax.train import validation
+from tests.conftest import REPO
+
+
+def tiny_config(fsdd_recordings=None, cache=None):
+  """A few-thousand-parameter RVQ-VAE on the real 128x128 spectrograms."""
+  from configs import quick  # pylint: disable=g-import-not-at-top
+  config = quick.get_config()
+  config.model.encoder_features = (4, 8)
+  config.model.latent_dim = 8
+  config.rvq.levels = 3
+  config.rvq.codes = 16
+  config.rvq.restart_candidates = 64
+  config.train.batch_size = 16
+  config.train.progress_bar = False
+  config.parallel.mode = "jit"
+  if fsdd_recordings is not None:
+    config.data.data_dir = str(fsdd_recordings)
+    config.data.cache_dir = str(cache)
+  return config
+
+
+@pytest.fixture(scope="module")
+def train_specs(fsdd_dataset):
+  config = tiny_config()
+  return loop.prepare_spectrograms(fsdd_dataset["train"].waveforms[:256], config.audio)
+
+
+def _run_steps(step_fn, state, batches):
+  metrics = []
+  for batch in batches:
+    state, m = step_fn(state, batch)
+    metrics.append(m)
+  return state, metrics
+
+
+def test_loss_falls_on_real_batches(train_specs):
+  config = tiny_config()
+  config.optim.learning_rate = 3e-3
+  state = steps.create_train_state(config, jax.random.key_data(jax.random.key(0)), train_specs[:16])
+  step = jax.jit(steps.make_train_step(config))
+  batches = [train_specs[(16 * i) % 240:(16 * i) % 240 + 16] for i in range(60)]
+  state, metrics = _run_steps(step, state, batches)
+  losses = np.array([float(m["loss"]) for m in metrics])
+  assert np.isfinite(losses).all()
+  assert losses[-10:].mean() < 0.7 * losses[:5].mean(), losses
+  assert int(state.step) == 60
+
+
+def test_eval_step_ignores_padding(train_specs):
+  config = tiny_config()
+  state = steps.create_train_state(config, jax.random.key_data(jax.random.key(0)), train_specs[:16])
+  eval_step = jax.jit(steps.make_eval_step(config))
+  real = eval_step(state, train_specs[:8], jnp.ones(8))
+  padded = eval_step(state, jnp.concatenate([train_specs[:8], train_specs[100:108] * 5]),
+                     jnp.concatenate([jnp.ones(8), jnp.zeros(8)]))
+  for key in ("loss", "reconstruction", "commitment", "spectrogram_mse", "counts"):
+    np.testing.assert_allclose(padded[key], real[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("init", ["uniform", "glorot_normal", "kmeans"])
+def test_every_init_trains(train_specs, init):
+  config = tiny_config()
+  config.rvq.init = init
+  state = steps.create_train_state(config, jax.random.key_data(jax.random.key(0)), train_specs[:16])
+  if init == "kmeans":
+    np.testing.assert_allclose(state.codebook.embed_sum / state.codebook.cluster_size[..., None],
+                               state.codebook.embed, rtol=1e-5, atol=1e-6)
+  state, metrics = _run_steps(jax.jit(steps.make_train_step(config)), state,
+                              [train_specs[16 * i:16 * i + 16] for i in range(3)])
+  assert all(bool(m["finite"]) for m in metrics)
+
+
+def test_pmap_and_sharded_equal_one_device(train_specs):
+  """8 simulated devices, same global batch: params, optimizer state and codebooks agree."""
+  assert jax.device_count() == 8
+  config = tiny_config()
+  config.rvq.dead_code_steps = 1      # exercise restarts (candidates assembled across devices)
+  config.rvq.dropout = True           # and quantizer dropout (levels drawn identically)
+  rng = jax.random.key_data(jax.random.key(0))
+  state0 = steps.create_train_state(config, rng, train_specs[:16])
+  batches = [train_specs[16 * i:16 * i + 16] for i in range(5)]
+
+  one, _ = _run_steps(jax.jit(steps.make_train_step(config)), state0, batches)
+
+  pmapped = jax.pmap(steps.make_train_step(config, axis_name="batch"), axis_name="batch",
+                     in_axes=(None, 0), out_axes=(None, 0))
+  many, metrics = _run_steps(pmapped, state0, [b.reshape(8, 2, *b.shape[1:]) for b in batches])
+  assert np.asarray(metrics[-1]["loss"]).shape == (8,)
+  np.testing.assert_allclose(metrics[-1]["loss"], metrics[-1]["loss"][0])  # all devices agree
+
+  config.parallel.mode = "sharded"
+  parallel = loop._Parallel(config)  # pylint: disable=protected-access
+  sharded_state = parallel.create_state(lambda: state0)
+  sharded, _ = _run_steps(parallel.train_step(config), sharded_state,
+                          [jax.device_put(b, parallel.data_sharding) for b in batches])
+
+  for other in (many, sharded):
+    assert int(other.step) == 5
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+                 (one.params, one.opt_state, one.codebook),
+                 (other.params, other.opt_state, other.codebook))
+  assert int(one.codebook.unused_steps.max()) <= 1  # restarts happened and were reset
+
+
+def test_invalid_configs_fail_before_compiling():
+  cases = [
+      (lambda c: setattr(c.rvq, "levels", 0), "rvq.levels"),
+      (lambda c: setattr(c.train, "batch_size", 12), "train.batch_size=12 is not divisible"),
+      (lambda c: setattr(c.audio, "representation", "cqt"), "audio.representation"),
+      (lambda c: setattr(c.data, "max_samples", 8128), "latent grid would not match"),
+      (lambda c: setattr(c.model, "encoder_features", (8,) * 8),  # 128 / 2^8 < 1
+       "latent grid would not match"),
+      (lambda c: setattr(c.model, "decoder", "laplace"), "model.decoder"),
+      (lambda c: setattr(c.parallel, "mode", "fsdp"), "parallel.mode"),
+  ]
+  for mutate, message in cases:
+    config = tiny_config()
+    mutate(config)
+    with pytest.raises(ValueError, match=message):
+      validation.validate_config(config, num_devices=8)
+
+
+def _params(workdir):
+  with ocp.CheckpointManager(pathlib.Path(workdir, "checkpoints").absolute()) as manager:
+    restored = manager.restore(manager.latest_step())
+  return manager.latest_step(), restored
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_ends_like_an_uninterrupted_run(fsdd_recordings, tmp_path):
+  config = tiny_config(fsdd_recordings, tmp_path / "cache")
+  config.train.num_steps = 24
+  config.train.checkpoint_every_steps = 4
+  loop.train(config, str(tmp_path / "straight"))
+
+  killed = tmp_path / "killed"
+  script = (
+      "import sys; sys.path.insert(0, '.');"
+      "from tests.test_train import tiny_config; from rvq_jax.train import loop;"
+      f"c = tiny_config({str(fsdd_recordings)!r}, {str(tmp_path / 'cache')!r});"
+      "c.train.num_steps = 10**6; c.train.num_epochs = 1000; c.train.checkpoint_every_steps = 4;"
+      f"loop.train(c, {str(killed)!r})")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while time.time() < deadline and not (killed / "checkpoints" / "8").is_dir():
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert (killed / "checkpoints" / "8").is_dir(), "no checkpoint before the kill"
+
+  loop.train(config, str(killed))  # resumes from the last complete checkpoint, ends at 24
+  step_a, a = _params(tmp_path / "straight")
+  step_b, b = _params(killed)
+  assert step_a == step_b == 24
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(fsdd_recordings, tmp_path):
+  config = tiny_config(fsdd_recordings, tmp_path / "cache")
+  config.train.checkpoint_every_steps = 2
+  config.train.log_every_steps = 1
+  config.train.num_steps = 4
+  workdir = str(tmp_path / "nan")
+  loop.train(config, workdir)                   # good checkpoints at steps 2 and 4
+  config.train.num_steps = 12
+  config.optim.learning_rate = float("inf")     # the resumed run's first update diverges
+  with pytest.raises(FloatingPointError, match=r"at step 5.*last good checkpoint \(step 4\)"):
+    loop.train(config, workdir)
+  step, state = _params(workdir)
+  assert step == 4
+  for leaf in jax.tree.leaves(state["params"]):
+    assert np.isfinite(leaf).all()
