@@ -1,0 +1,92 @@
+"""Figure 2 of the original report: train or collect model1..model5, draw model1 against model5.
+
+COMMAND (trains each model into runs/modelN, resuming where a run stopped, then draws):
+  python -m rvq_jax.eval.compare --root=runs --train
+Collect finished or partial runs only (no training):
+  python -m rvq_jax.eval.compare --root=runs
+Writes <root>/figure2_loss_curves.png (train solid, validation dashed: total, reconstruction,
+commitment) and <root>/summary.md (final metrics of every run found).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pathlib
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from rvq_jax.eval import figures
+from rvq_jax.train import writer
+
+_ROOT = flags.DEFINE_string("root", "runs", "Folder holding one workdir per model.")
+_MODELS = flags.DEFINE_list("models", [f"model{i}" for i in range(1, 6)], "Configs to run.")
+_PAIR = flags.DEFINE_list("pair", ["model1", "model5"], "The two runs drawn in the figure.")
+_TRAIN = flags.DEFINE_bool("train", False, "Train (or resume) every run before drawing.")
+_EPOCHS = flags.DEFINE_integer("num_epochs", None, "Override train.num_epochs of every config.")
+
+
+def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
+  """Trains each `configs/<name>.py` into `<root>/<name>`, resuming where it stopped."""
+  from rvq_jax.eval import report  # pylint: disable=g-import-not-at-top
+  for name in models:
+    config = importlib.import_module(f"configs.{name}").get_config()
+    if num_epochs is not None:
+      config.train.num_epochs = num_epochs
+    logging.info("Training %s into %s", name, root / name)
+    report.train_and_report(config, str(root / name))
+
+
+def summary_table(root: pathlib.Path, models) -> str:
+  """Markdown table of each run's last train/validation epoch and its test eval.json."""
+  header = ("| run | epochs | steps | train loss | val loss | val rec | val commit | test spec. MSE |"
+            " test perplexity per level | test dead codes per level | kbit/s (nominal / entropy) |")
+  lines = [header, "|" + "---|" * 11]
+  for name in models:
+    records = writer.read_metrics(root / name)
+    if not records:
+      continue
+    train = [r for r in records if r["split"] == "train"][-1]
+    val = [r for r in records if r["split"] == "validation"][-1]
+    eval_path = root / name / "eval.json"
+    test = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+    fmt = lambda xs: " ".join(f"{x:.0f}" for x in xs) if xs else "-"
+    lines.append(
+        f"| {name} | {val['epoch']} | {val['step']} | {train['loss']:.4f} | {val['loss']:.4f} | "
+        f"{val['reconstruction']:.4f} | {val['commitment']:.4f} | "
+        f"{test.get('spectrogram_mse', float('nan')):.4f} | {fmt(test.get('codebook_perplexity'))} | "
+        f"{fmt(test.get('codebook_dead_codes'))} | "
+        f"{test.get('nominal_bits_per_second', np.nan) / 1000:.1f} / "
+        f"{test.get('entropy_bits_per_second', np.nan) / 1000:.1f} |")
+  return "\n".join(lines) + "\n"
+
+
+def compare(root, models, pair) -> tuple[pathlib.Path, pathlib.Path]:
+  """Draws the pair's loss curves and writes the summary table. Returns both paths."""
+  root = pathlib.Path(root)
+  runs = {name: writer.read_metrics(root / name) for name in pair}
+  missing = [name for name, records in runs.items() if not records]
+  if missing:
+    raise FileNotFoundError(f"No metrics.jsonl for {missing} under {root}; train them first "
+                            "(add --train).")
+  figure = figures.save(figures.loss_curves_figure(runs), root / "figure2_loss_curves.png")
+  table = root / "summary.md"
+  table.write_text(summary_table(root, models))
+  return figure, table
+
+
+def main(argv):
+  del argv
+  root = pathlib.Path(_ROOT.value)
+  if _TRAIN.value:
+    train_all(root, _MODELS.value, _EPOCHS.value)
+  figure, table = compare(root, _MODELS.value, _PAIR.value)
+  logging.info("Wrote %s and %s", figure, table)
+  print(table.read_text())
+
+
+if __name__ == "__main__":
+  app.run(main)

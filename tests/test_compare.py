@@ -1,0 +1,25 @@
+"""Figure 2: two real (tiny) runs collected into the loss-curve figure and the summary table."""
+
+import pytest
+
+from rvq_jax.eval import compare
+from rvq_jax.eval import report
+from tests.test_train import tiny_config
+
+
+def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_path):
+  for name, levels in (("model1", 2), ("model5", 4)):
+    config = tiny_config(fsdd_recordings, tmp_path / "cache")
+    config.rvq.levels = levels
+    config.train.num_steps = 3
+    config.eval.num_audio = 2
+    config.eval.num_figures = 0
+    report.train_and_report(config, str(tmp_path / "runs" / name))
+  figure, table = compare.compare(tmp_path / "runs", ["model1", "model3", "model5"],
+                                  ["model1", "model5"])
+  assert figure.stat().st_size > 20_000
+  rows = table.read_text().splitlines()
+  assert len(rows) == 4 and rows[2].startswith("| model1 | 1 | 3 |")
+  assert rows[3].startswith("| model5 |") and "| 8.0 /" in rows[2] and "| 16.0 /" in rows[3]  # 1000 positions/s x L x 4 bits
+  with pytest.raises(FileNotFoundError, match="model3"):
+    compare.compare(tmp_path / "runs", ["model1"], ["model1", "model3"])
