@@ -97,6 +97,8 @@ def get_config():
   config.eval = config_dict.ConfigDict()
   config.eval.num_audio = 300               # test recordings written as WAV (original + reconstruction)
   config.eval.num_figures = 4               # reconstruction spectrogram figures
+  config.eval.classifier_workdir = "runs/classifier"  # --mode=evaluate scores with this classifier
+  config.eval.griffin_lim_iterations = 100  # baseline: Griffin-Lim from the true magnitude
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()

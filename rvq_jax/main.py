@@ -8,11 +8,14 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from rvq_jax.eval import quality
 from rvq_jax.eval import report
 from rvq_jax.eval import spectrogram_figure
 
 MODES = {
     "train": report.train_and_report,
+    "evaluate": quality.evaluate_vqvae,
+    "train_classifier": quality.train_classifier_and_report,
     "spectrogram_figure": spectrogram_figure.write_spectrogram_figure,
 }
 

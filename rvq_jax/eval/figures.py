@@ -101,3 +101,32 @@ def loss_curves_figure(runs: dict[str, list[dict]]):
         ax.set_yscale("log")
   axes[0].legend(fontsize=8)
   return fig
+
+
+def codebook_usage_figure(result: dict):
+  """Per-level perplexity and fraction of codes used, from an eval.json dict."""
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+  levels = np.arange(len(result["codebook_perplexity"]))
+  axes[0].bar(levels, result["codebook_perplexity"])
+  axes[0].set_title("codebook perplexity per level")
+  axes[1].bar(levels, result["codebook_usage"])
+  axes[1].set_ylim(0, 1)
+  axes[1].set_title("fraction of codes used (test split)")
+  for ax in axes:
+    ax.set_xlabel("level")
+  return fig
+
+
+def rate_distortion_figure(rows: list[dict]):
+  """SI-SDR and digit accuracy against the bit rate of the first n levels."""
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+  rate = [r["nominal_bits_per_second"] / 1000 for r in rows]
+  axes[0].plot(rate, [r["si_sdr_db"] for r in rows], "o-")
+  axes[0].set_ylabel("SI-SDR (dB)")
+  axes[1].plot(rate, [r["classifier_accuracy"] for r in rows], "o-")
+  axes[1].set_ylabel("digit accuracy of reconstructions")
+  for ax, r in zip(axes, rows):
+    ax.set_xlabel("kbit/s (levels used)")
+  for row, x in zip(rows, rate):
+    axes[0].annotate(str(row["levels"]), (x, row["si_sdr_db"]))
+  return fig

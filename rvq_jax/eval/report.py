@@ -41,6 +41,17 @@ def bits_per_second(config, counts: np.ndarray | None = None) -> dict[str, float
   return out
 
 
+def test_metrics(config, state: steps.TrainState, dataset, specs) -> dict:
+  """Losses, spectrogram MSE, per-level codebook metrics and bit rates over the test split."""
+  eval_step = jax.jit(steps.make_eval_step(config))
+  test = loop.evaluate(eval_step, state, specs["test"], config.train.eval_batch_size)
+  counts = test.pop("counts")
+  result = {"step": int(state.step), "split": "test", "examples": len(dataset["test"])}
+  result.update({k: np.asarray(v).tolist() for k, v in test.items()})
+  result.update(bits_per_second(config, counts))
+  return result
+
+
 def write_wav(path: pathlib.Path, waveform: np.ndarray, sample_rate: int) -> None:
   """float waveform in [-1, 1] (clipped) -> PCM16 WAV."""
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,12 +63,7 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
   workdir = pathlib.Path(workdir)
   if jax.process_index() != 0:
     return {}
-  eval_step = jax.jit(steps.make_eval_step(config))
-  test = loop.evaluate(eval_step, state, specs["test"], config.train.eval_batch_size)
-  counts = test.pop("counts")
-  result = {"step": int(state.step), "split": "test", "examples": len(dataset["test"])}
-  result.update({k: np.asarray(v).tolist() for k, v in test.items()})
-  result.update(bits_per_second(config, counts))
+  result = test_metrics(config, state, dataset, specs)
   (workdir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
 
   model = vqvae.make_model(config)

@@ -37,13 +37,17 @@ def prepare_spectrograms(waveforms: np.ndarray, audio_config, chunk: int = 256) 
       waveforms.shape[-1], audio_config), jnp.float32)
 
 
-def batch_for_step(examples: jax.Array, step: jax.Array, key: jax.Array, batch_size: int) -> jax.Array:
-  """The training batch [B, ...] of `step`: epoch e = step // steps_per_epoch is a fresh
-  permutation drawn from fold_in(key, e); the last partial batch of an epoch is dropped."""
-  steps_per_epoch = examples.shape[0] // batch_size
-  perm = jax.random.permutation(jax.random.fold_in(key, step // steps_per_epoch), examples.shape[0])
+def batch_for_step(examples, step: jax.Array, key: jax.Array, batch_size: int):
+  """The training batch of `step` from `examples` (an array [N, ...] or a pytree of them).
+
+  Epoch e = step // steps_per_epoch is a fresh permutation drawn from fold_in(key, e); the last
+  partial batch of an epoch is dropped. A pure function of the step, so resumes repeat it exactly.
+  """
+  n = jax.tree.leaves(examples)[0].shape[0]
+  steps_per_epoch = n // batch_size
+  perm = jax.random.permutation(jax.random.fold_in(key, step // steps_per_epoch), n)
   idx = jax.lax.dynamic_slice(perm, ((step % steps_per_epoch) * batch_size,), (batch_size,))
-  return examples[idx]
+  return jax.tree.map(lambda a: a[idx], examples)
 
 
 def _sum_metrics(total, new):
@@ -176,7 +180,8 @@ def train(config, workdir: str):
                            {k: v for k, v in epoch_sum.items() if k != "counts"})
       means.update({f"codebook_{k}": np.asarray(v) for k, v in
                     rvq.codebook_metrics(epoch_sum["counts"]).items()})
-      means["examples_per_second"] = epoch_steps * batch_size / (time.perf_counter() - epoch_start)
+      means["epoch_seconds"] = time.perf_counter() - epoch_start
+      means["examples_per_second"] = epoch_steps * batch_size / means["epoch_seconds"]
       writer.write(step, "train", epoch, means)
       val = evaluate(eval_step, state, specs["validation"], config.train.eval_batch_size)
       writer.write(step, "validation", epoch, val)
@@ -195,6 +200,20 @@ def train(config, workdir: str):
   manager.close()
   writer.close()
   return state, dataset, specs
+
+
+def restore_state(config, workdir) -> steps.TrainState:
+  """The latest checkpointed `TrainState` of the run in `workdir`, on the default device."""
+  ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
+  bins, frames, channels = audio.spectrogram_shape(config.data.max_samples, config.audio)
+  example = jnp.zeros((config.train.batch_size, bins, frames, channels))
+  abstract = jax.eval_shape(functools.partial(steps.create_train_state, config),
+                            jax.random.key_data(jax.random.key(0)), example)
+  with ocp.CheckpointManager(ckpt_dir) as manager:
+    if manager.latest_step() is None:
+      raise FileNotFoundError(f"No checkpoint in {ckpt_dir}: train the model first "
+                              "(python -m rvq_jax.main --config=... --workdir=...).")
+    return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
 
 
 def evaluate(eval_step, state, examples: jax.Array, batch_size: int) -> dict:

@@ -1,0 +1,134 @@
+"""Quality metrics in pure `jax.numpy`: waveforms, spectra, codebooks and classifier outputs.
+
+Waveform metrics take `lengths` so that zero padding past a recording's end is not scored.
+Codebook perplexity / usage are `rvq_jax.models.rvq.codebook_metrics`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from rvq_jax import audio
+
+
+def _length_mask(shape, lengths):
+  if lengths is None:
+    return jnp.ones(shape, jnp.float32)
+  return (jnp.arange(shape[-1]) < jnp.asarray(lengths)[..., None]).astype(jnp.float32)
+
+
+def si_sdr(reference: jax.Array, estimate: jax.Array, lengths: jax.Array | None = None,
+           eps: float = 1e-8) -> jax.Array:
+  """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., 2019), per signal.
+
+  Both signals are made zero-mean over their first `lengths` samples; the estimate is projected
+  on the reference: target = <s_hat, s> s / |s|^2, SI-SDR = 10 log10(|target|^2 / |s_hat - target|^2).
+
+  Args:
+    reference, estimate: float [..., T].
+    lengths: int [...] samples to score (default: all T).
+
+  Returns:
+    float32 [...] dB; +inf-like (about 10 log10(1/eps)) for identical signals.
+  """
+  mask = _length_mask(reference.shape, lengths)
+  count = jnp.maximum(mask.sum(-1, keepdims=True), 1.0)
+  s = (reference - (reference * mask).sum(-1, keepdims=True) / count) * mask
+  e = (estimate - (estimate * mask).sum(-1, keepdims=True) / count) * mask
+  alpha = (e * s).sum(-1, keepdims=True) / ((s * s).sum(-1, keepdims=True) + eps)
+  target = alpha * s
+  noise = e - target
+  return 10 * jnp.log10(((target**2).sum(-1) + eps) / ((noise**2).sum(-1) + eps))
+
+
+def _frame_mask(num_frames: int, hop: int, lengths):
+  """float [..., frames]: frames whose centre lies inside the recording."""
+  if lengths is None:
+    return None
+  centres = jnp.arange(num_frames) * hop
+  return (centres < jnp.asarray(lengths)[..., None]).astype(jnp.float32)
+
+
+def log_spectral_distance(reference: jax.Array, estimate: jax.Array, frame_length: int,
+                          hop_length: int, lengths: jax.Array | None = None,
+                          eps: float = 1e-8) -> jax.Array:
+  """Log-spectral distance in dB, per signal: the mean over frames of
+  sqrt(mean over bins of (10 log10(P_ref / P_est))^2), P = |STFT|^2 + eps.
+
+  Args:
+    reference, estimate: float [..., T]; T a multiple of hop_length.
+    lengths: int [...] samples in each recording; frames centred past it are not scored.
+  """
+  p_ref = jnp.abs(audio.stft(reference, frame_length, hop_length))**2 + eps
+  p_est = jnp.abs(audio.stft(estimate, frame_length, hop_length))**2 + eps
+  per_frame = jnp.sqrt(jnp.mean((10 * jnp.log10(p_ref / p_est))**2, axis=-2))   # [..., frames]
+  mask = _frame_mask(per_frame.shape[-1], hop_length, lengths)
+  if mask is None:
+    return per_frame.mean(-1)
+  return (per_frame * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1.0)
+
+
+def multi_resolution_stft_distance(
+    reference: jax.Array, estimate: jax.Array,
+    resolutions: Sequence[tuple[int, int]] = ((64, 16), (128, 32), (256, 64)),
+    eps: float = 1e-7) -> jax.Array:
+  """Multi-resolution STFT distance (Yamamoto et al., 2020), per signal: the mean over
+  (frame_length, hop) resolutions of spectral convergence |S - S_hat|_F / |S|_F plus the mean
+  absolute log-magnitude difference. 0 for identical signals.
+
+  Args:
+    reference, estimate: float [..., T]; T a multiple of every hop.
+  """
+  total = 0.0
+  for frame_length, hop in resolutions:
+    s = jnp.abs(audio.stft(reference, frame_length, hop))
+    s_hat = jnp.abs(audio.stft(estimate, frame_length, hop))
+    convergence = (jnp.sqrt(jnp.sum((s - s_hat)**2, axis=(-2, -1))) /
+                   (jnp.sqrt(jnp.sum(s**2, axis=(-2, -1))) + eps))
+    log_mag = jnp.mean(jnp.abs(jnp.log(s + eps) - jnp.log(s_hat + eps)), axis=(-2, -1))
+    total = total + convergence + log_mag
+  return total / len(resolutions)
+
+
+def inception_score(probabilities: jax.Array, eps: float = 1e-12) -> jax.Array:
+  """exp(E_x KL(p(y|x) || p(y))) of class probabilities [N, C] (Salimans et al., 2016).
+
+  1 when every prediction is the same distribution; C when predictions are confident and the
+  classes balanced.
+  """
+  marginal = probabilities.mean(0, keepdims=True)
+  kl = jnp.sum(probabilities * (jnp.log(probabilities + eps) - jnp.log(marginal + eps)), axis=-1)
+  return jnp.exp(kl.mean())
+
+
+def frechet_distance(features_a: jax.Array, features_b: jax.Array) -> jax.Array:
+  """Fréchet distance between Gaussians fitted to two feature sets [N, F] and [M, F] (as FID):
+  |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
+
+  With Y = centred features / sqrt(count - 1) (so S = Y^T Y), Tr (S_a S_b)^(1/2) equals the sum of
+  the singular values of Y_b Y_a^T [M, N]: one SVD, no square roots of products of covariances,
+  which keeps float32 accurate (the distance of a set to itself is 0 to rounding).
+  """
+  mu_a, mu_b = features_a.mean(0), features_b.mean(0)
+  y_a = (features_a - mu_a) / jnp.sqrt(features_a.shape[0] - 1.0)
+  y_b = (features_b - mu_b) / jnp.sqrt(features_b.shape[0] - 1.0)
+  cross = jnp.sum(jnp.linalg.svd(y_b @ y_a.T, compute_uv=False))
+  return jnp.sum((mu_a - mu_b)**2) + jnp.sum(y_a**2) + jnp.sum(y_b**2) - 2 * cross
+
+
+def griffin_lim(magnitude: jax.Array, frame_length: int, hop_length: int, iterations: int,
+                rng: jax.Array) -> jax.Array:
+  """Waveforms [..., frames * hop] whose STFT magnitude approaches `magnitude` [..., bins, frames]
+  (Griffin & Lim, 1984), from random phase; the baseline for a magnitude-only codec."""
+  phase = jax.random.uniform(rng, magnitude.shape, minval=-jnp.pi, maxval=jnp.pi)
+
+  def body(_, spectrum):
+    wave = audio.istft(spectrum, frame_length, hop_length)
+    rebuilt = audio.stft(wave, frame_length, hop_length)
+    return magnitude * jnp.exp(1j * jnp.angle(rebuilt))
+
+  spectrum = jax.lax.fori_loop(0, iterations, body, magnitude * jnp.exp(1j * phase))
+  return audio.istft(spectrum, frame_length, hop_length)

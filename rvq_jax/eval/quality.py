@@ -1,0 +1,187 @@
+"""Quality in numbers: the classifier's own report, and `--mode=evaluate` on a VQ-VAE workdir.
+
+`--mode=train_classifier` (configs/classifier.py): trains the digit classifier and writes
+<workdir>/classifier_eval.json: test and validation accuracy (overall, per speaker) and the
+sample-metric references: real held-out data (what "good" is) and white noise and frame-shuffled
+spectrograms (lower bounds).
+
+`--mode=evaluate` (a VQ-VAE config and its workdir): reconstructs the test split and writes
+<workdir>/eval.json and <workdir>/report.md with figures: losses and spectrogram MSE, SI-SDR,
+log-spectral distance, multi-resolution STFT distance, classifier accuracy on originals and
+reconstructions, per-level codebook use, the rate-distortion curve over the number of levels
+decoded, and the baselines (STFT round trip, Griffin-Lim from the true magnitude).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rvq_jax import audio
+from rvq_jax import data as data_lib
+from rvq_jax.eval import figures
+from rvq_jax.eval import metrics
+from rvq_jax.eval import report
+from rvq_jax.models import vqvae
+from rvq_jax.train import classifier as classifier_train
+from rvq_jax.train import loop
+
+
+def sample_quality(classifier, spectrograms, reference_embeddings: np.ndarray) -> dict:
+  """Inception Score, class histogram and Fréchet distance (classifier embeddings) of a set of
+  spectrograms [N, H, W, 2] against reference embeddings [M, E] (the real test set)."""
+  probs, embeddings = classifier.predict(spectrograms)
+  histogram = np.bincount(probs.argmax(-1), minlength=10) / len(probs)
+  return {"inception_score": float(metrics.inception_score(jnp.asarray(probs))),
+          "class_histogram": histogram.tolist(),
+          "frechet_distance": float(metrics.frechet_distance(jnp.asarray(embeddings),
+                                                             jnp.asarray(reference_embeddings)))}
+
+
+def sample_metric_references(config, classifier, specs) -> dict:
+  """Sample metrics of real held-out data and of two lower bounds, all against the test set."""
+  _, test_embeddings = classifier.predict(specs["test"])
+  rng = np.random.default_rng(config.seed)
+  noise = rng.standard_normal((config.classifier.noise_examples, config.data.max_samples))
+  noise_specs = loop.prepare_spectrograms(noise.astype(np.float32), config.audio)
+  test = np.asarray(specs["test"])
+  shuffled = np.stack([s[:, rng.permutation(s.shape[1])] for s in test])   # frames permuted
+  return {
+      "real_test": sample_quality(classifier, specs["test"], test_embeddings),
+      "real_validation": sample_quality(classifier, specs["validation"], test_embeddings),
+      "white_noise": sample_quality(classifier, noise_specs, test_embeddings),
+      "shuffled_frames": sample_quality(classifier, shuffled, test_embeddings),
+  }
+
+
+def train_classifier_and_report(config, workdir: str) -> dict:
+  """`--mode=train_classifier`: trains (or loads) the classifier; writes classifier_eval.json."""
+  classifier, dataset, specs = classifier_train.train_classifier(config, workdir)
+  result = {
+      "test": classifier_train.accuracy_report(classifier, specs["test"], dataset["test"],
+                                               dataset.speaker_names),
+      "validation": classifier_train.accuracy_report(
+          classifier, specs["validation"], dataset["validation"], dataset.speaker_names),
+      "sample_metric_references": sample_metric_references(config, classifier, specs),
+  }
+  (pathlib.Path(workdir) / "classifier_eval.json").write_text(json.dumps(result, indent=2) + "\n")
+  logging.info("classifier: test accuracy %.4f (per speaker %s)", result["test"]["accuracy"],
+               result["test"]["per_speaker"])
+  return result
+
+
+def waveform_metrics(config, reference: jax.Array, estimate: jax.Array, lengths) -> dict:
+  """Mean SI-SDR (dB), log-spectral distance (dB) and multi-resolution STFT distance."""
+  a = config.audio
+  return {
+      "si_sdr_db": float(jnp.mean(metrics.si_sdr(reference, estimate, lengths))),
+      "log_spectral_distance_db": float(jnp.mean(metrics.log_spectral_distance(
+          reference, estimate, a.frame_length, a.hop_length, lengths))),
+      "mr_stft_distance": float(jnp.mean(metrics.multi_resolution_stft_distance(
+          reference, estimate))),
+  }
+
+
+def _reconstruct_all(config, state, specs, num_levels):
+  model = vqvae.make_model(config)
+  fn = jax.jit(lambda p, e, x: vqvae.reconstruct(model, p, e, x, config, num_levels=num_levels))
+  batch = config.train.eval_batch_size
+  parts = []
+  for start in range(0, specs.shape[0], batch):
+    chunk = specs[start:start + batch]
+    real = chunk.shape[0]
+    if real < batch:
+      chunk = jnp.concatenate([chunk, jnp.zeros((batch - real,) + chunk.shape[1:])])
+    parts.append(fn(state.params, state.codebook.embed, chunk)[:real])
+  return jnp.concatenate(parts)
+
+
+def evaluate_vqvae(config, workdir: str) -> dict:
+  """`--mode=evaluate` on a VQ-VAE workdir: writes eval.json, report.md and figures."""
+  workdir = pathlib.Path(workdir)
+  state = loop.restore_state(config, workdir)
+  classifier = classifier_train.load_classifier(config.eval.classifier_workdir)
+  dataset = data_lib.load_dataset(config.data)
+  specs = {s: loop.prepare_spectrograms(dataset[s].waveforms, config.audio)
+           for s in data_lib.SPLITS}
+  test = dataset["test"]
+  waves = jnp.asarray(test.waveforms)
+  lengths = jnp.asarray(test.lengths)
+  labels = test.digits
+
+  def accuracy(spectrograms):
+    return float((classifier.predict(spectrograms)[0].argmax(-1) == labels).mean())
+
+  result = report.test_metrics(config, state, dataset, specs)
+  result["classifier_accuracy_original"] = accuracy(specs["test"])
+  rate_distortion = []
+  for n in range(1, config.rvq.levels + 1):
+    recon = _reconstruct_all(config, state, specs["test"], n)
+    recon_waves = audio.to_waveform(recon, config.audio)
+    row = {"levels": n, "nominal_bits_per_second": report.bits_per_second(
+        config)["nominal_bits_per_second"] * n / config.rvq.levels,
+           "spectrogram_mse": float(jnp.mean((recon - specs["test"])**2)),
+           "classifier_accuracy": accuracy(recon)}
+    row.update(waveform_metrics(config, waves, recon_waves, lengths))
+    rate_distortion.append(row)
+  result["reconstruction"] = rate_distortion[-1]
+  result["rate_distortion"] = rate_distortion
+
+  round_trip = audio.to_waveform(specs["test"], config.audio)
+  gl = metrics.griffin_lim(audio.magnitude(specs["test"], config.audio), config.audio.frame_length,
+                           config.audio.hop_length, config.eval.griffin_lim_iterations,
+                           jax.random.key(config.seed))
+  result["baselines"] = {
+      "stft_round_trip": dict(waveform_metrics(config, waves, round_trip, lengths),
+                              classifier_accuracy=accuracy(
+                                  audio.to_spectrogram(round_trip, config.audio))),
+      f"griffin_lim_{config.eval.griffin_lim_iterations}_iterations": dict(
+          waveform_metrics(config, waves, gl, lengths),
+          classifier_accuracy=accuracy(audio.to_spectrogram(gl, config.audio))),
+  }
+  (workdir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+  figures.save(figures.codebook_usage_figure(result), workdir / "figures" / "codebook_usage.png")
+  figures.save(figures.rate_distortion_figure(rate_distortion),
+               workdir / "figures" / "rate_distortion.png")
+  (workdir / "report.md").write_text(markdown_report(workdir.name, result))
+  logging.info("evaluate: SI-SDR %.2f dB, accuracy %.3f on reconstructions (%.3f on originals)",
+               result["reconstruction"]["si_sdr_db"], result["reconstruction"]["classifier_accuracy"],
+               result["classifier_accuracy_original"])
+  return result
+
+
+def markdown_report(name: str, result: dict) -> str:
+  """A short markdown page of an eval.json written by `evaluate_vqvae`."""
+  rec = result["reconstruction"]
+  lines = [f"# {name}: test-split evaluation (step {result['step']})", "",
+           f"{result['examples']} test recordings. Bit rate {result['nominal_bits_per_second'] / 1000:.1f}"
+           f" kbit/s nominal, {result['entropy_bits_per_second'] / 1000:.1f} kbit/s entropy.", "",
+           "| | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |", "|---|---|---|---|---|",
+           f"| originals | - | - | - | {result['classifier_accuracy_original']:.3f} |",
+           f"| reconstructions | {rec['si_sdr_db']:.2f} | {rec['log_spectral_distance_db']:.2f} | "
+           f"{rec['mr_stft_distance']:.3f} | {rec['classifier_accuracy']:.3f} |"]
+  for base, row in result["baselines"].items():
+    lines.append(f"| baseline: {base} | {row['si_sdr_db']:.2f} | {row['log_spectral_distance_db']:.2f}"
+                 f" | {row['mr_stft_distance']:.3f} | {row['classifier_accuracy']:.3f} |")
+  lines += ["", f"Losses: total {result['loss']:.4f}, reconstruction {result['reconstruction_loss']:.4f}"
+            if "reconstruction_loss" in result else
+            f"Spectrogram MSE {result['spectrogram_mse']:.4f}; commitment {result['commitment']:.4f}.",
+            "", "| levels | kbit/s | spectrogram MSE | SI-SDR (dB) | LSD (dB) | accuracy |",
+            "|---|---|---|---|---|---|"]
+  for row in result["rate_distortion"]:
+    lines.append(f"| {row['levels']} | {row['nominal_bits_per_second'] / 1000:.1f} | "
+                 f"{row['spectrogram_mse']:.4f} | {row['si_sdr_db']:.2f} | "
+                 f"{row['log_spectral_distance_db']:.2f} | {row['classifier_accuracy']:.3f} |")
+  lines += ["", "| level | perplexity | usage | dead codes |", "|---|---|---|---|"]
+  for level, (p, u, d) in enumerate(zip(result["codebook_perplexity"], result["codebook_usage"],
+                                        result["codebook_dead_codes"])):
+    lines.append(f"| {level} | {p:.1f} | {u:.3f} | {d:.0f} |")
+  lines += ["", "![rate-distortion](figures/rate_distortion.png)",
+            "![codebook usage](figures/codebook_usage.png)",
+            "![loss curves](figures/loss_curves.png)", ""]
+  return "\n".join(lines)
