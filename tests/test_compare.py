@@ -4,6 +4,7 @@ import pytest
 
 from rvq_jax.eval import compare
 from rvq_jax.eval import report
+from rvq_jax.eval import results
 from tests.test_train import tiny_config
 
 
@@ -23,3 +24,11 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
   assert rows[3].startswith("| model5 |") and "| 8.0 /" in rows[2] and "| 16.0 /" in rows[3]  # 1000 positions/s x L x 4 bits
   with pytest.raises(FileNotFoundError, match="model3"):
     compare.compare(tmp_path / "runs", ["model1"], ["model1", "model3"])
+
+  # The results page is regenerated from the same workdirs.
+  page = results.write_results(tmp_path / "runs", tmp_path / "docs" / "RESULTS.md").read_text()
+  assert "### model1" in page and "Trained **1 of 2 epochs** (3 steps, batch 16)" in page
+  assert "### model2\n\nNot run yet." in page and "Not trained yet" in page
+  assert "cpu:" in page  # the device, from run_info.json
+  for name in ("figure2_loss_curves.png", "model5_loss_curves.png"):
+    assert (tmp_path / "docs" / "figures" / name).exists()

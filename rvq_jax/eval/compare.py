@@ -22,11 +22,6 @@ import numpy as np
 from rvq_jax.eval import figures
 from rvq_jax.train import writer
 
-_ROOT = flags.DEFINE_string("root", "runs", "Folder holding one workdir per model.")
-_MODELS = flags.DEFINE_list("models", [f"model{i}" for i in range(1, 6)], "Configs to run.")
-_PAIR = flags.DEFINE_list("pair", ["model1", "model5"], "The two runs drawn in the figure.")
-_TRAIN = flags.DEFINE_bool("train", False, "Train (or resume) every run before drawing.")
-_EPOCHS = flags.DEFINE_integer("num_epochs", None, "Override train.num_epochs of every config.")
 
 
 def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
@@ -78,15 +73,28 @@ def compare(root, models, pair) -> tuple[pathlib.Path, pathlib.Path]:
   return figure, table
 
 
+FLAGS = flags.FLAGS
+
+
 def main(argv):
   del argv
-  root = pathlib.Path(_ROOT.value)
-  if _TRAIN.value:
-    train_all(root, _MODELS.value, _EPOCHS.value)
-  figure, table = compare(root, _MODELS.value, _PAIR.value)
+  root = pathlib.Path(FLAGS.root)
+  if FLAGS.train:
+    train_all(root, FLAGS.models, FLAGS.num_epochs)
+  figure, table = compare(root, FLAGS.models, FLAGS.pair)
   logging.info("Wrote %s and %s", figure, table)
   print(table.read_text())
 
 
+def _define_flags():
+  """Command-line flags, defined only when run as a script (importing stays inert)."""
+  flags.DEFINE_string("root", "runs", "Folder holding one workdir per model.")
+  flags.DEFINE_list("models", [f"model{i}" for i in range(1, 6)], "Configs to run.")
+  flags.DEFINE_list("pair", ["model1", "model5"], "The two runs drawn in the figure.")
+  flags.DEFINE_bool("train", False, "Train (or resume) every run before drawing.")
+  flags.DEFINE_integer("num_epochs", None, "Override train.num_epochs of every config.")
+
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -143,6 +143,9 @@ def train(config, workdir: str):
     restored_step = 0
     state = parallel.create_state(init_fn, root_key, first_batch)
   writer = writer_lib.MetricWriter(workdir, enabled=is_writer, truncate_after_step=restored_step)
+  if is_writer:
+    writer_lib.append_run_info(workdir, start_step=restored_step, total_steps=total_steps,
+                               parallel_mode=parallel.mode, num_devices=parallel.num_devices)
   train_step = parallel.train_step(config)
   eval_step = jax.jit(steps.make_eval_step(config))
   sum_metrics = jax.jit(_sum_metrics, donate_argnums=0)

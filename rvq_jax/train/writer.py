@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import pathlib
+import platform
 
 import numpy as np
 
@@ -62,3 +64,16 @@ def read_metrics(workdir) -> list[dict]:
   if not path.exists():
     return []
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_run_info(workdir, **fields) -> None:
+  """Appends one session's facts (date, device, versions, and `fields`) to run_info.json."""
+  import jax  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(workdir) / "run_info.json"
+  sessions = json.loads(path.read_text()) if path.exists() else []
+  sessions.append(dict(
+      started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      device=f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+      process_count=jax.process_count(), jax=jax.__version__,
+      python=platform.python_version(), **fields))
+  path.write_text(json.dumps(sessions, indent=2) + "\n")
