@@ -34,7 +34,11 @@ def main(argv):
   logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
   logging.info("process %d/%d, devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
-  MODES[_MODE.value](_CONFIG.value, _WORKDIR.value)
+  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  try:
+    MODES[_MODE.value](_CONFIG.value, _WORKDIR.value)
+  except loop.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler
+    logging.warning("%s", e)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Train/eval steps, parallel equivalence, the loop's resume and fault handling, config checks."""
 
+import json
 import os
 import pathlib
 import signal
@@ -174,6 +175,39 @@ def test_sigkill_and_resume_ends_like_an_uninterrupted_run(fsdd_recordings, tmp_
   step_b, b = _params(killed)
   assert step_a == step_b == 24
   jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(fsdd_recordings, tmp_path):
+  workdir = tmp_path / "preempted"
+  script = (
+      "import sys; sys.path.insert(0, '.');"
+      "from tests.test_train import tiny_config; from rvq_jax.train import loop;"
+      f"c = tiny_config({str(fsdd_recordings)!r}, {str(tmp_path / 'cache')!r});"
+      "c.train.num_steps = 10**6; c.train.num_epochs = 1000; c.train.checkpoint_every_steps = 10**6;"
+      "c.train.log_every_steps = 1;"
+      f"\ntry:\n  loop.train(c, {str(workdir)!r})\nexcept loop.Preempted as e:\n  print('PREEMPTED', e)")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  # The first save always happens (step 1); wait until training is well past it.
+  while time.time() < deadline and not (workdir / "checkpoints" / "1").is_dir():
+    time.sleep(0.2)
+  time.sleep(3)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=240)
+  assert proc.returncode == 0 and "PREEMPTED SIGTERM: saved step" in out, out
+  saved = int(out.split("saved step ")[1].split()[0])
+  step, _ = _params(workdir)
+  assert step == saved > 1          # saved at the interrupted step, not at an interval
+
+  config = tiny_config(fsdd_recordings, tmp_path / "cache")
+  config.train.num_steps = saved + 2
+  state, _, _ = loop.train(config, str(workdir))
+  assert int(state.step) == saved + 2
+  info = json.loads((workdir / "run_info.json").read_text())
+  assert [s["start_step"] for s in info] == [0, saved]
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(fsdd_recordings, tmp_path):

@@ -7,9 +7,12 @@ function of the step, so a resumed run sees exactly the batches an uninterrupted
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import pathlib
+import signal
+import threading
 import time
 
 from absl import logging
@@ -27,6 +30,24 @@ from rvq_jax.models import rvq
 from rvq_jax.train import steps
 from rvq_jax.train import validation
 from rvq_jax.train import writer as writer_lib
+
+
+class Preempted(Exception):
+  """Training stopped on SIGTERM after saving a checkpoint; run the same command to resume."""
+
+
+@contextlib.contextmanager
+def _sigterm_requests():
+  """Yields a dict whose 'stop' turns True on SIGTERM (main thread only), restoring the handler."""
+  request = {"stop": False}
+  if threading.current_thread() is not threading.main_thread():
+    yield request
+    return
+  previous = signal.signal(signal.SIGTERM, lambda *_: request.update(stop=True))
+  try:
+    yield request
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def prepare_spectrograms(waveforms: np.ndarray, audio_config, chunk: int = 256) -> jax.Array:
@@ -156,52 +177,59 @@ def train(config, workdir: str):
                   unit_scale=True, disable=not (is_writer and config.train.progress_bar),
                   dynamic_ncols=True)
   epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
-  while step < total_steps:
-    with jax.transfer_guard("disallow"):
-      batch = get_batch(train_specs, state.step, data_key)
-      state, metrics = train_step(state, batch)
-      epoch_sum = metrics if epoch_sum is None else sum_metrics(epoch_sum, metrics)
-    step += 1
-    epoch_steps += 1
-    bar.update(batch_size)
-    end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-    if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
-      loss = float(metrics["loss"])
-      if not (math.isfinite(loss) and float(metrics["finite"]) == 1.0):
-        manager.wait_until_finished()
-        raise FloatingPointError(
-            f"Non-finite loss ({loss}) or parameters at step {step}; stopping without saving "
-            f"this state. The last good checkpoint "
-            f"(step {manager.latest_step()}) is in {ckpt_dir}; lower optim.learning_rate or set "
-            "optim.grad_clip_norm and resume.")
-      bar.set_postfix(epoch=f"{(step - 1) // steps_per_epoch + 1}/{config.train.num_epochs}",
-                      loss=f"{loss:.4f}", rec=f"{float(metrics['reconstruction']):.4f}",
-                      commit=f"{float(metrics['commitment']):.4f}", refresh=False)
-    if end_of_epoch:
-      epoch = math.ceil(step / steps_per_epoch)
-      means = jax.tree.map(lambda x: np.asarray(x) / epoch_steps,
-                           {k: v for k, v in epoch_sum.items() if k != "counts"})
-      means.update({f"codebook_{k}": np.asarray(v) for k, v in
-                    rvq.codebook_metrics(epoch_sum["counts"]).items()})
-      means["epoch_seconds"] = time.perf_counter() - epoch_start
-      means["examples_per_second"] = epoch_steps * batch_size / means["epoch_seconds"]
-      writer.write(step, "train", epoch, means)
-      val = evaluate(eval_step, state, specs["validation"], config.train.eval_batch_size)
-      writer.write(step, "validation", epoch, val)
-      logging.info("epoch %d step %d: train loss %.5f (rec %.5f, commit %.5f); validation loss "
-                   "%.5f (rec %.5f, commit %.5f)", epoch, step, means["loss"],
-                   means["reconstruction"], means["commitment"], val["loss"],
-                   val["reconstruction"], val["commitment"])
-      epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
-    manager.save(step, args=ocp.args.StandardSave(state))
-  bar.close()
+  with _sigterm_requests() as request:   # SIGTERM: finish the step, save, stop
+    while step < total_steps and not request["stop"]:
+      with jax.transfer_guard("disallow"):
+        batch = get_batch(train_specs, state.step, data_key)
+        state, metrics = train_step(state, batch)
+        epoch_sum = metrics if epoch_sum is None else sum_metrics(epoch_sum, metrics)
+      step += 1
+      epoch_steps += 1
+      bar.update(batch_size)
+      end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+      if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
+        loss = float(metrics["loss"])
+        if not (math.isfinite(loss) and float(metrics["finite"]) == 1.0):
+          manager.wait_until_finished()
+          raise FloatingPointError(
+              f"Non-finite loss ({loss}) or parameters at step {step}; stopping without saving "
+              f"this state. The last good checkpoint "
+              f"(step {manager.latest_step()}) is in {ckpt_dir}; lower optim.learning_rate or set "
+              "optim.grad_clip_norm and resume.")
+        bar.set_postfix(epoch=f"{(step - 1) // steps_per_epoch + 1}/{config.train.num_epochs}",
+                        loss=f"{loss:.4f}", rec=f"{float(metrics['reconstruction']):.4f}",
+                        commit=f"{float(metrics['commitment']):.4f}", refresh=False)
+      if end_of_epoch:
+        epoch = math.ceil(step / steps_per_epoch)
+        means = jax.tree.map(lambda x: np.asarray(x) / epoch_steps,
+                             {k: v for k, v in epoch_sum.items() if k != "counts"})
+        means.update({f"codebook_{k}": np.asarray(v) for k, v in
+                      rvq.codebook_metrics(epoch_sum["counts"]).items()})
+        means["epoch_seconds"] = time.perf_counter() - epoch_start
+        means["examples_per_second"] = epoch_steps * batch_size / means["epoch_seconds"]
+        writer.write(step, "train", epoch, means)
+        val = evaluate(eval_step, state, specs["validation"], config.train.eval_batch_size)
+        writer.write(step, "validation", epoch, val)
+        logging.info("epoch %d step %d: train loss %.5f (rec %.5f, commit %.5f); validation loss "
+                     "%.5f (rec %.5f, commit %.5f)", epoch, step, means["loss"],
+                     means["reconstruction"], means["commitment"], val["loss"],
+                     val["reconstruction"], val["commitment"])
+        epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
+      manager.save(step, args=ocp.args.StandardSave(state))
+    bar.close()
 
   # ------------------------------------------------------------------ finish
   if manager.latest_step() != step:
+    if step > restored_step and float(metrics["finite"]) != 1.0:
+      manager.wait_until_finished()
+      raise FloatingPointError(f"Non-finite state at step {step}; not saved. The last good "
+                               f"checkpoint (step {manager.latest_step()}) is in {ckpt_dir}.")
     manager.save(step, args=ocp.args.StandardSave(state), force=True)
   manager.wait_until_finished()
   manager.close()
   writer.close()
+  if request["stop"]:
+    raise Preempted(f"SIGTERM: saved step {step} in {ckpt_dir}; run the same command to resume.")
   return state, dataset, specs
 
 
