@@ -87,18 +87,16 @@ def waveform_metrics(config, reference: jax.Array, estimate: jax.Array, lengths)
   }
 
 
-def _reconstruct_all(config, state, specs, num_levels):
+def _reconstruct_all(config, fn, state, specs, num_levels: int):
+  """Reconstructions [N, H, W, 2] decoding the first `num_levels` levels with `fn` from
+  `_reconstruct_fn` (num_levels is traced: one compilation serves every level count)."""
+  return loop.map_batches(lambda x, _: fn(state.params, state.codebook.embed, x, num_levels),
+                          specs, config.train.eval_batch_size)
+
+
+def _reconstruct_fn(config):
   model = vqvae.make_model(config)
-  fn = jax.jit(lambda p, e, x: vqvae.reconstruct(model, p, e, x, config, num_levels=num_levels))
-  batch = config.train.eval_batch_size
-  parts = []
-  for start in range(0, specs.shape[0], batch):
-    chunk = specs[start:start + batch]
-    real = chunk.shape[0]
-    if real < batch:
-      chunk = jnp.concatenate([chunk, jnp.zeros((batch - real,) + chunk.shape[1:])])
-    parts.append(fn(state.params, state.codebook.embed, chunk)[:real])
-  return jnp.concatenate(parts)
+  return jax.jit(lambda p, e, x, n: vqvae.reconstruct(model, p, e, x, config, num_levels=n))
 
 
 def evaluate_vqvae(config, workdir: str) -> dict:
@@ -120,8 +118,9 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   result = report.test_metrics(config, state, dataset, specs)
   result["classifier_accuracy_original"] = accuracy(specs["test"])
   rate_distortion = []
+  reconstruct = _reconstruct_fn(config)
   for n in range(1, config.rvq.levels + 1):
-    recon = _reconstruct_all(config, state, specs["test"], n)
+    recon = _reconstruct_all(config, reconstruct, state, specs["test"], n)
     recon_waves = audio.to_waveform(recon, config.audio)
     row = {"levels": n, "nominal_bits_per_second": report.bits_per_second(
         config)["nominal_bits_per_second"] * n / config.rvq.levels,

@@ -71,22 +71,16 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
       vqvae.reconstruct(model, p, e, x, config, key), config.audio))
   split = dataset["test"]
   count = min(config.eval.num_audio, len(split))
-  chunk = config.train.eval_batch_size
   key = jax.random.key(config.seed)
-  for start in range(0, count, chunk):
-    stop = min(start + chunk, count)
-    x = specs["test"][start:stop]
-    if stop - start < chunk:  # one compiled shape
-      x = jnp.concatenate([x, jnp.zeros((chunk - (stop - start),) + x.shape[1:], x.dtype)])
-    waves = np.asarray(rebuild(state.params, state.codebook.embed, x,
-                               jax.random.fold_in(key, start)))
-    for i in range(start, stop):
-      n = int(split.lengths[i])
-      name = split.names[i]
-      write_wav(workdir / "audio" / "original" / f"{name}.wav",
-                dataset.unscale(split.waveforms[i, :n]), dataset.sample_rate)
-      write_wav(workdir / "audio" / "reconstruction" / f"{name}.wav",
-                dataset.unscale(waves[i - start, :n]), dataset.sample_rate)
+  waves = np.asarray(loop.map_batches(
+      lambda x, start: rebuild(state.params, state.codebook.embed, x, jax.random.fold_in(key, start)),
+      specs["test"][:count], config.train.eval_batch_size))
+  for i in range(count):
+    n = int(split.lengths[i])
+    write_wav(workdir / "audio" / "original" / f"{split.names[i]}.wav",
+              dataset.unscale(split.waveforms[i, :n]), dataset.sample_rate)
+    write_wav(workdir / "audio" / "reconstruction" / f"{split.names[i]}.wav",
+              dataset.unscale(waves[i, :n]), dataset.sample_rate)
   recon_spec = jax.jit(lambda p, e, x: vqvae.reconstruct(model, p, e, x, config))
   for i in range(min(config.eval.num_figures, len(split))):
     x = specs["test"][i:i + 1]

@@ -96,16 +96,9 @@ class Classifier:
 
   def predict(self, spectrograms, batch_size: int | None = None):
     batch_size = batch_size or self.config.classifier.eval_batch_size
-    probs, embeddings = [], []
-    for start in range(0, spectrograms.shape[0], batch_size):
-      chunk = jnp.asarray(spectrograms[start:start + batch_size])
-      real = chunk.shape[0]
-      if real < batch_size:   # one compiled shape
-        chunk = jnp.concatenate([chunk, jnp.zeros((batch_size - real,) + chunk.shape[1:])])
-      p, e = self._apply(self.params, chunk)
-      probs.append(np.asarray(p)[:real])
-      embeddings.append(np.asarray(e)[:real])
-    return np.concatenate(probs), np.concatenate(embeddings)
+    probs, embeddings = loop.map_batches(lambda x, _: self._apply(self.params, x), spectrograms,
+                                         batch_size)
+    return np.asarray(probs), np.asarray(embeddings)
 
 
 def _make_classifier(config, params) -> Classifier:

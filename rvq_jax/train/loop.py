@@ -233,6 +233,21 @@ def train(config, workdir: str):
   return state, dataset, specs
 
 
+def map_batches(fn, examples, batch_size: int):
+  """Applies `fn(batch [batch_size, ...], start)` over `examples` [N, ...] in order and concatenates
+  its outputs (a pytree of arrays [batch_size, ...]) along axis 0, trimmed to N. The last batch is
+  zero-padded so `fn` compiles for one shape only."""
+  outputs = []
+  for start in range(0, examples.shape[0], batch_size):
+    chunk = jnp.asarray(examples[start:start + batch_size])
+    real = chunk.shape[0]
+    if real < batch_size:
+      chunk = jnp.concatenate([chunk, jnp.zeros((batch_size - real,) + chunk.shape[1:],
+                                                chunk.dtype)])
+    outputs.append(jax.tree.map(lambda x, n=real: x[:n], fn(chunk, start)))
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
+
+
 def restore_state(config, workdir) -> steps.TrainState:
   """The latest checkpointed `TrainState` of the run in `workdir`, on the default device."""
   ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
@@ -251,14 +266,13 @@ def evaluate(eval_step, state, examples: jax.Array, batch_size: int) -> dict:
   """Weighted-mean eval metrics over all `examples` [N, H, W, 2], plus per-level codebook use."""
   n = examples.shape[0]
   batches = []
-  for start in range(0, n, batch_size):
-    chunk = examples[start:start + batch_size]
-    real = chunk.shape[0]
-    if real < batch_size:  # pad to one compiled shape; padding has weight 0
-      chunk = jnp.concatenate([chunk, jnp.zeros((batch_size - real,) + chunk.shape[1:],
-                                                chunk.dtype)])
-    weights = jnp.asarray(np.arange(batch_size) < real, jnp.float32)
-    batches.append(jax.device_get(eval_step(state, chunk, weights)))
+
+  def run(chunk, start):
+    weights = jnp.asarray(np.arange(start, start + batch_size) < n, jnp.float32)
+    batches.append(jax.device_get(eval_step(state, chunk, weights)))  # padding has weight 0
+    return jnp.zeros((batch_size,))
+
+  map_batches(run, examples, batch_size)
   out = steps.combine_eval_metrics(batches)
   counts = out.pop("counts")
   out.pop("weight")
