@@ -70,9 +70,13 @@ def _run_section(root: pathlib.Path, out_dir: pathlib.Path, name: str) -> list[s
   lines = [f"### {name}", "",
            f"COMMAND: `python -m rvq_jax.main --config=configs/{name}.py --workdir=runs/{name}` "
            "(resumable; re-run to continue)", "",
-           f"Device: {info[-1].get('device', 'unknown')}; jax {info[-1].get('jax', '?')}. "
-           f"Trained **{val['epoch']} of {config['train']['num_epochs']} epochs** ({val['step']} "
-           f"steps, batch {config['train']['batch_size']}), {hours:.2f} h of training.", "",
+           f"Device: {info[-1].get('device', 'unknown')}"
+           f"{' (%s cores)' % info[-1]['cpu_count'] if info[-1].get('cpu_count') else ''}; "
+           f"jax {info[-1].get('jax', '?')}. Trained **{val['epoch']} of "
+           f"{config['train']['num_epochs']} epochs** ({val['step']} steps, batch "
+           f"{config['train']['batch_size']}), {hours:.2f} h wall-clock (summed per epoch, including "
+           "any time the machine was shared)."
+           + (f" Test rows: the checkpoint at step {result['step']}." if result else ""), "",
            "| split | loss | reconstruction | commitment |", "|---|---|---|---|",
            f"| train (last epoch mean) | {train['loss']:.4f} | {train['reconstruction']:.4f} | "
            f"{train['commitment']:.4f} |",

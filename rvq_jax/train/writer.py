@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import pathlib
 import platform
 
@@ -74,6 +75,6 @@ def append_run_info(workdir, **fields) -> None:
   sessions.append(dict(
       started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       device=f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-      process_count=jax.process_count(), jax=jax.__version__,
+      cpu_count=os.cpu_count(), process_count=jax.process_count(), jax=jax.__version__,
       python=platform.python_version(), **fields))
   path.write_text(json.dumps(sessions, indent=2) + "\n")
