@@ -23,6 +23,7 @@ import optax
 import orbax.checkpoint as ocp
 import tqdm
 
+from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax.models import classifier as classifier_lib
 from rvq_jax.train import loop
@@ -127,9 +128,7 @@ def load_classifier(workdir) -> Classifier:
         f"--config=configs/classifier.py --workdir={workdir} --mode=train_classifier "
         "(or set --config.eval.classifier_workdir).")
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  bins, frames, _ = (config.audio.frame_length // 2 + 1,
-                     config.data.max_samples // config.audio.hop_length, 2)
-  example = jnp.zeros((1, bins, frames, 2))
+  example = jnp.zeros((1,) + audio.spectrogram_shape(config.data.max_samples, config.audio))
   init = functools.partial(create_classifier_state, config)
   abstract = jax.eval_shape(init, jax.random.key_data(jax.random.key(0)), example)
   with _manager(workdir) as manager:

@@ -233,18 +233,23 @@ def train(config, workdir: str):
   return state, dataset, specs
 
 
-def map_batches(fn, examples, batch_size: int):
-  """Applies `fn(batch [batch_size, ...], start)` over `examples` [N, ...] in order and concatenates
-  its outputs (a pytree of arrays [batch_size, ...]) along axis 0, trimmed to N. The last batch is
-  zero-padded so `fn` compiles for one shape only."""
-  outputs = []
+def padded_batches(examples, batch_size: int):
+  """Yields (batch [batch_size, ...], start, real) over `examples` [N, ...] in order; the last batch
+  is zero-padded (its first `real` rows are examples) so consumers compile for one shape only."""
   for start in range(0, examples.shape[0], batch_size):
     chunk = jnp.asarray(examples[start:start + batch_size])
     real = chunk.shape[0]
     if real < batch_size:
       chunk = jnp.concatenate([chunk, jnp.zeros((batch_size - real,) + chunk.shape[1:],
                                                 chunk.dtype)])
-    outputs.append(jax.tree.map(lambda x, n=real: x[:n], fn(chunk, start)))
+    yield chunk, start, real
+
+
+def map_batches(fn, examples, batch_size: int):
+  """Applies `fn(batch [batch_size, ...], start)` over `padded_batches` and concatenates its
+  outputs (a pytree of arrays [batch_size, ...]) along axis 0, trimmed to N."""
+  outputs = [jax.tree.map(lambda x, n=real: x[:n], fn(chunk, start))
+             for chunk, start, real in padded_batches(examples, batch_size)]
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
 
 
@@ -264,15 +269,10 @@ def restore_state(config, workdir) -> steps.TrainState:
 
 def evaluate(eval_step, state, examples: jax.Array, batch_size: int) -> dict:
   """Weighted-mean eval metrics over all `examples` [N, H, W, 2], plus per-level codebook use."""
-  n = examples.shape[0]
   batches = []
-
-  def run(chunk, start):
-    weights = jnp.asarray(np.arange(start, start + batch_size) < n, jnp.float32)
-    batches.append(jax.device_get(eval_step(state, chunk, weights)))  # padding has weight 0
-    return jnp.zeros((batch_size,))
-
-  map_batches(run, examples, batch_size)
+  for chunk, _, real in padded_batches(examples, batch_size):
+    weights = jnp.asarray(np.arange(batch_size) < real, jnp.float32)   # padding has weight 0
+    batches.append(jax.device_get(eval_step(state, chunk, weights)))
   out = steps.combine_eval_metrics(batches)
   counts = out.pop("counts")
   out.pop("weight")
