@@ -1,6 +1,7 @@
 """Command-line front door: `python -m rvq_jax.main --config=configs/<name>.py --workdir=<dir>`.
 
-Each --mode calls one library function taking (config, workdir).
+Each --mode calls one library function taking (config, workdir). A config with a `prior` section
+(configs/realnvp.py) selects the RealNVP prior's functions instead of the VQ-VAE's.
 """
 
 from absl import app
@@ -8,6 +9,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from rvq_jax.eval import prior as prior_eval
 from rvq_jax.eval import quality
 from rvq_jax.eval import report
 from rvq_jax.eval import spectrogram_figure
@@ -18,11 +20,16 @@ MODES = {
     "train_classifier": quality.train_classifier_and_report,
     "spectrogram_figure": spectrogram_figure.write_spectrogram_figure,
 }
+PRIOR_MODES = {
+    "train": prior_eval.train_and_evaluate,
+    "evaluate": prior_eval.evaluate,
+    "sample": prior_eval.sample,
+}
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Everything the run writes goes here.")
-_MODE = flags.DEFINE_enum("mode", "train", list(MODES), "What to run.")
+_MODE = flags.DEFINE_enum("mode", "train", sorted(set(MODES) | set(PRIOR_MODES)), "What to run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -35,8 +42,12 @@ def main(argv):
   logging.info("process %d/%d, devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
   from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  modes = PRIOR_MODES if "prior" in _CONFIG.value else MODES
+  if _MODE.value not in modes:
+    raise app.UsageError(f"--mode={_MODE.value} does not apply to this config; choose one of "
+                         f"{sorted(modes)}.")
   try:
-    MODES[_MODE.value](_CONFIG.value, _WORKDIR.value)
+    modes[_MODE.value](_CONFIG.value, _WORKDIR.value)
   except loop.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler
     logging.warning("%s", e)
 

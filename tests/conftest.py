@@ -46,3 +46,26 @@ def fsdd_dataset(fsdd_recordings, tmp_path_factory):
   config.data.data_dir = str(fsdd_recordings)
   config.data.cache_dir = str(tmp_path_factory.mktemp("fsdd_cache"))
   return data.load_dataset(config.data)
+
+
+def tiny_classifier_config(fsdd_recordings, cache):
+  """A small digit classifier (about a minute on 2 CPU cores, test accuracy well above chance)."""
+  from configs import classifier  # pylint: disable=g-import-not-at-top
+  config = classifier.get_config()
+  config.data.data_dir = str(fsdd_recordings)
+  config.data.cache_dir = str(cache)
+  config.classifier.features = (8, 16, 16, 32)
+  config.classifier.embedding_dim = 32
+  config.classifier.num_epochs = 6
+  config.classifier.noise_examples = 32
+  return config
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(fsdd_recordings, tmp_path_factory):
+  """(workdir, classifier_eval.json contents) of a trained tiny classifier, shared by the tests."""
+  from rvq_jax.eval import quality  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("classifier")
+  config = tiny_classifier_config(fsdd_recordings, tmp_path_factory.mktemp("cache"))
+  result = quality.train_classifier_and_report(config, str(workdir))
+  return workdir, result

@@ -7,27 +7,8 @@ import pytest
 
 from rvq_jax.eval import quality
 from rvq_jax.eval import report
+from tests.conftest import tiny_classifier_config
 from tests.test_train import tiny_config
-
-
-def tiny_classifier_config(fsdd_recordings, cache):
-  from configs import classifier  # pylint: disable=g-import-not-at-top
-  config = classifier.get_config()
-  config.data.data_dir = str(fsdd_recordings)
-  config.data.cache_dir = str(cache)
-  config.classifier.features = (8, 16, 16, 32)
-  config.classifier.embedding_dim = 32
-  config.classifier.num_epochs = 6
-  config.classifier.noise_examples = 32
-  return config
-
-
-@pytest.fixture(scope="module")
-def classifier_dir(fsdd_recordings, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("classifier")
-  config = tiny_classifier_config(fsdd_recordings, tmp_path_factory.mktemp("cache"))
-  result = quality.train_classifier_and_report(config, str(workdir))
-  return workdir, result
 
 
 def test_classifier_learns_digits_and_reports_references(classifier_dir):

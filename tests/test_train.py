@@ -1,5 +1,6 @@
 """Train/eval steps, parallel equivalence, the loop's resume and fault handling, config checks."""
 
+import functools
 import json
 import os
 import pathlib
@@ -111,7 +112,8 @@ def test_pmap_and_sharded_equal_one_device(train_specs):
   config.parallel.mode = "sharded"
   parallel = loop._Parallel(config)  # pylint: disable=protected-access
   sharded_state = parallel.create_state(lambda: state0)
-  sharded, _ = _run_steps(parallel.train_step(config), sharded_state,
+  sharded, _ = _run_steps(parallel.train_step(functools.partial(steps.make_train_step, config)),
+                          sharded_state,
                           [jax.device_put(b, parallel.data_sharding) for b in batches])
 
   for other in (many, sharded):

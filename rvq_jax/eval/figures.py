@@ -130,3 +130,29 @@ def rate_distortion_figure(rows: list[dict]):
   for row, x in zip(rows, rate):
     axes[0].annotate(str(row["levels"]), (x, row["si_sdr_db"]))
   return fig
+
+
+def latent_sample_figure(latent: np.ndarray, spectrogram: np.ndarray, audio_config,
+                         sample_rate: int, title: str = ""):
+  """Figure 3 of the original report: a sampled latent [h, w, C] (its first channel) beside the
+  decoded spectrogram's magnitude (dB) [bins, frames, 2]."""
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+  image = axes[0].imshow(np.asarray(latent)[..., 0], origin="lower", aspect="auto", cmap="viridis",
+                         interpolation="nearest")
+  axes[0].set_title("sampled latent (channel 0)")
+  axes[0].set_xlabel("latent frame")
+  axes[0].set_ylabel("latent frequency row")
+  fig.colorbar(image, ax=axes[0])
+  spectrum = np.abs(np.asarray(audio.to_complex(np.asarray(spectrogram), audio_config)))
+  db = 20 * np.log10(spectrum + 1e-6)
+  bins, frames = spectrum.shape
+  extent = (0, frames * audio_config.hop_length / sample_rate, 0, sample_rate / 2 / 1000)
+  image = axes[1].imshow(db, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                         vmin=db.max() - 80, vmax=db.max(), interpolation="nearest")
+  axes[1].set_title("decoded magnitude (dB)")
+  axes[1].set_xlabel("time (s)")
+  axes[1].set_ylabel("frequency (kHz)")
+  fig.colorbar(image, ax=axes[1])
+  if title:
+    fig.suptitle(title)
+  return fig

@@ -71,6 +71,17 @@ def batch_for_step(examples, step: jax.Array, key: jax.Array, batch_size: int):
   return jax.tree.map(lambda a: a[idx], examples)
 
 
+def check_finite(loss: float, finite, step: int, manager, ckpt_dir, advice: str) -> None:
+  """Raises FloatingPointError (after pending saves finish) when the loss or the state (the
+  step's 'finite' flag) is not finite, naming the last good checkpoint and what to change."""
+  if not (math.isfinite(loss) and float(finite) == 1.0):
+    manager.wait_until_finished()
+    raise FloatingPointError(
+        f"Non-finite loss ({loss}) or parameters at step {step}; stopping without saving this "
+        f"state. The last good checkpoint (step {manager.latest_step()}) is in {ckpt_dir}; "
+        f"{advice}, and resume.")
+
+
 def _sum_metrics(total, new):
   return jax.tree.map(jnp.add, total, new)
 
@@ -102,17 +113,20 @@ class _Parallel:
     out = self.data_sharding if self.mode == "sharded" else self.replicated
     return jax.jit(functools.partial(batch_for_step, batch_size=batch_size), out_shardings=out)
 
-  def train_step(self, config):
+  def train_step(self, make_step):
+    """Compiles `make_step(axis_name=...)` (a pure `(state, batch) -> (state, metrics)`) for this
+    mode; batch may be a pytree of arrays [global_batch, ...]. The state is donated."""
     if self.mode == "pmap":
-      step = jax.pmap(steps.make_train_step(config, axis_name="batch"), axis_name="batch",
-                      in_axes=(None, 0), out_axes=(None, 0), devices=self.mesh.devices.tolist())
+      step = jax.pmap(make_step(axis_name="batch"), axis_name="batch", in_axes=(None, 0),
+                      out_axes=(None, 0), devices=self.mesh.devices.tolist())
       n = self.num_devices
 
       def run(state, batch):
-        state, metrics = step(state, batch.reshape((n, -1) + batch.shape[1:]))
+        state, metrics = step(state, jax.tree.map(
+            lambda b: b.reshape((n, -1) + b.shape[1:]), batch))
         return state, jax.tree.map(lambda m: m[0], metrics)
       return run
-    return jax.jit(steps.make_train_step(config),
+    return jax.jit(make_step(axis_name=None),
                    in_shardings=(self.replicated, self.data_sharding if self.mode == "sharded"
                                  else self.replicated),
                    out_shardings=(self.replicated, self.replicated), donate_argnums=0)
@@ -167,7 +181,7 @@ def train(config, workdir: str):
   if is_writer:
     writer_lib.append_run_info(workdir, start_step=restored_step, total_steps=total_steps,
                                parallel_mode=parallel.mode, num_devices=parallel.num_devices)
-  train_step = parallel.train_step(config)
+  train_step = parallel.train_step(functools.partial(steps.make_train_step, config))
   eval_step = jax.jit(steps.make_eval_step(config))
   sum_metrics = jax.jit(_sum_metrics, donate_argnums=0)
 
@@ -189,13 +203,8 @@ def train(config, workdir: str):
       end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
       if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
         loss = float(metrics["loss"])
-        if not (math.isfinite(loss) and float(metrics["finite"]) == 1.0):
-          manager.wait_until_finished()
-          raise FloatingPointError(
-              f"Non-finite loss ({loss}) or parameters at step {step}; stopping without saving "
-              f"this state. The last good checkpoint "
-              f"(step {manager.latest_step()}) is in {ckpt_dir}; lower optim.learning_rate or set "
-              "optim.grad_clip_norm and resume.")
+        check_finite(loss, metrics["finite"], step, manager, ckpt_dir,
+                     "lower optim.learning_rate or set optim.grad_clip_norm")
         bar.set_postfix(epoch=f"{(step - 1) // steps_per_epoch + 1}/{config.train.num_epochs}",
                         loss=f"{loss:.4f}", rec=f"{float(metrics['reconstruction']):.4f}",
                         commit=f"{float(metrics['commitment']):.4f}", refresh=False)

@@ -1,0 +1,89 @@
+"""RealNVP prior on a trained VQ-VAE's latents (rvq_jax.models.realnvp, rvq_jax.train.prior).
+
+COMMANDS:
+  Train, then sample and score (1,000 samples, WAVs, Figure 3, prior_eval.json):
+    python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior \
+        --config.vqvae_workdir=runs/model5
+  Sample again from a trained prior, e.g. sevens (class-conditional base):
+    python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior --mode=sample \
+        --config.sample.digit=7
+RESULTS: docs/RESULTS.md ("Prior").
+"""
+
+from ml_collections import config_dict
+
+
+def get_config():
+  config = config_dict.ConfigDict()
+  config.seed = 0
+  config.vqvae_workdir = "runs/model5"      # a trained VQ-VAE run (its config.json + checkpoints)
+
+  # Where FSDD and caches are; unset: the VQ-VAE run's own settings, $FSDD_DIR, $RVQ_JAX_CACHE.
+  config.data = config_dict.ConfigDict()
+  config.data.data_dir = config_dict.placeholder(str)
+  config.data.cache_dir = config_dict.placeholder(str)
+
+  # ---- the prior's target: latent images of the VQ-VAE (rvq_jax.train.prior) ----
+  config.target = config_dict.ConfigDict()
+  config.target.kind = "quantized"          # 'quantized' (sum of code vectors) or 'continuous'
+  config.target.levels = config_dict.placeholder(int)  # quantized: first n levels (unset: all)
+  # >0: keep this many principal directions of the latent vectors (a fixed linear projection);
+  # 0: the full latent (32x32x128 for model5).
+  config.target.projection_dim = 16
+  config.target.preprocess = "standardize"  # per-channel training mean/std (log-det counted), or 'none'
+  # Dequantization noise std as a fraction of the per-dimension spacing of distinct latent vectors.
+  config.target.dequantization = 0.25
+  config.target.spacing_queries = 2000      # vectors whose nearest distinct neighbour is measured
+  config.target.spacing_references = 20000  # ... among this many distinct vectors
+
+  # ---- the flow (rvq_jax.models.realnvp) ----
+  config.prior = config_dict.ConfigDict()
+  config.prior.num_scales = 2
+  config.prior.checkerboard_couplings = 3   # per scale, before the squeeze
+  config.prior.channel_couplings = 3        # per scale, after the squeeze
+  config.prior.final_couplings = 4          # checkerboard couplings of the last scale
+  config.prior.hidden = 64                  # conditioner ResNet width
+  config.prior.res_blocks = 2
+  config.prior.kernel_size = 3
+  config.prior.log_scale = "tanh"           # 'tanh' (learned scale x tanh) or 'sigmoid' (Glow)
+  config.prior.actnorm = True               # data-initialised actnorm before every coupling
+  config.prior.invertible_1x1 = False       # Glow's 1x1 convolution before every coupling
+  config.prior.base = "class_conditional"   # 'gaussian' | 'mixture' | 'class_conditional'
+  config.prior.mixture_components = 4       # 'mixture' base: Gaussians per dimension
+
+  # ---- optimisation (steps.make_optimizer: Adam, warm-up, clipping) ----
+  config.optim = config_dict.ConfigDict()
+  config.optim.learning_rate = 1e-3
+  config.optim.b1 = 0.9
+  config.optim.b2 = 0.999
+  config.optim.warmup_steps = 200
+  config.optim.grad_clip_norm = 10.0
+
+  config.train = config_dict.ConfigDict()
+  config.train.batch_size = 32
+  config.train.num_epochs = 40
+  config.train.num_steps = config_dict.placeholder(int)
+  config.train.log_every_steps = 25
+  config.train.checkpoint_every_steps = 500
+  config.train.keep_checkpoints = 2
+  config.train.eval_batch_size = 64
+  config.train.progress_bar = True
+
+  config.parallel = config_dict.ConfigDict()
+  config.parallel.mode = "auto"             # 'auto' (sharded if >1 device) | 'jit' | 'sharded' | 'pmap'
+
+  # ---- sampling and scoring (rvq_jax.eval.prior) ----
+  config.sample = config_dict.ConfigDict()
+  config.sample.num_samples = 1000          # scored with the digit classifier
+  config.sample.num_wavs = 50               # of them written to <workdir>/audio/samples/
+  config.sample.batch_size = 100
+  config.sample.temperature = 1.0           # base std multiplier for the WAVs written
+  config.sample.snap = False                # snap decoded latents to the nearest RVQ code path
+  config.sample.digit = config_dict.placeholder(int)  # class-conditional: speak this digit
+  config.sample.temperatures = (1.0, 0.7)   # scored settings: temperatures x snap_settings
+  config.sample.snap_settings = (False, True)
+  config.sample.num_figures = 4             # Figure 3: a sampled latent beside its spectrogram
+
+  config.eval = config_dict.ConfigDict()
+  config.eval.classifier_workdir = "runs/classifier"
+  return config

@@ -1,0 +1,237 @@
+"""Sampling the RealNVP prior into audio, and scoring the samples.
+
+Path of a sample: base (temperature T) -> flow inverse -> un-standardise -> un-project ->
+optionally snap to the nearest RVQ code path (greedy, the target's levels) -> VQ-VAE decoder ->
+spectrogram -> inverse STFT -> training-std scaling undone -> 8 kHz WAV.
+
+Scores (the digit classifier of `config.eval.classifier_workdir`): Inception Score, class
+histogram, Fréchet distance of classifier embeddings against the real test set; for a
+class-conditional base, how often a sample is recognised as the digit it was asked for; and a
+memorisation check: each sample's distance (classifier embedding) to its nearest training clip,
+beside the same distance for real test clips, which are certainly not copies. The decoder bounds
+all of this, so the real test latents decoded the same way ("decoded test targets") are scored too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rvq_jax import audio
+from rvq_jax.eval import figures
+from rvq_jax.eval import metrics
+from rvq_jax.eval import report
+from rvq_jax.models import realnvp
+from rvq_jax.models import rvq
+from rvq_jax.models import vqvae
+from rvq_jax.train import classifier as classifier_train
+from rvq_jax.train import prior
+
+
+def _to_latent(targets, stats):
+  """Target-space arrays [..., C] -> VQ-VAE latent space [..., D]."""
+  return prior.unproject(targets, stats["center"], stats["basis"]) if "center" in stats else targets
+
+
+def make_decoder(run: prior.VQVAERun, levels: int):
+  """`decode(targets [B, h, w, C], stats, snap) -> spectrograms [B, H, W, 2]` (jitted)."""
+  model = vqvae.make_model(run.config)
+  params, embed = run.state.params, run.state.codebook.embed
+
+  @functools.partial(jax.jit, static_argnames="snap")
+  def decode(targets, stats, snap: bool):
+    z = _to_latent(targets, stats)
+    if snap:
+      z = rvq.quantize(embed, z.reshape(-1, z.shape[-1]), levels).quantized.reshape(z.shape)
+    out = model.apply(params, z, method=vqvae.VQVAE.decode)
+    return vqvae.split_decoder_output(out.astype(jnp.float32), run.config)[0]
+
+  return decode
+
+
+def make_sampler(config, shape):
+  """`sample(state, rng, labels [B], temperature) -> targets [B, h, w, C]` (jitted)."""
+  model = prior.make_model(config, shape)
+
+  @jax.jit
+  def sample(state: prior.PriorState, rng, labels, temperature):
+    return model.apply(state.params, rng, labels, state.stats["mean"], state.stats["std"],
+                       temperature, method=realnvp.FlowPrior.sample)
+
+  return sample
+
+
+def sample_labels(config, num: int) -> np.ndarray:
+  """Requested digits [num]: `sample.digit`, else 0..9 in turn (class base); zeros otherwise."""
+  if config.prior.base != "class_conditional":
+    return np.zeros(num, np.int32)
+  if config.sample.digit is not None:
+    return np.full(num, config.sample.digit, np.int32)
+  return (np.arange(num) % realnvp.NUM_CLASSES).astype(np.int32)
+
+
+def draw_samples(config, state, targets: prior.Targets, decode, labels, temperature: float,
+                 snap: bool, seed_offset: int = 0):
+  """(sampled targets [N, h, w, C], decoded spectrograms [N, H, W, 2]) for `labels` [N]."""
+  sample = make_sampler(config, targets.shape)
+  key = jax.random.fold_in(jax.random.key(config.seed), 1000 + seed_offset)
+  latents, specs = [], []
+  b = config.sample.batch_size
+  for start in range(0, len(labels), b):
+    lab = jnp.asarray(labels[start:start + b])
+    t = sample(state, jax.random.fold_in(key, start), lab, temperature)
+    latents.append(np.asarray(t))
+    specs.append(np.asarray(decode(t, state.stats, snap)))
+  return np.concatenate(latents), np.concatenate(specs)
+
+
+class Scorer:
+  """Scores spectrogram sets with the classifier against the real test and training sets."""
+
+  def __init__(self, config, run: prior.VQVAERun):
+    self.classifier = classifier_train.load_classifier(config.eval.classifier_workdir)
+    _, self.test_embeddings = self.classifier.predict(run.specs["test"])
+    _, self.train_embeddings = self.classifier.predict(run.specs["train"])
+    self.test_nearest = self.nearest_train_distance(self.test_embeddings)
+
+  def nearest_train_distance(self, embeddings: np.ndarray) -> np.ndarray:
+    """Euclidean distance [N] from each embedding to its nearest training clip's."""
+    a, b = jnp.asarray(embeddings), jnp.asarray(self.train_embeddings)
+    d2 = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None, :]
+    return np.sqrt(np.maximum(np.asarray(d2.min(1)), 0.0))
+
+  def score(self, spectrograms, requested=None) -> dict:
+    probs, embeddings = self.classifier.predict(spectrograms)
+    out = {"examples": int(len(probs)),
+           "inception_score": float(metrics.inception_score(jnp.asarray(probs))),
+           "class_histogram": (np.bincount(probs.argmax(-1), minlength=10) / len(probs)).tolist(),
+           "frechet_distance": float(metrics.frechet_distance(
+               jnp.asarray(embeddings), jnp.asarray(self.test_embeddings)))}
+    if requested is not None:
+      out["requested_digit_accuracy"] = float((probs.argmax(-1) == requested).mean())
+    nearest = self.nearest_train_distance(embeddings)
+    out["memorization"] = {
+        "median_nearest_train_distance": float(np.median(nearest)),
+        "median_nearest_train_distance_real_test": float(np.median(self.test_nearest)),
+        # A copied clip sits closer to the training set than (almost) any real held-out clip.
+        "fraction_closer_than_1st_percentile_of_real_test": float(
+            (nearest < np.percentile(self.test_nearest, 1)).mean())}
+    return out
+
+
+def write_samples(config, workdir: pathlib.Path, run: prior.VQVAERun, latents, specs,
+                  labels) -> list[pathlib.Path]:
+  """The first `sample.num_wavs` samples as WAV in <workdir>/audio/samples/ and Figure 3."""
+  if jax.process_index() != 0:
+    return []
+  out_dir = workdir / "audio" / "samples"
+  count = min(config.sample.num_wavs, len(specs))
+  waves = np.asarray(audio.to_waveform(jnp.asarray(specs[:count]), run.config.audio))
+  conditional = config.prior.base == "class_conditional"
+  paths = []
+  for i in range(count):
+    name = f"{labels[i]}_sample_{i}.wav" if conditional else f"sample_{i}.wav"
+    report.write_wav(out_dir / name, run.dataset.unscale(waves[i]), run.dataset.sample_rate)
+    paths.append(out_dir / name)
+  for i in range(min(config.sample.num_figures, count)):
+    title = f"sample {i}" + (f" (digit {labels[i]} requested)" if conditional else "")
+    figures.save(figures.latent_sample_figure(latents[i], specs[i], run.config.audio,
+                                              run.dataset.sample_rate, title),
+                 workdir / "figures" / f"figure3_sample_{i}.png")
+  logging.info("wrote %d samples to %s", count, out_dir)
+  return paths
+
+
+def evaluate_prior(config, workdir, state: prior.PriorState, targets: prior.Targets,
+                   run: prior.VQVAERun) -> dict:
+  """Bits/dim, references and sample scores over `sample.temperatures` x snap; writes
+  <workdir>/prior_eval.json, WAVs and figures. Returns the JSON contents."""
+  workdir = pathlib.Path(workdir)
+  levels = config.target.levels or run.config.rvq.levels
+  decode = make_decoder(run, levels)
+  scorer = Scorer(config, run)
+  eval_step = jax.jit(prior.make_prior_eval_step(config, targets.shape))
+  bpd = {s: prior.evaluate_bits_per_dim(eval_step, state, prior.fixed_noise_targets(
+      config, targets, s), targets.splits[s][1], config.train.eval_batch_size)
+         for s in ("validation", "test")}
+  test_targets, test_labels = targets.splits["test"]
+  decoded_test = np.concatenate([np.asarray(decode(jnp.asarray(test_targets[i:i + 100]),
+                                                   state.stats, False))
+                                 for i in range(0, len(test_targets), 100)])
+  result = {
+      "step": int(state.step),
+      "target": {"shape": list(targets.shape), "kind": config.target.kind, "levels": levels,
+                 "projection_dim": config.target.projection_dim,
+                 "variance_kept": targets.variance_kept, "preprocess": config.target.preprocess,
+                 "spacing": targets.spacing, "dequantization": config.target.dequantization,
+                 "noise_std": float(targets.stats["noise_std"])},
+      "prior": config.prior.to_dict(),
+      "bits_per_dim": bpd,
+      "references": {"real_test": scorer.score(run.specs["test"], test_labels),
+                     "decoded_test_targets": scorer.score(decoded_test, test_labels)},
+      "samples": [],
+  }
+  labels = sample_labels(config, config.sample.num_samples)
+  requested = labels if config.prior.base == "class_conditional" else None
+  for temperature in config.sample.temperatures:
+    for snap in config.sample.snap_settings:
+      latents, specs = draw_samples(config, state, targets, decode, labels, temperature, snap)
+      row = {"temperature": float(temperature), "snap": snap}
+      row.update(scorer.score(specs, requested))
+      result["samples"].append(row)
+      logging.info("samples T=%.2f snap=%s: IS %.3f, FD %.1f%s", temperature, snap,
+                   row["inception_score"], row["frechet_distance"],
+                   f", requested digit {row['requested_digit_accuracy']:.3f}" if requested is not None
+                   else "")
+      if temperature == config.sample.temperature and snap == config.sample.snap:
+        write_samples(config, workdir, run, latents, specs, labels)
+  if jax.process_index() == 0:
+    (workdir / "prior_eval.json").write_text(json.dumps(result, indent=2) + "\n")
+  return result
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """`--mode=train` with configs/realnvp.py: train (or resume) the prior, then evaluate it."""
+  state, targets, run = prior.train_prior(config, workdir)
+  return evaluate_prior(config, workdir, state, targets, run)
+
+
+def _restore(config, workdir):
+  prior.validate_prior_config(config, 1)
+  run = prior.load_vqvae(config)
+  targets = prior.prepare_targets(config, run)
+  return prior.restore_prior(config, workdir, targets), targets, run
+
+
+def evaluate(config, workdir: str) -> dict:
+  """`--mode=evaluate`: re-score a trained prior (prior_eval.json)."""
+  return evaluate_prior(config, workdir, *_restore(config, workdir))
+
+
+def sample(config, workdir: str) -> dict:
+  """`--mode=sample`: `sample.num_samples` samples at `sample.temperature` / `sample.snap` (of
+  `sample.digit` when set); WAVs, Figure 3 and their scores in <workdir>/samples.json."""
+  state, targets, run = _restore(config, workdir)
+  workdir = pathlib.Path(workdir)
+  labels = sample_labels(config, config.sample.num_samples)
+  decode = make_decoder(run, config.target.levels or run.config.rvq.levels)
+  latents, specs = draw_samples(config, state, targets, decode, labels,
+                                config.sample.temperature, config.sample.snap,
+                                seed_offset=1 if config.sample.digit is None else
+                                2 + config.sample.digit)
+  write_samples(config, workdir, run, latents, specs, labels)
+  scores = Scorer(config, run).score(
+      specs, labels if config.prior.base == "class_conditional" else None)
+  scores.update(temperature=config.sample.temperature, snap=config.sample.snap,
+                digit=config.sample.digit)
+  if jax.process_index() == 0:
+    (workdir / "samples.json").write_text(json.dumps(scores, indent=2) + "\n")
+  logging.info("samples: IS %.3f, histogram %s", scores["inception_score"],
+               np.round(scores["class_histogram"], 3).tolist())
+  return scores

@@ -1,0 +1,194 @@
+"""The RealNVP prior's targets, steps, parallel modes and its train -> sample -> score pipeline,
+on latents of a tiny VQ-VAE trained on the real FSDD."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import soundfile as sf
+
+from configs import realnvp as realnvp_config
+from rvq_jax.eval import prior as prior_eval
+from rvq_jax.train import loop
+from rvq_jax.train import prior
+from tests.conftest import REPO
+from tests.test_train import tiny_config
+
+
+@pytest.fixture(scope="module")
+def vqvae_dir(fsdd_recordings, tmp_path_factory):
+  cache = tmp_path_factory.mktemp("cache")
+  config = tiny_config(fsdd_recordings, cache)
+  config.train.num_steps = 8
+  workdir = tmp_path_factory.mktemp("vqvae")
+  loop.train(config, str(workdir))
+  return workdir, cache
+
+
+def tiny_prior_config(vqvae_dir, classifier_dir, fsdd_recordings):
+  workdir, cache = vqvae_dir
+  config = realnvp_config.get_config()
+  config.vqvae_workdir = str(workdir)
+  config.data.data_dir = str(fsdd_recordings)
+  config.data.cache_dir = str(cache)
+  config.eval.classifier_workdir = str(classifier_dir[0])
+  config.target.projection_dim = 4
+  config.prior.hidden, config.prior.res_blocks = 8, 1
+  config.train.batch_size = 16
+  config.train.progress_bar = False
+  config.train.checkpoint_every_steps = 20
+  config.parallel.mode = "jit"
+  config.sample.num_samples = 40
+  config.sample.batch_size = 20
+  config.sample.num_wavs = 10
+  config.sample.num_figures = 1
+  config.sample.temperatures = (1.0,)
+  return config
+
+
+def test_latent_spacing_of_a_lattice():
+  rng = np.random.default_rng(0)
+  lattice = 0.5 * rng.integers(-3, 4, size=(5000, 3)).astype(np.float32)   # spacing 0.5
+  lattice = np.concatenate([lattice, lattice[:2000]])                       # exact duplicates
+  spacing = prior.latent_spacing(lattice.reshape(-1, 10, 10, 3)[:70], 300, 3000, seed=0)
+  assert spacing == pytest.approx(0.5 / np.sqrt(3), rel=1e-6)
+
+
+def test_projection_is_pca():
+  rng = np.random.default_rng(1)
+  x = (rng.standard_normal((4000, 5)) * [5.0, 3.0, 1.0, 0.1, 0.01]) @ np.linalg.qr(
+      rng.standard_normal((5, 5)))[0] + 2.0
+  center, basis, kept = prior.fit_projection(x.astype(np.float32), 2)
+  _, singular, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+  np.testing.assert_allclose(np.abs(basis.T @ vt[:2].T), np.eye(2), atol=1e-4)   # same subspace
+  assert kept == pytest.approx((singular[:2]**2).sum() / (singular**2).sum(), rel=1e-5)
+  full_center, full_basis, _ = prior.fit_projection(x.astype(np.float32), 5)
+  np.testing.assert_allclose(prior.unproject(prior.project(x, full_center, full_basis),
+                                             full_center, full_basis), x, atol=1e-4)
+
+
+def _toy_state_and_batches(config, shape=(8, 8, 4), steps=5, batch=16):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((steps * batch,) + shape).astype(np.float32) * 2 + 1
+  labels = rng.integers(0, 10, steps * batch).astype(np.int32)
+  stats = {"mean": np.ones(shape[-1], np.float32), "std": np.full(shape[-1], 2.0, np.float32),
+           "noise_std": np.float32(0.1)}
+  state = prior.create_prior_state(config, jax.random.key_data(jax.random.key(0)), stats,
+                                   (jnp.asarray(x[:batch]), jnp.asarray(labels[:batch])))
+  batches = [(jnp.asarray(x[i * batch:(i + 1) * batch]), jnp.asarray(labels[i * batch:(i + 1) *
+                                                                           batch]))
+             for i in range(steps)]
+  return state, batches
+
+
+def test_prior_step_pmap_and_sharded_equal_one_device():
+  assert jax.device_count() == 8
+  config = realnvp_config.get_config()
+  config.prior.hidden, config.prior.res_blocks = 8, 1
+  config.optim.warmup_steps = 2
+  shape = (8, 8, 4)
+  state0, batches = _toy_state_and_batches(config, shape)
+  results = {}
+  for mode in ("jit", "pmap", "sharded"):
+    config.parallel.mode = mode
+    parallel = loop._Parallel(config)  # pylint: disable=protected-access
+    step = parallel.train_step(functools.partial(prior.make_prior_train_step, config, shape))
+    state = parallel.create_state(lambda: jax.tree.map(jnp.copy, state0))
+    for b in batches:
+      state, metrics = step(state, jax.device_put(b, parallel.data_sharding) if mode == "sharded"
+                            else b)
+    assert np.isfinite(float(metrics["bits_per_dim"]))
+    results[mode] = state
+  for mode in ("pmap", "sharded"):
+    assert int(results[mode].step) == 5
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+                 (results["jit"].params, results["jit"].opt_state),
+                 (results[mode].params, results[mode].opt_state))
+
+
+def test_prior_trains_samples_scores_and_resumes(vqvae_dir, classifier_dir, fsdd_recordings,
+                                                  tmp_path):
+  config = tiny_prior_config(vqvae_dir, classifier_dir, fsdd_recordings)
+  config.train.num_steps = 60
+  workdir = tmp_path / "prior"
+  result = prior_eval.train_and_evaluate(config, str(workdir))
+
+  # It learned: held-out bits/dim fell well below the initial flow's.
+  run = prior.load_vqvae(config)
+  targets = prior.prepare_targets(config, run)
+  assert targets.shape == (32, 32, 4) and targets.splits["train"][0].shape[0] == 2389
+  x, labels = targets.splits["train"]
+  init = prior.create_prior_state(config, jax.random.key_data(jax.random.key(config.seed)),
+                                  targets.stats, (jnp.asarray(x[:16]), jnp.asarray(labels[:16])))
+  eval_step = jax.jit(prior.make_prior_eval_step(config, targets.shape))
+  test_x = prior.fixed_noise_targets(config, targets, "test")
+  initial = prior.evaluate_bits_per_dim(eval_step, init, test_x, targets.splits["test"][1], 64)
+  assert result["bits_per_dim"]["test"] < initial - 0.1
+  assert result["target"]["noise_std"] == pytest.approx(0.25 * result["target"]["spacing"])
+
+  # Scores: shapes and sanity; decoded real latents recognised far above chance.
+  assert len(result["samples"]) == 2 and {r["snap"] for r in result["samples"]} == {False, True}
+  for row in result["samples"]:
+    assert row["examples"] == 40 and 1.0 <= row["inception_score"] <= 10.0
+    np.testing.assert_allclose(sum(row["class_histogram"]), 1.0)
+    assert 0.0 <= row["requested_digit_accuracy"] <= 1.0
+    assert row["memorization"]["median_nearest_train_distance"] > 0
+  assert result["references"]["real_test"]["requested_digit_accuracy"] > 0.5
+  wavs = sorted((workdir / "audio" / "samples").glob("*_sample_*.wav"))
+  assert len(wavs) == 10 and wavs[0].name == "0_sample_0.wav"
+  audio_data, rate = sf.read(wavs[0])
+  assert rate == 8000 and len(audio_data) == 8192 and np.abs(audio_data).max() > 0
+  assert (workdir / "figures" / "figure3_sample_0.png").stat().st_size > 10_000
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert {r["split"] for r in records} == {"train", "validation", "test"}
+
+  # Resume: a longer run continues from the checkpoint instead of starting again.
+  config.train.num_steps = 70
+  state, _, _ = prior.train_prior(config, str(workdir), run)
+  assert int(state.step) == 70
+  steps = [r["step"] for r in (json.loads(line) for line in
+                               (workdir / "metrics.jsonl").read_text().splitlines())]
+  assert steps == sorted(steps) and steps[-1] == 70
+
+  # The front door: class-conditional sampling of one digit.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  args = [f"--config.{k}={v}" for k, v in (
+      ("vqvae_workdir", config.vqvae_workdir), ("data.data_dir", config.data.data_dir),
+      ("data.cache_dir", config.data.cache_dir), ("eval.classifier_workdir",
+                                                  config.eval.classifier_workdir),
+      ("target.projection_dim", 4), ("prior.hidden", 8), ("prior.res_blocks", 1),
+      ("train.batch_size", 16), ("sample.num_samples", 20), ("sample.batch_size", 20),
+      ("sample.num_wavs", 3), ("sample.num_figures", 0), ("sample.digit", 7))]
+  out = subprocess.run([sys.executable, "-m", "rvq_jax.main", "--config=configs/realnvp.py",
+                        f"--workdir={workdir}", "--mode=sample"] + args,
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  names = {p.name for p in (workdir / "audio" / "samples").glob("7_sample_*.wav")}
+  assert {"7_sample_0.wav", "7_sample_1.wav", "7_sample_2.wav"} <= names
+  samples = json.loads((workdir / "samples.json").read_text())
+  assert samples["digit"] == 7 and samples["examples"] == 20
+
+
+def test_bad_prior_configs_fail_before_compiling(tmp_path):
+  cases = [
+      (lambda c: setattr(c.prior, "base", "flow"), "prior.base"),
+      (lambda c: setattr(c.target, "kind", "codes"), "target.kind"),
+      (lambda c: c.update({"prior": dict(base="gaussian"), "sample": dict(digit=7)}),
+       "sample.digit needs prior.base"),
+      (lambda c: setattr(c.train, "batch_size", 12), "train.batch_size=12 is not divisible"),
+  ]
+  for mutate, message in cases:
+    config = realnvp_config.get_config()
+    mutate(config)
+    with pytest.raises(ValueError, match=message):
+      prior.validate_prior_config(config, num_devices=8)
+  config = realnvp_config.get_config()
+  config.vqvae_workdir = str(tmp_path / "missing")
+  with pytest.raises(FileNotFoundError, match="configs/model5.py"):
+    prior.load_vqvae(config)
