@@ -49,3 +49,15 @@ def test_overrides_parse_on_fresh_flags():
     _parse(["prog", config_file, "--config.rvq.level=10"])
   with pytest.raises(flags.Error):
     _parse(["prog", config_file, "--config.rvq.levels=3.5"])
+
+
+def test_realnvp_config_validates_and_takes_overrides():
+  from rvq_jax.train import prior  # pylint: disable=g-import-not-at-top
+  config_file = f"--config={REPO / 'configs' / 'realnvp.py'}"
+  config = _parse(["prog", config_file, "--config.sample.digit=7",
+                   "--config.sample.temperatures=(1.0,0.5)", "--config.train.num_steps=20"])
+  prior.validate_prior_config(config, num_devices=1)
+  assert config.sample.digit == 7 and tuple(config.sample.temperatures) == (1.0, 0.5)
+  assert config.train.num_steps == 20 and config.prior.base == "class_conditional"
+  with pytest.raises(AttributeError, match=r"Did you mean \"dequantization\""):
+    _parse(["prog", config_file, "--config.target.dequantisation=0.1"])

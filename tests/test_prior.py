@@ -15,6 +15,7 @@ import soundfile as sf
 
 from configs import realnvp as realnvp_config
 from rvq_jax.eval import prior as prior_eval
+from rvq_jax.eval import results
 from rvq_jax.train import loop
 from rvq_jax.train import prior
 from tests.conftest import REPO
@@ -147,6 +148,15 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, classifier_dir, fsdd
   assert (workdir / "figures" / "figure3_sample_0.png").stat().st_size > 10_000
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert {r["split"] for r in records} == {"train", "validation", "test"}
+
+  # The results page shows the run's numbers and Figure 3.
+  root = tmp_path / "runs"
+  (root / "prior_ablation").mkdir(parents=True)
+  (root / "prior_ablation" / "base").symlink_to(workdir)
+  page = results.write_results(root, tmp_path / "docs" / "RESULTS.md").read_text()
+  row = result["samples"][0]
+  assert "| base | " in page and f"| {row['inception_score']:.2f} | " in page
+  assert (tmp_path / "docs" / "figures" / "figure3_prior_sample.png").exists()
 
   # Resume: a longer run continues from the checkpoint instead of starting again.
   config.train.num_steps = 70
