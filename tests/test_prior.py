@@ -155,7 +155,7 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, classifier_dir, fsdd
   (root / "prior_ablation" / "base").symlink_to(workdir)
   page = results.write_results(root, tmp_path / "docs" / "RESULTS.md").read_text()
   row = result["samples"][0]
-  assert "| base | " in page and f"| {row['inception_score']:.2f} | " in page
+  assert "| prior_ablation/base | " in page and f"| {row['inception_score']:.2f} | " in page
   assert (tmp_path / "docs" / "figures" / "figure3_prior_sample.png").exists()
 
   # Resume: a longer run continues from the checkpoint instead of starting again.

@@ -121,16 +121,20 @@ def _run_section(root: pathlib.Path, out_dir: pathlib.Path, name: str) -> list[s
   return lines + [""]
 
 
-# Ablation runs (<root>/prior_ablation/<name>): what each changes from configs/realnvp.py.
-PRIOR_ABLATIONS = {
-    "base": "configs/realnvp.py (PCA-16 target, standardised, dequantization 0.25, class base, 2 scales)",
-    "raw": "target.preprocess=none (no standardisation)",
-    "no_dequant": "target.dequantization=0",
-    "large_dequant": "target.dequantization=1.0",
-    "gaussian_base": "prior.base=gaussian",
-    "mixture_base": "prior.base=mixture (4 per dimension)",
-    "three_scales": "prior.num_scales=3",
-    "full_latent": "target.projection_dim=0 (the full 32x32x128 quantized latent)",
+# Prior runs (<root>/<path>): what each changes from configs/realnvp.py. The first is the
+# reference of the ablation; rows of missing runs are left out.
+PRIOR_RUNS = {
+    "prior_ablation/base": "configs/realnvp.py: PCA-16 target, standardised, dequantization 0.25, "
+                           "class-conditional base, 2 scales, 600 steps",
+    "prior_ablation/raw": "target.preprocess=none (no standardisation)",
+    "prior_ablation/no_dequant": "target.dequantization=0",
+    "prior_ablation/large_dequant": "target.dequantization=1.0",
+    "prior_ablation/gaussian_base": "prior.base=gaussian",
+    "prior_ablation/mixture_base": "prior.base=mixture (4 per dimension)",
+    "prior_ablation/three_scales": "prior.num_scales=3",
+    "prior_ablation/full_latent": "target.projection_dim=0: the full 32x32x128 quantized latent "
+                                  "(150 steps: 5x slower per step)",
+    "prior_long/dequant_0.1": "target.dequantization=0.1, 2,400 steps",
 }
 
 
@@ -150,8 +154,7 @@ def _sample_cells(row: dict) -> str:
 def _prior_section(root: pathlib.Path, out_dir: pathlib.Path) -> list[str]:
   """The RealNVP prior: references, each ablation run and the sampling settings."""
   lines = ["## RealNVP prior", ""]
-  runs = {name: _load(root / "prior_ablation" / name / "prior_eval.json")
-          for name in PRIOR_ABLATIONS}
+  runs = {name: _load(root / name / "prior_eval.json") for name in PRIOR_RUNS}
   runs = {k: v for k, v in runs.items() if v}
   if not runs:
     return lines + ["No prior runs yet: see configs/realnvp.py for the commands.", ""]
@@ -168,7 +171,16 @@ def _prior_section(root: pathlib.Path, out_dir: pathlib.Path) -> list[str]:
       "|---|---|---|---|---|---|",
       f"| real test recordings | {_sample_cells(refs['real_test'])} |",
       f"| real test latents through the prior's target space and decoder (the ceiling) | "
-      f"{_sample_cells(refs['decoded_test_targets'])} |", ""]
+      f"{_sample_cells(refs['decoded_test_targets'])} |"]
+  if "decoded_noisy_test_targets" in refs:
+    noise = first["target"]["noise_std"]
+    lines.append(f"| the same with the dequantization noise (std {noise:.3f}) the samples carry | "
+                 f"{_sample_cells(refs['decoded_noisy_test_targets'])} |")
+  lines.append("")
+  lines += ["Each run: `python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/<run> "
+            "--config.vqvae_workdir=runs/model5 --config.<change>` (model5 at its step-500 "
+            "checkpoint). The target column gives the shape, preprocessing and the dequantization "
+            "noise std = fraction x per-dimension spacing of distinct latent vectors.", ""]
   lines += ["| run | change | target (noise std) | steps | test bits/dim | T | snap | IS | FD | "
             "class shares | requested digit | nearest train clip |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -177,7 +189,7 @@ def _prior_section(root: pathlib.Path, out_dir: pathlib.Path) -> list[str]:
     target = (f"{'x'.join(map(str, t['shape']))} {t['kind']}, {t['preprocess']} "
               f"({t['noise_std']:.3f} = {t['dequantization']} x {t['spacing']:.3f})")
     for row in result["samples"]:
-      lines.append(f"| {name} | {PRIOR_ABLATIONS[name]} | {target} | {result['step']} | "
+      lines.append(f"| {name} | {PRIOR_RUNS[name]} | {target} | {result['step']} | "
                    f"{result['bits_per_dim']['test']:.4f} | {row['temperature']} | "
                    f"{'yes' if row['snap'] else 'no'} | {_sample_cells(row)} |")
   lines += ["", "Bits/dim are of the dequantized target (a continuous density), so they compare "
