@@ -7,7 +7,10 @@ COMMANDS:
   Sample again from a trained prior, e.g. sevens (class-conditional base):
     python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior --mode=sample \
         --config.sample.digit=7
-RESULTS: docs/RESULTS.md ("Prior").
+RESULTS (2026-11-24, 2-core CPU, on runs/model5 at step 500; docs/RESULTS.md "RealNVP prior"):
+  600 steps: test 0.084 bits/dim, samples IS 3.2 (T=1) to 3.7 (T=0.7, snapped), requested digit
+  0.17-0.23. With --config.target.dequantization=0.1 --config.train.num_steps=1200: IS 5.49 at
+  T=0.5 snapped (real test 9.60; real test latents decoded: 6.57), requested digit 0.51.
 """
 
 from ml_collections import config_dict

