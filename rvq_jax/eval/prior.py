@@ -76,10 +76,10 @@ def sample_labels(config, num: int) -> np.ndarray:
   return (np.arange(num) % realnvp.NUM_CLASSES).astype(np.int32)
 
 
-def draw_samples(config, state, targets: prior.Targets, decode, labels, temperature: float,
-                 snap: bool, seed_offset: int = 0):
-  """(sampled targets [N, h, w, C], decoded spectrograms [N, H, W, 2]) for `labels` [N]."""
-  sample = make_sampler(config, targets.shape)
+def draw_samples(config, state, sample, decode, labels, temperature: float, snap: bool,
+                 seed_offset: int = 0):
+  """(sampled targets [N, h, w, C], decoded spectrograms [N, H, W, 2]) for `labels` [N], with
+  `sample` from `make_sampler` and `decode` from `make_decoder` (each compiled once)."""
   key = jax.random.fold_in(jax.random.key(config.seed), 1000 + seed_offset)
   latents, specs = [], []
   b = config.sample.batch_size
@@ -184,9 +184,10 @@ def evaluate_prior(config, workdir, state: prior.PriorState, targets: prior.Targ
   }
   labels = sample_labels(config, config.sample.num_samples)
   requested = labels if config.prior.base == "class_conditional" else None
+  sample_fn = make_sampler(config, targets.shape)
   for temperature in config.sample.temperatures:
     for snap in config.sample.snap_settings:
-      latents, specs = draw_samples(config, state, targets, decode, labels, temperature, snap)
+      latents, specs = draw_samples(config, state, sample_fn, decode, labels, temperature, snap)
       row = {"temperature": float(temperature), "snap": snap}
       row.update(scorer.score(specs, requested))
       result["samples"].append(row)
@@ -226,7 +227,8 @@ def sample(config, workdir: str) -> dict:
   workdir = pathlib.Path(workdir)
   labels = sample_labels(config, config.sample.num_samples)
   decode = make_decoder(run, config.target.levels or run.config.rvq.levels)
-  latents, specs = draw_samples(config, state, targets, decode, labels,
+  sample_fn = make_sampler(config, targets.shape)
+  latents, specs = draw_samples(config, state, sample_fn, decode, labels,
                                 config.sample.temperature, config.sample.snap,
                                 seed_offset=1 if config.sample.digit is None else
                                 2 + config.sample.digit)
