@@ -264,15 +264,21 @@ def map_batches(fn, examples, batch_size: int):
 
 def restore_state(config, workdir) -> steps.TrainState:
   """The latest checkpointed `TrainState` of the run in `workdir`, on the default device."""
-  ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
   bins, frames, channels = audio.spectrogram_shape(config.data.max_samples, config.audio)
   example = jnp.zeros((config.train.batch_size, bins, frames, channels))
   abstract = jax.eval_shape(functools.partial(steps.create_train_state, config),
                             jax.random.key_data(jax.random.key(0)), example)
+  return restore_latest(workdir, abstract, "train the model first (python -m rvq_jax.main "
+                        "--config=... --workdir=...)")
+
+
+def restore_latest(workdir, abstract, how_to_train: str):
+  """The latest checkpoint in <workdir>/checkpoints, restored into the structure of `abstract`
+  (a pytree of ShapeDtypeStructs); FileNotFoundError saying `how_to_train` when there is none."""
+  ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
   with ocp.CheckpointManager(ckpt_dir) as manager:
     if manager.latest_step() is None:
-      raise FileNotFoundError(f"No checkpoint in {ckpt_dir}: train the model first "
-                              "(python -m rvq_jax.main --config=... --workdir=...).")
+      raise FileNotFoundError(f"No checkpoint in {ckpt_dir}: {how_to_train}.")
     return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
 
 

@@ -457,13 +457,9 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
 
 def restore_prior(config, workdir, targets: Targets) -> PriorState:
   """The latest checkpointed `PriorState` in `workdir` (on the default device)."""
-  ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
   x, labels = targets.splits["train"]
   first = (jnp.asarray(x[:config.train.batch_size]), jnp.asarray(labels[:config.train.batch_size]))
   abstract = jax.eval_shape(lambda r, b: create_prior_state(config, r, targets.stats, b),
                             jax.random.key_data(jax.random.key(0)), first)
-  with ocp.CheckpointManager(ckpt_dir) as manager:
-    if manager.latest_step() is None:
-      raise FileNotFoundError(f"No prior checkpoint in {ckpt_dir}: train it first (python -m "
-                              "rvq_jax.main --config=configs/realnvp.py --workdir=...).")
-    return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
+  return loop.restore_latest(workdir, abstract, "train the prior first (python -m rvq_jax.main "
+                            "--config=configs/realnvp.py --workdir=...)")
