@@ -17,6 +17,7 @@ from configs import realnvp as realnvp_config
 from rvq_jax.eval import prior as prior_eval
 from rvq_jax.eval import results
 from rvq_jax.train import loop
+from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import prior
 from tests.conftest import REPO
 from tests.test_train import tiny_config
@@ -98,12 +99,11 @@ def test_prior_step_pmap_and_sharded_equal_one_device():
   results = {}
   for mode in ("jit", "pmap", "sharded"):
     config.parallel.mode = mode
-    parallel = loop._Parallel(config)  # pylint: disable=protected-access
+    parallel = parallel_lib.Parallel(config)
     step = parallel.train_step(functools.partial(prior.make_prior_train_step, config, shape))
     state = parallel.create_state(lambda: jax.tree.map(jnp.copy, state0))
     for b in batches:
-      state, metrics = step(state, jax.device_put(b, parallel.data_sharding) if mode == "sharded"
-                            else b)
+      state, metrics = step(state, parallel.shard_batch(b))
     assert np.isfinite(float(metrics["bits_per_dim"]))
     results[mode] = state
   for mode in ("pmap", "sharded"):

@@ -17,6 +17,7 @@ import pytest
 
 from rvq_jax import audio
 from rvq_jax.train import loop
+from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import steps
 from rvq_jax.train import validation
 from tests.conftest import REPO
@@ -91,37 +92,57 @@ def test_every_init_trains(train_specs, init):
   assert all(bool(m["finite"]) for m in metrics)
 
 
-def test_pmap_and_sharded_equal_one_device(train_specs):
-  """8 simulated devices, same global batch: params, optimizer state and codebooks agree."""
+@pytest.mark.parametrize("mode", ["pmap", "sharded"])
+def test_every_mode_equals_one_device(train_specs, mode):
+  """8 simulated devices, same global batch, 5 steps: params, optimizer state and codebooks agree
+  with one device, with the state created placed and donated as the training loop does it."""
   assert jax.device_count() == 8
   config = tiny_config()
   config.rvq.dead_code_steps = 1      # exercise restarts (candidates assembled across devices)
   config.rvq.dropout = True           # and quantizer dropout (levels drawn identically)
   rng = jax.random.key_data(jax.random.key(0))
-  state0 = steps.create_train_state(config, rng, train_specs[:16])
-  batches = [train_specs[16 * i:16 * i + 16] for i in range(5)]
-
-  one, _ = _run_steps(jax.jit(steps.make_train_step(config)), state0, batches)
-
-  pmapped = jax.pmap(steps.make_train_step(config, axis_name="batch"), axis_name="batch",
-                     in_axes=(None, 0), out_axes=(None, 0))
-  many, metrics = _run_steps(pmapped, state0, [b.reshape(8, 2, *b.shape[1:]) for b in batches])
-  assert np.asarray(metrics[-1]["loss"]).shape == (8,)
-  np.testing.assert_allclose(metrics[-1]["loss"], metrics[-1]["loss"][0])  # all devices agree
-
-  config.parallel.mode = "sharded"
-  parallel = loop._Parallel(config)  # pylint: disable=protected-access
-  sharded_state = parallel.create_state(lambda: state0)
-  sharded, _ = _run_steps(parallel.train_step(functools.partial(steps.make_train_step, config)),
-                          sharded_state,
-                          [jax.device_put(b, parallel.data_sharding) for b in batches])
-
-  for other in (many, sharded):
-    assert int(other.step) == 5
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
-                 (one.params, one.opt_state, one.codebook),
-                 (other.params, other.opt_state, other.codebook))
+  batches = [np.asarray(train_specs[16 * i:16 * i + 16]) for i in range(5)]
+  init = functools.partial(steps.create_train_state, config, rng, batches[0])
+  results = {}
+  for m in ("jit", mode):
+    config.parallel.mode = m
+    parallel = parallel_lib.Parallel(config)
+    assert parallel.num_devices == (1 if m == "jit" else 8)
+    state = parallel.create_state(init)
+    first_params = jax.tree.leaves(state.params)[0]
+    step = parallel.train_step(functools.partial(steps.make_train_step, config))
+    results[m], metrics = _run_steps(step, state, [parallel.shard_batch(b) for b in batches])
+    assert first_params.is_deleted()          # donated
+    assert np.asarray(metrics[-1]["loss"]).shape == ()
+    leaf = jax.tree.leaves(results[m].params)[0]
+    assert len(leaf.sharding.device_set) == parallel.num_devices and leaf.sharding.is_fully_replicated
+  one, other = results["jit"], results[mode]
+  assert int(other.step) == 5
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+               (one.params, one.opt_state, one.codebook),
+               (other.params, other.opt_state, other.codebook))
   assert int(one.codebook.unused_steps.max()) <= 1  # restarts happened and were reset
+
+
+def test_batches_of_the_host_path_equal_the_device_path(train_specs):
+  """The multi-process batch path (indices on the host, rows per process, global array assembled
+  from process-local data) gives the same global batches as the one-process on-device gather."""
+  config = tiny_config()
+  labels = np.arange(train_specs.shape[0])
+  examples = (np.asarray(train_specs), labels)
+  key = np.asarray(jax.random.key_data(jax.random.key(3)))
+  for mode in ("sharded", "pmap"):
+    config.parallel.mode = mode
+    parallel = parallel_lib.Parallel(config)
+    device_batches = parallel.batch_fn(examples, key, 16)
+    parallel.multi_process = True             # one process is a valid (degenerate) multi-process run
+    host_batches = parallel.batch_fn(examples, key, 16)
+    for step in (0, 7, 15, 16, 40):            # across epoch boundaries (16 steps per epoch)
+      a, b = device_batches(step), host_batches(step)
+      assert a[0].sharding == b[0].sharding
+      jax.tree.map(np.testing.assert_array_equal, a, b)
+    idx = np.asarray(b[1]).reshape(-1)
+    assert len(set(idx.tolist())) == 16
 
 
 def test_invalid_configs_fail_before_compiling():

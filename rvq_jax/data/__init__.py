@@ -11,3 +11,4 @@ from rvq_jax.data.fsdd import load_dataset
 from rvq_jax.data.fsdd import parse_name
 from rvq_jax.data.fsdd import read_recording
 from rvq_jax.data.fsdd import validate_data_config
+from rvq_jax.data.fsdd import write_npz_atomically

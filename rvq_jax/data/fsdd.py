@@ -211,7 +211,9 @@ def _to_dataset(arrays, from_cache: bool) -> Dataset:
                  skipped=tuple(str(s) for s in arrays["skipped"]), from_cache=from_cache)
 
 
-def _write_atomically(path: pathlib.Path, arrays: dict) -> None:
+def write_npz_atomically(path: pathlib.Path, arrays: dict) -> None:
+  """np.savez to a unique temporary file, then a rename: readers (and other processes writing
+  the same cache) never see a partial file."""
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
   try:
@@ -243,7 +245,7 @@ def load_dataset(data_config) -> Dataset:
       return dataset
   arrays = _prepare(recordings, wav_paths, data_config)
   if data_config.use_cache:
-    _write_atomically(cache_file, arrays)
+    write_npz_atomically(cache_file, arrays)
   dataset = _to_dataset(arrays, from_cache=False)
   _report(dataset, recordings, time.perf_counter() - start)
   return dataset

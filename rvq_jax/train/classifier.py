@@ -27,6 +27,7 @@ from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax.models import classifier as classifier_lib
 from rvq_jax.train import loop
+from rvq_jax.train import parallel
 
 
 @flax.struct.dataclass
@@ -170,7 +171,7 @@ def train_classifier(config, workdir: str):
                                       specs["train"][:1])
       examples = (specs["train"], jnp.asarray(dataset["train"].digits))
       key = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1))
-      get_batch = jax.jit(functools.partial(loop.batch_for_step, batch_size=c.batch_size))
+      get_batch = jax.jit(functools.partial(parallel.batch_for_step, batch_size=c.batch_size))
       step = jax.jit(make_classifier_step(config, steps_per_epoch), donate_argnums=0)
       monitor = _make_classifier(config, state.params)   # compiled once, params swapped per epoch
       bar = tqdm.tqdm(total=total, desc="classifier", unit="step")

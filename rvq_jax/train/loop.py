@@ -7,18 +7,13 @@ function of the step, so a resumed run sees exactly the batches an uninterrupted
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import pathlib
-import signal
-import threading
 import time
 
 from absl import logging
 import jax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
@@ -27,6 +22,7 @@ import tqdm
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax.models import rvq
+from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import steps
 from rvq_jax.train import validation
 from rvq_jax.train import writer as writer_lib
@@ -36,39 +32,12 @@ class Preempted(Exception):
   """Training stopped on SIGTERM after saving a checkpoint; run the same command to resume."""
 
 
-@contextlib.contextmanager
-def _sigterm_requests():
-  """Yields a dict whose 'stop' turns True on SIGTERM (main thread only), restoring the handler."""
-  request = {"stop": False}
-  if threading.current_thread() is not threading.main_thread():
-    yield request
-    return
-  previous = signal.signal(signal.SIGTERM, lambda *_: request.update(stop=True))
-  try:
-    yield request
-  finally:
-    signal.signal(signal.SIGTERM, previous)
-
-
 def prepare_spectrograms(waveforms: np.ndarray, audio_config, chunk: int = 256) -> jax.Array:
   """float32 [N, num_samples] -> [N, bins, frames, 2] on the default device, in chunks."""
   convert = jax.jit(lambda w: audio.to_spectrogram(w, audio_config))
   parts = [convert(jnp.asarray(waveforms[i:i + chunk])) for i in range(0, len(waveforms), chunk)]
   return jnp.concatenate(parts) if parts else jnp.zeros((0,) + audio.spectrogram_shape(
       waveforms.shape[-1], audio_config), jnp.float32)
-
-
-def batch_for_step(examples, step: jax.Array, key: jax.Array, batch_size: int):
-  """The training batch of `step` from `examples` (an array [N, ...] or a pytree of them).
-
-  Epoch e = step // steps_per_epoch is a fresh permutation drawn from fold_in(key, e); the last
-  partial batch of an epoch is dropped. A pure function of the step, so resumes repeat it exactly.
-  """
-  n = jax.tree.leaves(examples)[0].shape[0]
-  steps_per_epoch = n // batch_size
-  perm = jax.random.permutation(jax.random.fold_in(key, step // steps_per_epoch), n)
-  idx = jax.lax.dynamic_slice(perm, ((step % steps_per_epoch) * batch_size,), (batch_size,))
-  return jax.tree.map(lambda a: a[idx], examples)
 
 
 def check_finite(loss: float, finite, step: int, manager, ckpt_dir, advice: str) -> None:
@@ -86,69 +55,23 @@ def _sum_metrics(total, new):
   return jax.tree.map(jnp.add, total, new)
 
 
-class _Parallel:
-  """How state, batches and steps are placed: 'jit' (one device), 'sharded', or 'pmap'."""
-
-  def __init__(self, config):
-    mode = config.parallel.mode
-    if mode == "auto":
-      mode = "sharded" if jax.device_count() > 1 else "jit"
-    self.mode = mode
-    devices = jax.devices() if mode != "jit" else jax.devices()[:1]
-    self.mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
-                              devices=devices)
-    self.replicated = NamedSharding(self.mesh, P())
-    self.data_sharding = NamedSharding(self.mesh, P("data"))
-    self.num_devices = len(devices)
-
-  def create_state(self, init_fn, *args):
-    return jax.jit(init_fn, out_shardings=self.replicated)(*args)
-
-  def abstract_state(self, init_fn, *args):
-    shapes = jax.eval_shape(init_fn, *args)
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
-                        shapes)
-
-  def batch_fn(self, batch_size):
-    out = self.data_sharding if self.mode == "sharded" else self.replicated
-    return jax.jit(functools.partial(batch_for_step, batch_size=batch_size), out_shardings=out)
-
-  def train_step(self, make_step):
-    """Compiles `make_step(axis_name=...)` (a pure `(state, batch) -> (state, metrics)`) for this
-    mode; batch may be a pytree of arrays [global_batch, ...]. The state is donated."""
-    if self.mode == "pmap":
-      step = jax.pmap(make_step(axis_name="batch"), axis_name="batch", in_axes=(None, 0),
-                      out_axes=(None, 0), devices=self.mesh.devices.tolist())
-      n = self.num_devices
-
-      def run(state, batch):
-        state, metrics = step(state, jax.tree.map(
-            lambda b: b.reshape((n, -1) + b.shape[1:]), batch))
-        return state, jax.tree.map(lambda m: m[0], metrics)
-      return run
-    return jax.jit(make_step(axis_name=None),
-                   in_shardings=(self.replicated, self.data_sharding if self.mode == "sharded"
-                                 else self.replicated),
-                   out_shardings=(self.replicated, self.replicated), donate_argnums=0)
-
-
 def train(config, workdir: str):
-  """Trains (or resumes) the RVQ-VAE in `workdir`. Returns (state, dataset, spectrograms by split)."""
+  """Trains (or resumes) the RVQ-VAE in `workdir`. Returns (state, dataset, spectrograms by split);
+  the state is this process's local copy, ready for single-device evaluation."""
   # ------------------------------------------------------------------ set-up and validation
-  num_devices = jax.device_count() if config.parallel.mode != "jit" else 1
-  validation.validate_config(config, num_devices)
+  validation.validate_config(config, parallel_lib.num_devices_for(config.parallel.mode))
+  parallel = parallel_lib.Parallel(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   is_writer = jax.process_index() == 0
   if is_writer:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
-  parallel = _Parallel(config)
-  logging.info("parallel mode %s over %d device(s)", parallel.mode, parallel.num_devices)
+  logging.info("parallel mode %s over %d device(s), %d process(es)", parallel.mode,
+               parallel.num_devices, jax.process_count())
 
-  # ------------------------------------------------------------------ data on the device
+  # ------------------------------------------------------------------ data
   dataset = data_lib.load_dataset(config.data)
   specs = {s: prepare_spectrograms(dataset[s].waveforms, config.audio) for s in data_lib.SPLITS}
-  train_specs = jax.device_put(specs["train"], parallel.replicated)
   batch_size = config.train.batch_size
   steps_per_epoch = len(dataset["train"]) // batch_size
   if steps_per_epoch == 0:
@@ -159,11 +82,10 @@ def train(config, workdir: str):
     total_steps = min(total_steps, config.train.num_steps)
 
   # ------------------------------------------------------------------ state, restored if saved
-  root_key = jax.random.key_data(jax.random.key(config.seed))
-  data_key = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1))
-  get_batch = parallel.batch_fn(batch_size)
-  first_batch = jax.jit(functools.partial(batch_for_step, batch_size=batch_size))(
-      train_specs, jnp.zeros((), jnp.int32), data_key)
+  root_key = np.asarray(jax.random.key_data(jax.random.key(config.seed)))
+  data_key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1)))
+  get_batch = parallel.batch_fn(specs["train"], data_key, batch_size)
+  first_batch = np.asarray(parallel_lib.batch_for_step(specs["train"], 0, data_key, batch_size))
   init_fn = functools.partial(steps.create_train_state, config)
   ckpt_dir = (workdir / "checkpoints").absolute()
   manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(
@@ -186,38 +108,41 @@ def train(config, workdir: str):
   sum_metrics = jax.jit(_sum_metrics, donate_argnums=0)
 
   # ------------------------------------------------------------------ the loop
-  step = int(state.step)
+  step = restored_step
   bar = tqdm.tqdm(total=total_steps * batch_size, initial=step * batch_size, unit="ex",
                   unit_scale=True, disable=not (is_writer and config.train.progress_bar),
                   dynamic_ncols=True)
   epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
-  with _sigterm_requests() as request:   # SIGTERM: finish the step, save, stop
-    while step < total_steps and not request["stop"]:
-      with jax.transfer_guard("disallow"):
-        batch = get_batch(train_specs, state.step, data_key)
-        state, metrics = train_step(state, batch)
+  # SIGTERM: finish the step, save, stop (all processes after the same step).
+  with parallel_lib.StopRequests(config.train.log_every_steps) as stop:
+    while step < total_steps and not stop.should_stop(step):
+      with jax.transfer_guard("disallow"):   # explicit transfers only
+        state, metrics = train_step(state, get_batch(step))
         epoch_sum = metrics if epoch_sum is None else sum_metrics(epoch_sum, metrics)
       step += 1
       epoch_steps += 1
       bar.update(batch_size)
       end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
       if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
-        loss = float(metrics["loss"])
-        check_finite(loss, metrics["finite"], step, manager, ckpt_dir,
+        shown = parallel.local(metrics)
+        loss = float(shown["loss"])
+        check_finite(loss, shown["finite"], step, manager, ckpt_dir,
                      "lower optim.learning_rate or set optim.grad_clip_norm")
         bar.set_postfix(epoch=f"{(step - 1) // steps_per_epoch + 1}/{config.train.num_epochs}",
-                        loss=f"{loss:.4f}", rec=f"{float(metrics['reconstruction']):.4f}",
-                        commit=f"{float(metrics['commitment']):.4f}", refresh=False)
+                        loss=f"{loss:.4f}", rec=f"{float(shown['reconstruction']):.4f}",
+                        commit=f"{float(shown['commitment']):.4f}", refresh=False)
       if end_of_epoch:
         epoch = math.ceil(step / steps_per_epoch)
+        totals = parallel.local(epoch_sum)
         means = jax.tree.map(lambda x: np.asarray(x) / epoch_steps,
-                             {k: v for k, v in epoch_sum.items() if k != "counts"})
+                             {k: v for k, v in totals.items() if k != "counts"})
         means.update({f"codebook_{k}": np.asarray(v) for k, v in
-                      rvq.codebook_metrics(epoch_sum["counts"]).items()})
+                      rvq.codebook_metrics(totals["counts"]).items()})
         means["epoch_seconds"] = time.perf_counter() - epoch_start
         means["examples_per_second"] = epoch_steps * batch_size / means["epoch_seconds"]
         writer.write(step, "train", epoch, means)
-        val = evaluate(eval_step, state, specs["validation"], config.train.eval_batch_size)
+        val = evaluate(eval_step, parallel.local(state), specs["validation"],
+                       config.train.eval_batch_size)
         writer.write(step, "validation", epoch, val)
         logging.info("epoch %d step %d: train loss %.5f (rec %.5f, commit %.5f); validation loss "
                      "%.5f (rec %.5f, commit %.5f)", epoch, step, means["loss"],
@@ -226,10 +151,11 @@ def train(config, workdir: str):
         epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
       manager.save(step, args=ocp.args.StandardSave(state))
     bar.close()
+    preempted = step < total_steps
 
   # ------------------------------------------------------------------ finish
   if manager.latest_step() != step:
-    if step > restored_step and float(metrics["finite"]) != 1.0:
+    if step > restored_step and float(parallel.local(metrics)["finite"]) != 1.0:
       manager.wait_until_finished()
       raise FloatingPointError(f"Non-finite state at step {step}; not saved. The last good "
                                f"checkpoint (step {manager.latest_step()}) is in {ckpt_dir}.")
@@ -237,9 +163,9 @@ def train(config, workdir: str):
   manager.wait_until_finished()
   manager.close()
   writer.close()
-  if request["stop"]:
+  if preempted:
     raise Preempted(f"SIGTERM: saved step {step} in {ckpt_dir}; run the same command to resume.")
-  return state, dataset, specs
+  return parallel.local(state), dataset, specs
 
 
 def padded_batches(examples, batch_size: int):

@@ -41,6 +41,7 @@ from rvq_jax.models import realnvp
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
 from rvq_jax.train import loop
+from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import steps
 from rvq_jax.train import writer as writer_lib
 
@@ -98,10 +99,7 @@ def latent_codes(config, run: VQVAERun) -> dict[str, np.ndarray]:
   codes = {s: np.asarray(loop.map_batches(lambda x, _: encode(x), run.specs[s],
                                           run.config.train.eval_batch_size)).astype(np.int16)
            for s in data_lib.SPLITS}
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp.npz")
-  np.savez(tmp, **codes)
-  tmp.replace(path)
+  data_lib.write_npz_atomically(path, codes)
   return codes
 
 
@@ -334,8 +332,8 @@ def validate_prior_config(config, num_devices: int) -> None:
       (p.hidden >= 1 and p.res_blocks >= 0, "prior.hidden must be >= 1, prior.res_blocks >= 0."),
       (tr.batch_size % num_devices == 0,
        f"train.batch_size={tr.batch_size} is not divisible by the {num_devices} devices."),
-      (config.parallel.mode in ("auto", "jit", "sharded", "pmap"),
-       f"parallel.mode={config.parallel.mode!r} is unknown."),
+      (config.parallel.mode in parallel_lib.MODES,
+       f"parallel.mode={config.parallel.mode!r} is unknown; choose one of {parallel_lib.MODES}."),
       (config.sample.num_samples >= 1, "sample.num_samples must be positive."),
       (config.sample.digit is None or 0 <= config.sample.digit <= 9,
        f"sample.digit={config.sample.digit} must be a digit 0..9 (or unset)."),
@@ -360,8 +358,8 @@ def validate_target_shape(config, shape) -> None:
 # ------------------------------------------------------------------ the loop
 def train_prior(config, workdir: str, run: VQVAERun | None = None):
   """Trains (or resumes) the prior in `workdir`. Returns (state, targets, run)."""
-  num_devices = jax.device_count() if config.parallel.mode != "jit" else 1
-  validate_prior_config(config, num_devices)
+  validate_prior_config(config, parallel_lib.num_devices_for(config.parallel.mode))
+  parallel = parallel_lib.Parallel(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   is_writer = jax.process_index() == 0
@@ -370,20 +368,18 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
   run = run or load_vqvae(config)
   targets = prepare_targets(config, run)
   validate_target_shape(config, targets.shape)
-  parallel = loop._Parallel(config)  # pylint: disable=protected-access
-
   train_x, train_labels = targets.splits["train"]
-  examples = jax.device_put((jnp.asarray(train_x), jnp.asarray(train_labels)), parallel.replicated)
+  examples = (np.asarray(train_x), np.asarray(train_labels))
   batch_size = config.train.batch_size
   steps_per_epoch = len(train_x) // batch_size
   total_steps = steps_per_epoch * config.train.num_epochs
   if config.train.num_steps is not None:
     total_steps = min(total_steps, config.train.num_steps)
 
-  root_key = jax.random.key_data(jax.random.key(config.seed))
-  data_key = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1))
-  first_batch = jax.jit(functools.partial(loop.batch_for_step, batch_size=batch_size))(
-      examples, jnp.zeros((), jnp.int32), data_key)
+  root_key = np.asarray(jax.random.key_data(jax.random.key(config.seed)))
+  data_key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1)))
+  first_batch = jax.tree.map(np.asarray, parallel_lib.batch_for_step(examples, 0, data_key,
+                                                                     batch_size))
   def init_fn(rng, batch):
     return create_prior_state(config, rng, targets.stats, batch)
 
@@ -407,52 +403,55 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
                                variance_kept=targets.variance_kept)
   shape = targets.shape
   train_step = parallel.train_step(functools.partial(make_prior_train_step, config, shape))
-  get_batch = parallel.batch_fn(batch_size)
+  get_batch = parallel.batch_fn(examples, data_key, batch_size)
   eval_step = jax.jit(make_prior_eval_step(config, shape))
   held_out = {s: fixed_noise_targets(config, targets, s) for s in ("validation", "test")}
 
-  step = int(state.step)
+  step = restored_step
   bar = tqdm.tqdm(total=total_steps, initial=step, unit="step", desc="prior",
                   disable=not (is_writer and config.train.progress_bar), dynamic_ncols=True)
   epoch_steps, epoch_start = 0, time.perf_counter()
-  with loop._sigterm_requests() as request:  # pylint: disable=protected-access
-    while step < total_steps and not request["stop"]:
-      with jax.transfer_guard("disallow"):
-        state, metrics = train_step(state, get_batch(examples, state.step, data_key))
+  with parallel_lib.StopRequests(config.train.log_every_steps) as stop:
+    while step < total_steps and not stop.should_stop(step):
+      with jax.transfer_guard("disallow"):   # explicit transfers only
+        state, metrics = train_step(state, get_batch(step))
       step += 1
       epoch_steps += 1
       bar.update()
       end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
       if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
-        bpd = float(metrics["bits_per_dim"])
-        loop.check_finite(bpd, metrics["finite"], step, manager, ckpt_dir,
+        shown = parallel.local(metrics)
+        bpd = float(shown["bits_per_dim"])
+        loop.check_finite(bpd, shown["finite"], step, manager, ckpt_dir,
                           "lower optim.learning_rate, raise target.dequantization or lower "
                           "optim.grad_clip_norm")
         bar.set_postfix(bpd=f"{bpd:.4f}", refresh=False)
       if end_of_epoch:
         epoch = math.ceil(step / steps_per_epoch)
         seconds = time.perf_counter() - epoch_start
+        shown = parallel.local(metrics)
         writer.write(step, "train", epoch, {
-            "bits_per_dim": float(metrics["bits_per_dim"]), "grad_norm": float(metrics["grad_norm"]),
+            "bits_per_dim": float(shown["bits_per_dim"]), "grad_norm": float(shown["grad_norm"]),
             "epoch_seconds": seconds, "examples_per_second": epoch_steps * batch_size / seconds})
         for split, x in held_out.items():
-          bpd = evaluate_bits_per_dim(eval_step, state, x, targets.splits[split][1],
+          bpd = evaluate_bits_per_dim(eval_step, parallel.local(state), x, targets.splits[split][1],
                                       config.train.eval_batch_size)
           writer.write(step, split, epoch, {"bits_per_dim": bpd})
         logging.info("prior epoch %d step %d: train bits/dim %.4f, test %.4f", epoch, step,
-                     float(metrics["bits_per_dim"]), bpd)
+                     float(shown["bits_per_dim"]), bpd)
         epoch_steps, epoch_start = 0, time.perf_counter()
       manager.save(step, args=ocp.args.StandardSave(state))
     bar.close()
+    preempted = step < total_steps
   if manager.latest_step() != step:
     manager.save(step, args=ocp.args.StandardSave(state), force=True)
   manager.wait_until_finished()
   manager.close()
   writer.close()
-  if request["stop"]:
+  if preempted:
     raise loop.Preempted(f"SIGTERM: saved step {step} in {ckpt_dir}; run the same command to "
                          "resume.")
-  return state, targets, run
+  return parallel.local(state), targets, run
 
 
 def restore_prior(config, workdir, targets: Targets) -> PriorState:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rvq_jax import audio
 from rvq_jax import data
 from rvq_jax.models import vqvae
+from rvq_jax.train import parallel
 
 _INITS = ("uniform", "glorot_normal", "kmeans")
-_MODES = ("auto", "jit", "sharded", "pmap")
 
 
 def validate_config(config, num_devices: int) -> None:
@@ -35,8 +35,8 @@ def validate_config(config, num_devices: int) -> None:
       (t.num_epochs >= 1, f"train.num_epochs={t.num_epochs} must be at least 1."),
       (t.log_every_steps >= 1 and t.checkpoint_every_steps >= 1,
        "train.log_every_steps and train.checkpoint_every_steps must be positive."),
-      (config.parallel.mode in _MODES,
-       f"parallel.mode={config.parallel.mode!r} is unknown; choose one of {_MODES}."),
+      (config.parallel.mode in parallel.MODES,
+       f"parallel.mode={config.parallel.mode!r} is unknown; choose one of {parallel.MODES}."),
   ]
   for ok, message in checks:
     if not ok:
