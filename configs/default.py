@@ -51,6 +51,7 @@ def get_config():
   config.model.min_log_scale = -5.0         # gaussian decoder: soft floor of the log std
   config.model.sample_reconstruction = False  # gaussian decoder: sample instead of the mean
   config.model.subpixel_decoder = True      # exact sub-pixel form of ConvTranspose (fast on CPU)
+  config.model.conv_impl = "matmul"         # 'matmul' (convolutions as matmuls, fast on CPU) | 'xla'
 
   # ---- rvq: residual quantizer with EMA codebooks (rvq_jax.models.rvq) ----
   config.rvq = config_dict.ConfigDict()
@@ -67,6 +68,7 @@ def get_config():
   config.rvq.restart_candidates = 1024      # residual vectors per step offered to restarts
   config.rvq.dropout = False                # quantizer dropout: train on 1..levels levels at random
   config.rvq.dropout_min_levels = 1
+  config.rvq.block_rows = 1024              # nearest-code search in row blocks (speed only)
 
   # ---- loss and optimizer ----
   config.loss = config_dict.ConfigDict()

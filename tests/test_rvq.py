@@ -26,15 +26,37 @@ def test_shapes_and_code_range():
   np.testing.assert_allclose(out.counts.sum(-1), 200)
 
 
-def test_nearest_codes_match_brute_force():
+@pytest.mark.parametrize("block_rows", [None, 64, 200, 1024])   # 200 rows: 4 blocks with padding
+def test_nearest_codes_match_brute_force(block_rows):
   embed, z = _random()
-  out = rvq.quantize(embed, z)
+  out = rvq.quantize(embed, z, block_rows=block_rows)
   residual = np.asarray(z, np.float64)
   for level in range(3):
     d = ((residual[:, None, :] - np.asarray(embed[level], np.float64)[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(out.codes[:, level], d.argmin(-1))
     residual = residual - np.asarray(embed[level])[d.argmin(-1)]
   np.testing.assert_allclose(out.quantized, np.asarray(z) - residual, atol=1e-5)
+
+
+def test_ties_go_to_the_first_code_as_argmin():
+  embed = jnp.asarray([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]])   # codes 0 = 2, 1 = 3
+  z = jnp.asarray([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [2.0, 2.0]])           # last two: 4-way ties
+  for block_rows in (None, 2):
+    codes = rvq.quantize(embed, z, block_rows=block_rows).codes[:, 0]
+    np.testing.assert_array_equal(codes, [0, 1, 0, 0])
+
+
+def test_ema_statistics_are_per_code_sums_of_the_assigned_residuals():
+  embed, z = _random(levels=2)
+  out = rvq.quantize(embed, z)
+  residual = np.asarray(z)
+  for level in range(2):
+    codes = np.asarray(out.codes[:, level])
+    np.testing.assert_array_equal(out.counts[level], np.bincount(codes, minlength=16))
+    expected = np.zeros((16, 8))
+    np.add.at(expected, codes, residual)
+    np.testing.assert_allclose(out.sums[level], expected, rtol=1e-5, atol=1e-5)
+    residual = residual - np.asarray(embed[level])[codes]
 
 
 def test_residual_norm_falls_level_by_level(fsdd_dataset, default_config):

@@ -48,7 +48,8 @@ def make_decoder(run: prior.VQVAERun, levels: int):
   def decode(targets, stats, snap: bool):
     z = _to_latent(targets, stats)
     if snap:
-      z = rvq.quantize(embed, z.reshape(-1, z.shape[-1]), levels).quantized.reshape(z.shape)
+      z = rvq.quantize(embed, z.reshape(-1, z.shape[-1]), levels,
+                       block_rows=run.config.rvq.block_rows).quantized.reshape(z.shape)
     out = model.apply(params, z, method=vqvae.VQVAE.decode)
     return vqvae.split_decoder_output(out.astype(jnp.float32), run.config)[0]
 

@@ -85,16 +85,34 @@ def init_codebooks(rng: jax.Array, levels: int, codes: int, dim: int, method: st
                        jnp.zeros((levels, codes), jnp.int32))
 
 
-def _nearest(x: jax.Array, codebook: jax.Array) -> jax.Array:
-  """Index [N] of the nearest code [K, D] to each row of x [N, D]; distances as a matmul."""
-  # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 does not change the argmin.
+def _nearest_in_block(x: jax.Array, codebook: jax.Array) -> jax.Array:
+  """Index [N] of the nearest code [K, D] to each row of x [N, D] (the first on ties, as argmin).
+
+  Distances as a matmul; the index as min, then the first position holding it: two plain
+  reductions, which XLA:CPU vectorises, where argmin's (value, index) reduction is not.
+  """
   scores = jnp.sum(codebook**2, axis=-1) - 2.0 * jnp.dot(x, codebook.T,
                                                          precision=lax.Precision.HIGHEST)
-  return jnp.argmin(scores, axis=-1).astype(jnp.int32)
+  best = jnp.min(scores, axis=-1, keepdims=True)
+  positions = lax.broadcasted_iota(jnp.int32, scores.shape, 1)
+  return jnp.min(jnp.where(scores == best, positions, scores.shape[-1] - 1), axis=-1)
+
+
+def _nearest(x: jax.Array, codebook: jax.Array, block_rows: int | None = None) -> jax.Array:
+  """`_nearest_in_block` over blocks of `block_rows` rows (a `lax.scan`; rows zero-padded to a
+  multiple), so each block's [block_rows, K] distances stay in cache instead of a [N, K] array
+  going through memory three times. None: one block."""
+  n, dim = x.shape
+  if block_rows is None or n <= block_rows:
+    return _nearest_in_block(x, codebook)
+  blocks = jnp.pad(x, ((0, -n % block_rows), (0, 0))).reshape(-1, block_rows, dim)
+  _, idx = lax.scan(lambda _, block: (None, _nearest_in_block(block, codebook)), None, blocks)
+  return idx.reshape(-1)[:n]
 
 
 def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int | None = None,
-             candidate_idx: jax.Array | None = None) -> QuantizeOutput:
+             candidate_idx: jax.Array | None = None, block_rows: int | None = None
+             ) -> QuantizeOutput:
   """Residual-quantizes latent vectors with codebooks `embed` [L, K, D].
 
   Args:
@@ -104,6 +122,7 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
       traced integer is fine. None: all L.
     candidate_idx: int [M] rows of `latents` whose per-level residuals are returned as restart
       candidates; None: none (candidates is [L, 0, D]).
+    block_rows: nearest-code search in blocks of this many rows (`rvq.block_rows`; speed only).
 
   Returns:
     A `QuantizeOutput`. The residual passed from level to level subtracts the *detached* code,
@@ -116,22 +135,23 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
   if candidate_idx is None:
     candidate_idx = jnp.zeros((0,), jnp.int32)
 
-  def level(residual, inputs):
+  def level(carry, inputs):
+    residual, total = carry
     codebook, is_active = inputs
-    idx = _nearest(lax.stop_gradient(residual), codebook)
+    idx = _nearest(lax.stop_gradient(residual), codebook, block_rows)
     q = jnp.where(is_active, codebook[idx], 0.0)
     weight = is_active.astype(jnp.float32)
-    onehot = jax.nn.one_hot(idx, num_codes, dtype=jnp.float32) * weight
     commitment = weight * jnp.mean((residual - q)**2)   # q is a constant: gradient to residual
     detached = lax.stop_gradient(residual)
-    stats = (onehot.sum(0), jnp.dot(onehot.T, detached, precision=lax.Precision.HIGHEST))
+    # Scatter-adds, not one-hot matmuls: O(N D) instead of O(N K D) work.
+    stats = (weight * jax.ops.segment_sum(jnp.ones_like(idx, jnp.float32), idx, num_codes),
+             weight * jax.ops.segment_sum(detached, idx, num_codes))
     norm = jnp.mean(jnp.linalg.norm(detached, axis=-1))
-    outputs = (q, jnp.where(is_active, idx, 0), commitment, stats, norm, detached[candidate_idx])
-    return residual - q, outputs
+    outputs = (jnp.where(is_active, idx, 0), commitment, stats, norm, detached[candidate_idx])
+    return (residual - q, total + q), outputs
 
-  _, (qs, codes, commitment, (counts, sums), norms, candidates) = lax.scan(
-      level, latents, (embed, active))
-  total = qs.sum(0)
+  (_, total), (codes, commitment, (counts, sums), norms, candidates) = lax.scan(
+      level, (latents, jnp.zeros_like(latents)), (embed, active))
   quantized = latents + lax.stop_gradient(total - latents)   # straight-through estimator
   return QuantizeOutput(quantized, codes.T, commitment, counts, sums, norms, candidates)
 

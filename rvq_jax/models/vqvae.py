@@ -29,12 +29,14 @@ class VQVAE(nn.Module):
   decoder: str
   subpixel_decoder: bool
   out_channels: int = 2
+  conv_impl: str = "xla"
 
   def setup(self):
-    self.encoder = autoencoder.Encoder(self.encoder_features, self.latent_dim, self.kernel_size)
+    self.encoder = autoencoder.Encoder(self.encoder_features, self.latent_dim, self.kernel_size,
+                                       self.conv_impl)
     channels = self.out_channels * (2 if self.decoder == "gaussian" else 1)
     self.decoder_net = autoencoder.Decoder(tuple(reversed(self.encoder_features)), channels,
-                                           self.kernel_size, self.subpixel_decoder)
+                                           self.kernel_size, self.subpixel_decoder, self.conv_impl)
 
   def encode(self, x):
     return self.encoder(x)
@@ -50,7 +52,7 @@ def make_model(config) -> VQVAE:
   m = config.model
   return VQVAE(encoder_features=tuple(m.encoder_features), latent_dim=m.latent_dim,
                kernel_size=m.kernel_size, decoder=m.decoder,
-               subpixel_decoder=m.subpixel_decoder)
+               subpixel_decoder=m.subpixel_decoder, conv_impl=m.conv_impl)
 
 
 class ForwardOutput(NamedTuple):
@@ -82,7 +84,7 @@ def forward(model: VQVAE, params, embed: jax.Array, x: jax.Array, config,
   """Encode, residual-quantize with codebooks `embed` [L, K, D], decode. x: [B, H, W, 2]."""
   latents = model.apply(params, x, method=VQVAE.encode).astype(jnp.float32)
   flat = latents.reshape(-1, latents.shape[-1])
-  quant = rvq.quantize(embed, flat, num_levels, candidate_idx)
+  quant = rvq.quantize(embed, flat, num_levels, candidate_idx, config.rvq.block_rows)
   out = model.apply(params, quant.quantized.reshape(latents.shape), method=VQVAE.decode)
   mean, log_scale = split_decoder_output(out.astype(jnp.float32), config)
   return ForwardOutput(mean, log_scale, latents, quant)
@@ -99,10 +101,11 @@ def reconstruct(model: VQVAE, params, embed: jax.Array, x: jax.Array, config, rn
 
 
 def encode_codes(model: VQVAE, params, embed: jax.Array, x: jax.Array,
-                 num_levels=None) -> jax.Array:
+                 num_levels=None, block_rows: int | None = None) -> jax.Array:
   """Integer codes [B, h, w, L] of spectrograms x [B, H, W, 2]."""
   latents = model.apply(params, x, method=VQVAE.encode).astype(jnp.float32)
-  quant = rvq.quantize(embed, latents.reshape(-1, latents.shape[-1]), num_levels)
+  quant = rvq.quantize(embed, latents.reshape(-1, latents.shape[-1]), num_levels,
+                       block_rows=block_rows)
   return quant.codes.reshape(latents.shape[:-1] + (embed.shape[0],))
 
 

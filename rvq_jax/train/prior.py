@@ -70,6 +70,10 @@ def load_vqvae(config) -> VQVAERun:
         f"config.vqvae_workdir={str(workdir)!r} holds no trained VQ-VAE (no config.json). Train one "
         f"first: python -m rvq_jax.main --config=configs/model5.py --workdir={workdir}")
   vq_config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  # Fields added after a run was trained: how it computes, not what (same parameters, same math).
+  for section, field, value in (("model", "conv_impl", "matmul"), ("rvq", "block_rows", 1024)):
+    if field not in vq_config[section]:
+      vq_config[section][field] = value
   for field in ("data_dir", "cache_dir"):
     if config.data.get(field):
       vq_config.data[field] = config.data[field]
@@ -95,7 +99,8 @@ def latent_codes(config, run: VQVAERun) -> dict[str, np.ndarray]:
       return {s: cached[s] for s in data_lib.SPLITS}
   model = vqvae.make_model(run.config)
   encode = jax.jit(lambda x: vqvae.encode_codes(model, run.state.params,
-                                                run.state.codebook.embed, x))
+                                                run.state.codebook.embed, x,
+                                                block_rows=run.config.rvq.block_rows))
   codes = {s: np.asarray(loop.map_batches(lambda x, _: encode(x), run.specs[s],
                                           run.config.train.eval_batch_size)).astype(np.int16)
            for s in data_lib.SPLITS}

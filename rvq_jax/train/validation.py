@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rvq_jax import audio
 from rvq_jax import data
+from rvq_jax.models import autoencoder
 from rvq_jax.models import vqvae
 from rvq_jax.train import parallel
 
@@ -25,6 +26,10 @@ def validate_config(config, num_devices: int) -> None:
       (r.dead_code_steps >= 0, "rvq.dead_code_steps must be >= 0 (0 turns restarts off)."),
       (m.decoder in vqvae.DECODERS,
        f"model.decoder={m.decoder!r} is unknown; choose one of {vqvae.DECODERS}."),
+      (m.conv_impl in autoencoder.CONV_IMPLS,
+       f"model.conv_impl={m.conv_impl!r} is unknown; choose one of {autoencoder.CONV_IMPLS}."),
+      (r.block_rows is None or r.block_rows >= 1,
+       f"rvq.block_rows={r.block_rows} must be positive (or None: one block)."),
       (m.latent_dim >= 1, f"model.latent_dim={m.latent_dim} must be positive."),
       (len(m.encoder_features) >= 1, "model.encoder_features needs at least one layer."),
       (t.batch_size >= 1, f"train.batch_size={t.batch_size} must be positive."),
