@@ -1,7 +1,10 @@
 """Throughput, compile time and memory of the RVQ-VAE train step and inference path.
 
 COMMAND (from the repository root; results go to benchmarks/RESULTS.md by hand, with the device):
-  python benchmarks/train_step.py --configs=model1,model5 --batch_sizes=32,128 --levels=5,10,20,40
+  python benchmarks/train_step.py --configs=model1,model1@10,model5 --batch_sizes=32,128 \
+      --levels=5,10,20,40
+
+A config is a file in configs/, optionally with @L to time it at L RVQ levels (model1@10).
 
 For each config and batch size: the first call (compile + one step) is timed apart, `--warmup`
 steps follow, then `--windows` timed windows of `--steps_per_window` steps; the median window gives
@@ -12,6 +15,7 @@ temporaries) and the process's peak resident set size.
 
 import importlib
 import json
+import os
 import platform
 import resource
 import statistics
@@ -94,13 +98,24 @@ def compile_time(config, levels):
   return time.perf_counter() - start
 
 
+def _config(name: str):
+  """configs/<file>.py's config; 'file@L' sets rvq.levels = L."""
+  file, _, levels = name.partition("@")
+  config = importlib.import_module(f"configs.{file}").get_config()
+  if levels:
+    config.rvq.levels = int(levels)
+  return config
+
+
 def main(argv):
   del argv
   print(json.dumps({"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
-                    "jax": jax.__version__, "python": platform.python_version()}))
+                    "jax": jax.__version__, "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+                    "xla_flags": os.environ.get("XLA_FLAGS")}))
   for name in _CONFIGS.value:
     for batch in map(int, _BATCHES.value):
-      config = importlib.import_module(f"configs.{name}").get_config()
+      config = _config(name)
       result = {"config": name, "batch": batch, "levels": config.rvq.levels, "path": "train"}
       result.update(bench_train(config, batch))
       print(json.dumps(result), flush=True)
@@ -110,7 +125,7 @@ def main(argv):
         print(json.dumps(result), flush=True)
   base = _CONFIGS.value[-1]
   for levels in map(int, _LEVELS.value):
-    config = importlib.import_module(f"configs.{base}").get_config()
+    config = _config(base)
     print(json.dumps({"config": base, "levels": levels, "compile_s": compile_time(config, levels)}),
           flush=True)
   print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -59,6 +59,28 @@ def test_ema_statistics_are_per_code_sums_of_the_assigned_residuals():
     residual = residual - np.asarray(embed[level])[codes]
 
 
+@pytest.mark.parametrize("num_levels", [3, 2])
+def test_commitment_gradient_equals_autodiff_of_a_plain_loop(num_levels):
+  """The custom backward pass (residuals rebuilt from the codes) against JAX's own derivative of a
+  straightforward per-level loop, for a weighting of the levels that is not uniform."""
+  embed, z = _random()
+  level_weights = jnp.asarray([1.0, -2.0, 0.5])
+
+  def plain(latents):
+    residual, terms = latents, []
+    for level in range(3):
+      d = jnp.sum((residual[:, None] - embed[level][None]) ** 2, -1)
+      q = embed[level][jnp.argmin(d, -1)] * (level < num_levels)
+      terms.append((level < num_levels) * jnp.mean((residual - q) ** 2))
+      residual = residual - q
+    return jnp.stack(terms)
+
+  fast = lambda latents: rvq.quantize(embed, latents, num_levels).commitment
+  np.testing.assert_allclose(fast(z), plain(z), rtol=1e-5)
+  grad = lambda f: jax.grad(lambda latents: jnp.sum(level_weights * f(latents)))(z)
+  np.testing.assert_allclose(grad(fast), grad(plain), rtol=1e-4, atol=1e-7)
+
+
 def test_residual_norm_falls_level_by_level(fsdd_dataset, default_config):
   """On real spectrogram patches, with k-means codebooks, each level leaves a smaller residual."""
   from rvq_jax import audio  # pylint: disable=g-import-not-at-top

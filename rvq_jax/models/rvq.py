@@ -129,7 +129,7 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
     so every level's commitment term sends gradient to the encoder.
   """
   embed = lax.stop_gradient(embed.astype(jnp.float32))
-  latents = latents.astype(jnp.float32)
+  latents = latents.astype(jnp.float32)   # (its gradient flows back in the caller's dtype)
   levels, num_codes, _ = embed.shape
   active = jnp.arange(levels) < (levels if num_levels is None else num_levels)
   if candidate_idx is None:
@@ -138,22 +138,59 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
   def level(carry, inputs):
     residual, total = carry
     codebook, is_active = inputs
-    idx = _nearest(lax.stop_gradient(residual), codebook, block_rows)
+    idx = _nearest(residual, codebook, block_rows)
     q = jnp.where(is_active, codebook[idx], 0.0)
     weight = is_active.astype(jnp.float32)
-    commitment = weight * jnp.mean((residual - q)**2)   # q is a constant: gradient to residual
-    detached = lax.stop_gradient(residual)
+    commitment = weight * jnp.mean((residual - q)**2)
     # Scatter-adds, not one-hot matmuls: O(N D) instead of O(N K D) work.
     stats = (weight * jax.ops.segment_sum(jnp.ones_like(idx, jnp.float32), idx, num_codes),
-             weight * jax.ops.segment_sum(detached, idx, num_codes))
-    norm = jnp.mean(jnp.linalg.norm(detached, axis=-1))
-    outputs = (jnp.where(is_active, idx, 0), commitment, stats, norm, detached[candidate_idx])
+             weight * jax.ops.segment_sum(residual, idx, num_codes))
+    norm = jnp.mean(jnp.linalg.norm(residual, axis=-1))
+    outputs = (jnp.where(is_active, idx, 0), commitment, stats, norm, residual[candidate_idx])
     return (residual - q, total + q), outputs
 
+  # The scan runs on constants; the commitment's gradient is attached after it (see below).
+  detached = lax.stop_gradient(latents)
   (_, total), (codes, commitment, (counts, sums), norms, candidates) = lax.scan(
-      level, (latents, jnp.zeros_like(latents)), (embed, active))
+      level, (detached, jnp.zeros_like(detached)), (embed, active))
+  commitment = _commitment_with_gradient(latents, commitment, embed, codes, active)
   quantized = latents + lax.stop_gradient(total - latents)   # straight-through estimator
   return QuantizeOutput(quantized, codes.T, commitment, counts, sums, norms, candidates)
+
+
+@jax.custom_vjp
+def _commitment_with_gradient(latents, commitment, embed, codes, active):
+  """`commitment` [L] (computed by the scan) with its gradient to `latents` [N, D].
+
+  Level l's term is w_l mean((r_l - q_l)^2) with r_l = latents - q_0 - ... - q_{l-1} and the codes
+  q constants, so its gradient is 2 w_l (r_l - q_l) / (N D). The backward pass rebuilds the
+  residuals from the codes (one gather per level) instead of the forward scan keeping every
+  level's [N, D] residual for it: same gradient, less memory traffic.
+  """
+  del latents, embed, codes, active
+  return commitment
+
+
+def _commitment_fwd(latents, commitment, embed, codes, active):
+  return commitment, (latents, embed, codes, active)
+
+
+def _commitment_bwd(saved, cotangent):
+  latents, embed, codes, active = saved
+  scale = 2.0 / latents.size
+
+  def level(carry, inputs):
+    residual, grad = carry
+    codebook, idx, is_active, ct = inputs
+    error = residual - jnp.where(is_active, codebook[idx], 0.0)
+    return (error, grad + (scale * ct * is_active) * error), None
+
+  (_, grad), _ = lax.scan(level, (latents.astype(jnp.float32), jnp.zeros_like(latents, jnp.float32)),
+                          (embed, codes, active, cotangent))
+  return grad.astype(latents.dtype), None, None, None, None
+
+
+_commitment_with_gradient.defvjp(_commitment_fwd, _commitment_bwd)
 
 
 def decode_codes(embed: jax.Array, codes: jax.Array, num_levels: int | None = None) -> jax.Array:
