@@ -6,6 +6,7 @@
 # Usage: launch/cpu_smoke.sh [--dry-run] [--processes=N] [-- extra rvq_jax.main flags]
 # Env:   DEVICES (8)  CONFIG (configs/quick.py)  WORKDIR (/tmp/rvq_jax_smoke)  STEPS (4)
 #        PYTHON (python)  PORT (free port chosen by the script)
+#        GLIBC_TUNABLES (default: the CPU training setting of benchmarks/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=launch/lib.sh
@@ -36,6 +37,9 @@ COMMON=("${PYTHON}" -m rvq_jax.main "--config=${CONFIG}" "--workdir=${WORKDIR}"
         "--config.train.num_steps=${STEPS}" --config.parallel.mode=sharded
         --config.train.progress_bar=False --config.eval.num_audio=2 --config.eval.num_figures=1)
 export JAX_PLATFORMS=cpu
+# Large XLA buffers from the heap, in transparent huge pages, kept between steps: no page faults
+# on every step's fresh temporaries (1.2-1.4x on the CPU train step, benchmarks/RESULTS.md).
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184}"
 export XLA_FLAGS="--xla_force_host_platform_device_count=${PER_PROCESS}"
 echo "# ${PROCESSES} process(es) x ${PER_PROCESS} simulated CPU devices, XLA_FLAGS=${XLA_FLAGS}"
 if (( PROCESSES == 1 )); then
