@@ -248,3 +248,21 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(fsdd_reco
   assert step == 4
   for leaf in jax.tree.leaves(state["params"]):
     assert np.isfinite(leaf).all()
+
+
+def test_sharded_step_moves_only_gradients_and_statistics():
+  """Under sharded jit no activation crosses devices: the compiled step has all-reduces (gradients,
+  losses, EMA statistics) but no all-gather, all-to-all or permutation of the batch's rows."""
+  assert jax.device_count() == 8
+  config = tiny_config()
+  config.parallel.mode = "sharded"
+  config.rvq.block_rows = 256               # several code-search blocks per device
+  parallel = parallel_lib.Parallel(config)
+  batch = jax.ShapeDtypeStruct((16, 128, 128, 2), jnp.float32, sharding=parallel.batch_sharding)
+  state = parallel.abstract_state(functools.partial(steps.create_train_state, config),
+                                  np.zeros(2, np.uint32), np.zeros(batch.shape, np.float32))
+  step = parallel.train_step(functools.partial(steps.make_train_step, config))
+  hlo = step.lower(state, batch).compile().as_text()
+  assert " all-reduce(" in hlo or " all-reduce-start(" in hlo
+  for collective in ("all-gather", "all-to-all", "collective-permute"):
+    assert f" {collective}(" not in hlo and f" {collective}-start(" not in hlo, collective

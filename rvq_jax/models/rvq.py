@@ -101,13 +101,20 @@ def _nearest_in_block(x: jax.Array, codebook: jax.Array) -> jax.Array:
 def _nearest(x: jax.Array, codebook: jax.Array, block_rows: int | None = None) -> jax.Array:
   """`_nearest_in_block` over blocks of `block_rows` rows (a `lax.scan`; rows zero-padded to a
   multiple), so each block's [block_rows, K] distances stay in cache instead of a [N, K] array
-  going through memory three times. None: one block."""
+  going through memory three times. None: one block.
+
+  Block t holds rows t, t + T, t + 2T, ... (T blocks): when the rows are split across devices
+  (sharded `jit`), every block is split the same way, so each device searches its own rows; a
+  block of consecutive rows would make the compiler gather all rows onto every device.
+  """
   n, dim = x.shape
   if block_rows is None or n <= block_rows:
     return _nearest_in_block(x, codebook)
-  blocks = jnp.pad(x, ((0, -n % block_rows), (0, 0))).reshape(-1, block_rows, dim)
+  x = jnp.pad(x, ((0, -n % block_rows), (0, 0)))
+  num_blocks = x.shape[0] // block_rows
+  blocks = x.reshape(block_rows, num_blocks, dim).transpose(1, 0, 2)
   _, idx = lax.scan(lambda _, block: (None, _nearest_in_block(block, codebook)), None, blocks)
-  return idx.reshape(-1)[:n]
+  return idx.T.reshape(-1)[:n]
 
 
 def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int | None = None,
@@ -122,7 +129,8 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
       traced integer is fine. None: all L.
     candidate_idx: int [M] rows of `latents` whose per-level residuals are returned as restart
       candidates; None: none (candidates is [L, 0, D]).
-    block_rows: nearest-code search in blocks of this many rows (`rvq.block_rows`; speed only).
+    block_rows: nearest-code search and EMA statistics in blocks of this many rows
+      (`rvq.block_rows`): speed, and statistics that agree across device counts.
 
   Returns:
     A `QuantizeOutput`. The residual passed from level to level subtracts the *detached* code,
