@@ -68,7 +68,8 @@ def get_config():
   config.rvq.restart_candidates = 1024      # residual vectors per step offered to restarts
   config.rvq.dropout = False                # quantizer dropout: train on 1..levels levels at random
   config.rvq.dropout_min_levels = 1
-  config.rvq.block_rows = 1024              # code search and EMA sums in row blocks (speed, precision)
+  config.rvq.block_rows = 1024              # nearest-code search in row blocks (speed only)
+  config.rvq.statistic_groups = 16          # EMA sums in row groups (precision; a multiple of devices)
 
   # ---- loss and optimizer ----
   config.loss = config_dict.ConfigDict()

@@ -118,8 +118,8 @@ def _nearest(x: jax.Array, codebook: jax.Array, block_rows: int | None = None) -
 
 
 def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int | None = None,
-             candidate_idx: jax.Array | None = None, block_rows: int | None = None
-             ) -> QuantizeOutput:
+             candidate_idx: jax.Array | None = None, block_rows: int | None = None,
+             statistic_groups: int | None = None) -> QuantizeOutput:
   """Residual-quantizes latent vectors with codebooks `embed` [L, K, D].
 
   Args:
@@ -129,8 +129,9 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
       traced integer is fine. None: all L.
     candidate_idx: int [M] rows of `latents` whose per-level residuals are returned as restart
       candidates; None: none (candidates is [L, 0, D]).
-    block_rows: nearest-code search and EMA statistics in blocks of this many rows
-      (`rvq.block_rows`): speed, and statistics that agree across device counts.
+    block_rows: nearest-code search in blocks of this many rows (`rvq.block_rows`; speed only).
+    statistic_groups: EMA statistics summed in this many groups of rows, then added
+      (`rvq.statistic_groups`): float32 precision, equal across device counts. None: one group.
 
   Returns:
     A `QuantizeOutput`. The residual passed from level to level subtracts the *detached* code,
@@ -150,7 +151,7 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
     q = jnp.where(is_active, codebook[idx], 0.0)
     weight = is_active.astype(jnp.float32)
     commitment = weight * jnp.mean((residual - q)**2)
-    stats = _code_counts_and_sums(residual, idx, num_codes, block_rows)
+    stats = _code_counts_and_sums(residual, idx, num_codes, statistic_groups)
     stats = (weight * stats[0], weight * stats[1])
     norm = jnp.mean(jnp.linalg.norm(residual, axis=-1))
     outputs = (jnp.where(is_active, idx, 0), commitment, stats, norm, residual[candidate_idx])
@@ -166,23 +167,21 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
 
 
 def _code_counts_and_sums(x: jax.Array, idx: jax.Array, num_codes: int,
-                          block_rows: int | None) -> tuple[jax.Array, jax.Array]:
+                          groups: int | None) -> tuple[jax.Array, jax.Array]:
   """Per code, how many rows of x [N, D] chose it ([K]) and their sum ([K, D]).
 
   Scatter-adds, not one-hot matmuls (O(N D) instead of O(N K D) work). A serial scatter-add over
-  N rows loses ~sqrt(N) float32 roundings per sum, so rows are summed in blocks of `block_rows`
-  (the blocks a sharded batch splits into too) and the blocks then added: the statistics agree
-  across device counts to float32 precision.
+  N rows loses ~sqrt(N) float32 roundings per sum, so the rows are summed in `groups` groups of
+  consecutive rows (one scatter into [groups * K] segments) and the groups then added. With a
+  group count that is a multiple of the device count, the devices of a sharded batch hold whole
+  groups, and one device and many compute the same partial sums.
   """
-  n, dim = x.shape
+  n = x.shape[0]
   values = jnp.concatenate([jnp.ones((n, 1), x.dtype), x], axis=-1)
-  if block_rows is None or n <= block_rows:
-    totals = jax.ops.segment_sum(values, idx, num_codes)
-  else:
-    pad = -n % block_rows     # padded rows add zeros (to code 0)
-    values = jnp.pad(values, ((0, pad), (0, 0))).reshape(-1, block_rows, dim + 1)
-    blocks = jnp.pad(idx, (0, pad)).reshape(-1, block_rows)
-    totals = jax.vmap(lambda v, i: jax.ops.segment_sum(v, i, num_codes))(values, blocks).sum(0)
+  groups = 1 if groups is None else min(groups, n)
+  segment = idx + num_codes * (jnp.arange(n) * groups // n)
+  totals = jax.ops.segment_sum(values, segment, groups * num_codes)
+  totals = totals.reshape(groups, num_codes, -1).sum(0)
   return totals[:, 0], totals[:, 1:]
 
 

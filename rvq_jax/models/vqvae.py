@@ -80,11 +80,15 @@ def split_decoder_output(out: jax.Array, config):
 
 
 def forward(model: VQVAE, params, embed: jax.Array, x: jax.Array, config,
-            num_levels=None, candidate_idx=None) -> ForwardOutput:
-  """Encode, residual-quantize with codebooks `embed` [L, K, D], decode. x: [B, H, W, 2]."""
+            num_levels=None, candidate_idx=None, statistic_groups=None) -> ForwardOutput:
+  """Encode, residual-quantize with codebooks `embed` [L, K, D], decode. x: [B, H, W, 2].
+
+  statistic_groups: overrides `config.rvq.statistic_groups` (a pmap step passes its share).
+  """
   latents = model.apply(params, x, method=VQVAE.encode).astype(jnp.float32)
   flat = latents.reshape(-1, latents.shape[-1])
-  quant = rvq.quantize(embed, flat, num_levels, candidate_idx, config.rvq.block_rows)
+  quant = rvq.quantize(embed, flat, num_levels, candidate_idx, config.rvq.block_rows,
+                       statistic_groups or config.rvq.statistic_groups)
   out = model.apply(params, quant.quantized.reshape(latents.shape), method=VQVAE.decode)
   mean, log_scale = split_decoder_output(out.astype(jnp.float32), config)
   return ForwardOutput(mean, log_scale, latents, quant)

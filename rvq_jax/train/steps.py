@@ -98,8 +98,9 @@ def make_train_step(config, axis_name: str | None = None):
   tx = make_optimizer(config)
   r = config.rvq
 
-  def loss_fn(params, codebook, batch, num_levels, candidate_idx):
-    out = vqvae.forward(model, params, codebook.embed, batch, config, num_levels, candidate_idx)
+  def loss_fn(params, codebook, batch, num_levels, candidate_idx, statistic_groups):
+    out = vqvae.forward(model, params, codebook.embed, batch, config, num_levels, candidate_idx,
+                        statistic_groups)
     reconstruction, mse = _losses(config, out, batch, jnp.ones(batch.shape[:1]))
     commitment = out.quant.commitment.sum()
     loss = reconstruction + config.loss.beta * commitment
@@ -127,8 +128,11 @@ def make_train_step(config, axis_name: str | None = None):
       local_idx = global_idx - shard * local_positions
       held = (local_idx >= 0) & (local_idx < local_positions)
       candidate_idx = jnp.clip(local_idx, 0, local_positions - 1)
-    grads, (metrics, quant) = jax.grad(loss_fn, has_aux=True)(
-        state.params, state.codebook, batch, num_levels, candidate_idx)
+    # Under pmap each device sums its rows in its share of the groups, so the partial sums are
+    # the ones one device would form (rvq._code_counts_and_sums).
+    statistic_groups = max(1, r.statistic_groups // num_shards)
+    grads, (metrics, quant) = jax.grad(loss_fn, has_aux=True, argnums=0)(
+        state.params, state.codebook, batch, num_levels, candidate_idx, statistic_groups)
     counts, sums, candidates = quant.counts, quant.sums, quant.candidates
     if held is not None:
       candidates = jnp.where(held[None, :, None], candidates, 0.0)
