@@ -106,6 +106,15 @@ def conv_as_matmul(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=((0,
   return out
 
 
+def _kernel_and_bias(module: nn.Module, in_features: int):
+  """The `kernel` [kh, kw, in, features] and `bias` [features] parameters, named and initialised
+  as flax's nn.Conv / nn.ConvTranspose do, so checkpoints are interchangeable."""
+  kh, kw = module.kernel_size
+  kernel = module.param("kernel", nn.linear.default_kernel_init,
+                        (kh, kw, in_features, module.features))
+  return kernel, module.param("bias", nn.initializers.zeros_init(), (module.features,))
+
+
 class Conv(nn.Module):
   """`nn.Conv(features, kernel_size, strides, padding='SAME')` with the same parameters
   (`kernel` [kh, kw, Cin, Cout], `bias`), computed by `impl`: 'xla' or 'matmul' (`side`)."""
@@ -118,9 +127,7 @@ class Conv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kh, kw = self.kernel_size
-    kernel = self.param("kernel", nn.linear.default_kernel_init, (kh, kw, x.shape[-1],
-                                                                   self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    kernel, bias = _kernel_and_bias(self, x.shape[-1])
     padding = (same_padding(x.shape[1], kh, self.strides[0]),
                same_padding(x.shape[2], kw, self.strides[1]))
     return _convolve(x, kernel, tuple(self.strides), padding, self.impl, self.side) + bias
@@ -223,10 +230,7 @@ class MatmulConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kh, kw = self.kernel_size
-    kernel = self.param("kernel", nn.linear.default_kernel_init, (kh, kw, x.shape[-1],
-                                                                   self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    kernel, bias = _kernel_and_bias(self, x.shape[-1])
     return conv_transpose_as_matmul(x, kernel.astype(x.dtype), tuple(self.strides)) + bias
 
 
