@@ -234,3 +234,51 @@ def test_codebook_metrics_known_cases():
   np.testing.assert_allclose(one["perplexity"], [1.0])
   np.testing.assert_allclose(one["usage"], [1 / 64])
   np.testing.assert_allclose(one["dead_codes"], [63])
+
+
+def test_dropped_levels_are_left_alone_by_ema_and_restarts(fsdd_dataset, default_config):
+  """A level used on step t and dropped on t+1..t+k is unchanged after t+k: no decay of its
+  counts, no advance of its unused counters, so no restarts of its well-used codes."""
+  from rvq_jax import audio  # pylint: disable=g-import-not-at-top
+  specs = audio.to_spectrogram(jnp.asarray(fsdd_dataset["train"].waveforms[:8]),
+                               default_config.audio)
+  latents = specs[:, ::4, ::4, :].reshape(-1, 2).repeat(4, axis=1)   # real data, [N, 8]
+  state = rvq.kmeans_init(jax.random.key(0), latents, levels=3, codes=16, iterations=5)
+  threshold = 3
+
+  def step(state, num_levels, key):
+    out = rvq.quantize(state.embed, latents, num_levels=num_levels)
+    active = jnp.arange(3) < num_levels
+    state = rvq.ema_update(state, out.counts, out.sums, 0.99, active=active)
+    return rvq.restart_dead_codes(state, out.candidates if out.candidates.shape[1] else
+                                  jnp.broadcast_to(latents[:64], (3, 64, 8)), key, threshold,
+                                  active=active)
+
+  state = step(state, 3, jax.random.key(1))                  # step t: every level used
+  used_on_t = state
+  for i in range(threshold + 2):                              # t+1 .. t+k: levels 1, 2 dropped
+    state = step(state, 1, jax.random.key(2 + i))
+  for field in rvq.CodebookState._fields:
+    np.testing.assert_array_equal(np.asarray(getattr(state, field))[1:],
+                                  np.asarray(getattr(used_on_t, field))[1:], err_msg=field)
+  # The active level moved on (its EMA ran), so the test is not vacuous.
+  assert not np.array_equal(np.asarray(state.cluster_size[0]), np.asarray(used_on_t.cluster_size[0]))
+
+
+def test_restarted_codes_take_distinct_candidates():
+  state = rvq.init_codebooks(jax.random.key(0), 2, 256, 4, "glorot_normal")
+  dead = np.zeros((2, 256), bool)
+  dead[:, 20:220] = True                                      # 200 dead codes per level
+  state = state._replace(unused_steps=jnp.where(jnp.asarray(dead), 10, 0))
+  candidates = jax.random.normal(jax.random.key(1), (2, 256, 4))   # 256 distinct vectors
+  restarted = rvq.restart_dead_codes(state, candidates, jax.random.key(2), threshold_steps=10)
+  for level in range(2):
+    fresh = np.asarray(restarted.embed[level])[dead[level]]
+    assert len(np.unique(fresh, axis=0)) == 200
+    # Each is one of this level's candidates.
+    cands = np.asarray(candidates[level])
+    assert all(np.any(np.all(cands == f, axis=1)) for f in fresh)
+  # More dead codes than candidates: every candidate is used before any repeats.
+  few = candidates[:, :50]
+  restarted = rvq.restart_dead_codes(state, few, jax.random.key(3), threshold_steps=10)
+  assert len(np.unique(np.asarray(restarted.embed[0])[dead[0]], axis=0)) == 50

@@ -32,6 +32,7 @@ from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
 from rvq_jax.train import classifier as classifier_train
 from rvq_jax.train import prior
+from rvq_jax.train import rngs
 
 
 def _to_latent(targets, stats):
@@ -81,7 +82,8 @@ def draw_samples(config, state, sample, decode, labels, temperature: float, snap
                  seed_offset: int = 0):
   """(sampled targets [N, h, w, C], decoded spectrograms [N, H, W, 2]) for `labels` [N], with
   `sample` from `make_sampler` and `decode` from `make_decoder` (each compiled once)."""
-  key = jax.random.fold_in(jax.random.key(config.seed), 1000 + seed_offset)
+  key = jax.random.fold_in(jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.SAMPLES)),
+                           seed_offset)
   latents, specs = [], []
   b = config.sample.batch_size
   for start in range(0, len(labels), b):

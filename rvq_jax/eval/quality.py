@@ -30,6 +30,7 @@ from rvq_jax.eval import report
 from rvq_jax.models import vqvae
 from rvq_jax.train import classifier as classifier_train
 from rvq_jax.train import loop
+from rvq_jax.train import rngs
 
 
 def sample_quality(classifier, spectrograms, reference_embeddings: np.ndarray) -> dict:
@@ -134,7 +135,7 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   round_trip = audio.to_waveform(specs["test"], config.audio)
   gl = metrics.griffin_lim(audio.magnitude(specs["test"], config.audio), config.audio.frame_length,
                            config.audio.hop_length, config.eval.griffin_lim_iterations,
-                           jax.random.key(config.seed))
+                           jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.EVAL)))
   result["baselines"] = {
       "stft_round_trip": dict(waveform_metrics(config, waves, round_trip, lengths),
                               classifier_accuracy=accuracy(

@@ -21,6 +21,7 @@ from rvq_jax import audio
 from rvq_jax.eval import figures
 from rvq_jax.models import vqvae
 from rvq_jax.train import loop
+from rvq_jax.train import rngs
 from rvq_jax.train import steps
 from rvq_jax.train import writer
 
@@ -71,7 +72,7 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
       vqvae.reconstruct(model, p, e, x, config, key), config.audio))
   split = dataset["test"]
   count = min(config.eval.num_audio, len(split))
-  key = jax.random.key(config.seed)
+  key = jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.EVAL))
   waves = np.asarray(loop.map_batches(
       lambda x, start: rebuild(state.params, state.codebook.embed, x, jax.random.fold_in(key, start)),
       specs["test"][:count], config.train.eval_batch_size))

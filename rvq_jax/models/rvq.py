@@ -241,7 +241,7 @@ def decode_codes(embed: jax.Array, codes: jax.Array, num_levels: int | None = No
 
 
 def ema_update(state: CodebookState, counts: jax.Array, sums: jax.Array, decay: float,
-               eps: float = 1e-5) -> CodebookState:
+               eps: float = 1e-5, active: jax.Array | None = None) -> CodebookState:
   """One EMA step of the codebooks from global statistics (already summed over devices).
 
   size     = decay * cluster_size + (1 - decay) * counts
@@ -254,17 +254,29 @@ def ema_update(state: CodebookState, counts: jax.Array, sums: jax.Array, decay: 
     sums: float [L, K, D] sum of the vectors assigned per code.
     decay: gamma, the EMA decay.
     eps: Laplace smoothing, keeps unused codes from dividing by zero.
+    active: bool [L], the levels that quantized this step (quantizer dropout); the others are
+      returned unchanged: no decay towards zero counts, no advance of `unused_steps` (as
+      lucidrains' ResidualVQ skips dropped quantizers). None: all levels.
   """
   size = decay * state.cluster_size + (1.0 - decay) * counts
   embed_sum = decay * state.embed_sum + (1.0 - decay) * sums
   n = size.sum(-1, keepdims=True)
   smoothed = (size + eps) / (n + size.shape[-1] * eps) * n
   unused = jnp.where(counts > 0, 0, state.unused_steps + 1).astype(jnp.int32)
-  return CodebookState(embed_sum / smoothed[..., None], size, embed_sum, unused)
+  updated = CodebookState(embed_sum / smoothed[..., None], size, embed_sum, unused)
+  return updated if active is None else _keep_inactive(state, updated, active)
+
+
+def _keep_inactive(old: CodebookState, new: CodebookState, active: jax.Array) -> CodebookState:
+  """`new` on the levels where `active` [L] is true, `old` on the others."""
+  def pick(o, n):
+    return jnp.where(active.reshape((-1,) + (1,) * (o.ndim - 1)), n, o)
+  return CodebookState(*(pick(o, n) for o, n in zip(old, new)))
 
 
 def restart_dead_codes(state: CodebookState, candidates: jax.Array, rng: jax.Array,
-                       threshold_steps: int, restart_count: float = 1.0) -> CodebookState:
+                       threshold_steps: int, restart_count: float = 1.0,
+                       active: jax.Array | None = None) -> CodebookState:
   """Replaces codes unused for `threshold_steps` steps by random residuals, resetting their EMA.
 
   The restarted code's statistics become (cluster_size, embed_sum) = (c, vector * c), so the next
@@ -276,11 +288,23 @@ def restart_dead_codes(state: CodebookState, candidates: jax.Array, rng: jax.Arr
     rng: PRNG key (identical on every device).
     threshold_steps: restart codes with `unused_steps >= threshold_steps`.
     restart_count: c, the EMA count a restarted code starts with.
+    active: bool [L], levels that quantized this step; dropped levels are not restarted (their
+      candidates are residuals they never saw). None: all levels.
+
+  The dead codes of a level take *distinct* candidates (a random permutation, in the order of the
+  codes), as long as there are no more dead codes than candidates: a duplicated vector never wins
+  a tie against its twin, so it would go dead again.
   """
   levels, num_codes, _ = state.embed.shape
-  pick = jax.random.randint(rng, (levels, num_codes), 0, candidates.shape[1])
-  fresh = jnp.take_along_axis(candidates, pick[..., None], axis=1)          # [L, K, D]
+  num_candidates = candidates.shape[1]
   dead = state.unused_steps >= threshold_steps
+  if active is not None:
+    dead = dead & active[:, None]
+  order = jax.vmap(lambda k: jax.random.permutation(k, num_candidates))(
+      jax.random.split(rng, levels))                                         # [L, M]
+  rank = jnp.cumsum(dead, axis=-1) - 1                                       # among dead codes
+  pick = jnp.take_along_axis(order, jnp.maximum(rank, 0) % num_candidates, axis=1)
+  fresh = jnp.take_along_axis(candidates, pick[..., None], axis=1)          # [L, K, D]
   embed = jnp.where(dead[..., None], fresh, state.embed)
   size = jnp.where(dead, restart_count, state.cluster_size)
   embed_sum = jnp.where(dead[..., None], fresh * restart_count, state.embed_sum)

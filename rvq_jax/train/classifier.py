@@ -20,14 +20,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tqdm
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
+from rvq_jax import errors
 from rvq_jax.models import classifier as classifier_lib
+from rvq_jax.train import checkpoints
 from rvq_jax.train import loop
 from rvq_jax.train import parallel
+from rvq_jax.train import rngs
 
 
 @flax.struct.dataclass
@@ -53,7 +55,7 @@ def _steps_per_epoch(config, num_train: int) -> int:
 def create_classifier_state(config, rng: jax.Array, example: jax.Array) -> ClassifierState:
   """example: [1, bins, frames, 2] spectrogram (for shapes)."""
   model = classifier_lib.make_classifier(config)
-  init_rng, state_rng = jax.random.split(rng)
+  init_rng, state_rng = rngs.stream(rng, rngs.PARAMS), rngs.stream(rng, rngs.STEP)
   x = classifier_lib.classifier_input(example, config.audio, config.classifier.log_eps)
   params = model.init(init_rng, x)
   # The optimizer state's structure does not depend on the schedule's lengths.
@@ -69,8 +71,8 @@ def make_classifier_step(config, steps_per_epoch: int):
 
   def step(state, batch):
     specs, labels = batch
-    rng = jax.random.fold_in(state.rng, state.step)
-    shift_rng, dropout_rng = jax.random.split(rng)
+    shift_rng = rngs.step_key(state.rng, state.step, rngs.NOISE)
+    dropout_rng = rngs.step_key(state.rng, state.step, rngs.DROPOUT)
     shifts = jax.random.randint(shift_rng, (specs.shape[0],), -c.time_shift_frames,
                                 c.time_shift_frames + 1)
     specs = jax.vmap(lambda s, k: jnp.roll(s, k, axis=1))(specs, shifts)
@@ -115,27 +117,23 @@ def _make_classifier(config, params) -> Classifier:
   return Classifier(config, params, apply)
 
 
-def _manager(workdir):
-  return ocp.CheckpointManager((pathlib.Path(workdir) / "checkpoints").absolute(),
-                               options=ocp.CheckpointManagerOptions(max_to_keep=1))
+def _abstract_state(config):
+  example = jnp.zeros((1,) + audio.spectrogram_shape(config.data.max_samples, config.audio))
+  init = functools.partial(create_classifier_state, config)
+  return jax.eval_shape(init, rngs.root_key(0), example)
 
 
 def load_classifier(workdir) -> Classifier:
   """The classifier trained in `workdir` (its config.json and latest checkpoint)."""
   workdir = pathlib.Path(workdir)
   if not (workdir / "config.json").exists():
-    raise FileNotFoundError(
+    raise errors.MissingError(
         f"No trained classifier in {workdir}. Train one with: python -m rvq_jax.main "
         f"--config=configs/classifier.py --workdir={workdir} --mode=train_classifier "
         "(or set --config.eval.classifier_workdir).")
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  example = jnp.zeros((1,) + audio.spectrogram_shape(config.data.max_samples, config.audio))
-  init = functools.partial(create_classifier_state, config)
-  abstract = jax.eval_shape(init, jax.random.key_data(jax.random.key(0)), example)
-  with _manager(workdir) as manager:
-    if manager.latest_step() is None:
-      raise FileNotFoundError(f"{workdir} has no classifier checkpoint; train it first.")
-    state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
+  state = checkpoints.restore_for_reading(
+      workdir, _abstract_state(config), "train the classifier first (--mode=train_classifier)")
   return _make_classifier(config, state.params)
 
 
@@ -149,43 +147,62 @@ def accuracy_report(classifier: Classifier, specs, split: data_lib.Split, speake
 
 
 def train_classifier(config, workdir: str):
-  """Trains (or loads, if already trained in `workdir`); returns the classifier and the data.
+  """Trains (or resumes, or loads when finished) the classifier in `workdir`; a checkpoint at the
+  end of every epoch, so a killed run resumes from its last epoch.
 
   Returns:
     (classifier, dataset, spectrograms by split).
   """
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  dataset = data_lib.load_dataset(config.data)
-  specs = {s: loop.prepare_spectrograms(dataset[s].waveforms, config.audio)
-           for s in data_lib.SPLITS}
+  with checkpoints.RunLock(workdir):
+    loop.open_workdir(config, workdir, is_writer=True)
+    dataset = data_lib.load_dataset(config.data)
+    specs = {s: loop.prepare_spectrograms(dataset[s].waveforms, config.audio)
+             for s in data_lib.SPLITS}
+    _train_classifier(config, workdir, dataset, specs)
+  return load_classifier(workdir), dataset, specs
+
+
+def _train_classifier(config, workdir: pathlib.Path, dataset, specs) -> None:
   c = config.classifier
   steps_per_epoch = _steps_per_epoch(config, len(dataset["train"]))
   total = steps_per_epoch * c.num_epochs
-  with _manager(workdir) as manager:
-    if manager.latest_step() == total:
+  manager = checkpoints.open_manager(workdir / "checkpoints", every=steps_per_epoch, keep=1)
+  with manager:
+    restored = checkpoints.restore_newest(manager, _abstract_state(config))
+    if restored is not None and restored.step >= total:
       logging.info("Classifier already trained in %s", workdir)
+      return
+    if restored is not None:
+      state = restored.state
+      logging.info("Resumed the classifier from %s at step %d", manager.directory, restored.step)
     else:
-      (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
-      state = create_classifier_state(config, jax.random.key_data(jax.random.key(config.seed)),
-                                      specs["train"][:1])
-      examples = (specs["train"], jnp.asarray(dataset["train"].digits))
-      key = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1))
-      get_batch = jax.jit(functools.partial(parallel.batch_for_step, batch_size=c.batch_size))
-      step = jax.jit(make_classifier_step(config, steps_per_epoch), donate_argnums=0)
-      monitor = _make_classifier(config, state.params)   # compiled once, params swapped per epoch
-      bar = tqdm.tqdm(total=total, desc="classifier", unit="step")
-      for i in range(total):
-        state, metrics = step(state, get_batch(examples, state.step, key))
-        bar.update()
-        if (i + 1) % steps_per_epoch == 0:
-          monitor = dataclasses.replace(monitor, params=state.params)
-          val = accuracy_report(monitor, specs["validation"], dataset["validation"],
-                                dataset.speaker_names)
-          bar.set_postfix(loss=f"{float(metrics['loss']):.3f}", val_acc=f"{val['accuracy']:.3f}")
-          logging.info("classifier epoch %d: loss %.4f, validation accuracy %.4f",
-                       (i + 1) // steps_per_epoch, float(metrics["loss"]), val["accuracy"])
-      bar.close()
-      manager.save(total, args=ocp.args.StandardSave(state), force=True)
-      manager.wait_until_finished()
-  return load_classifier(workdir), dataset, specs
+      state = create_classifier_state(config, rngs.root_key(config.seed), specs["train"][:1])
+    examples = (specs["train"], jnp.asarray(dataset["train"].digits))
+    key = rngs.seed_stream(config.seed, rngs.DATA)
+    get_batch = jax.jit(functools.partial(parallel.batch_for_step, batch_size=c.batch_size))
+    step = jax.jit(make_classifier_step(config, steps_per_epoch), donate_argnums=0)
+    monitor = _make_classifier(config, state.params)   # compiled once, params swapped per epoch
+    start = int(state.step)
+    bar = tqdm.tqdm(total=total, initial=start, desc="classifier", unit="step",
+                    disable=not config.train.progress_bar)
+    for i in range(start, total):
+      state, metrics = step(state, get_batch(examples, state.step, key))
+      bar.update()
+      if (i + 1) % steps_per_epoch == 0:
+        if not np.isfinite(float(metrics["loss"])):
+          raise errors.DivergedError(
+              f"Non-finite classifier loss at step {i + 1}; the last good checkpoint (step "
+              f"{manager.latest_step()}) is in {manager.directory}; lower "
+              "classifier.learning_rate and resume.")
+        monitor = dataclasses.replace(monitor, params=state.params)
+        val = accuracy_report(monitor, specs["validation"], dataset["validation"],
+                              dataset.speaker_names)
+        bar.set_postfix(loss=f"{float(metrics['loss']):.3f}", val_acc=f"{val['accuracy']:.3f}")
+        logging.info("classifier epoch %d: loss %.4f, validation accuracy %.4f",
+                     (i + 1) // steps_per_epoch, float(metrics["loss"]), val["accuracy"])
+        checkpoints.save(manager, i + 1, state)
+    bar.close()
+    if manager.latest_step() != total:
+      checkpoints.save(manager, total, state, force=True)
+    manager.wait_until_finished()

@@ -16,13 +16,15 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import tqdm
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
+from rvq_jax import errors
 from rvq_jax.models import rvq
+from rvq_jax.train import checkpoints
 from rvq_jax.train import parallel as parallel_lib
+from rvq_jax.train import rngs
 from rvq_jax.train import steps
 from rvq_jax.train import validation
 from rvq_jax.train import writer as writer_lib
@@ -41,11 +43,11 @@ def prepare_spectrograms(waveforms: np.ndarray, audio_config, chunk: int = 256) 
 
 
 def check_finite(loss: float, finite, step: int, manager, ckpt_dir, advice: str) -> None:
-  """Raises FloatingPointError (after pending saves finish) when the loss or the state (the
-  step's 'finite' flag) is not finite, naming the last good checkpoint and what to change."""
+  """Raises DivergedError (after pending saves finish) when the loss or the state (the step's
+  'finite' flag) is not finite, naming the last good checkpoint and what to change."""
   if not (math.isfinite(loss) and float(finite) == 1.0):
     manager.wait_until_finished()
-    raise FloatingPointError(
+    raise errors.DivergedError(
         f"Non-finite loss ({loss}) or parameters at step {step}; stopping without saving this "
         f"state. The last good checkpoint (step {manager.latest_step()}) is in {ckpt_dir}; "
         f"{advice}, and resume.")
@@ -55,6 +57,39 @@ def _sum_metrics(total, new):
   return jax.tree.map(jnp.add, total, new)
 
 
+def open_workdir(config, workdir: pathlib.Path, is_writer: bool) -> dict:
+  """Checks a resumed run's config against its saved config.json (before anything is written),
+  then writes config.json. Returns the resumable fields that changed ({field: [old, new]})."""
+  changes = {}
+  saved = checkpoints.read_saved_config(workdir)
+  if saved is not None and (workdir / "checkpoints").is_dir() and any(
+      p.name.isdigit() for p in (workdir / "checkpoints").iterdir()):
+    changes = checkpoints.check_resume_config(saved, config)
+    if changes:
+      logging.info("Resuming with changed fields: %s", changes)
+  if is_writer:
+    checkpoints.write_config(workdir, config)
+  return changes
+
+
+def _epoch_extra(epoch_sum, epoch_steps: int, parallel) -> dict | None:
+  """The partial sums of the epoch under way, as JSON for the checkpoint's 'extra' item."""
+  if epoch_sum is None:
+    return {"epoch_steps": 0}
+  totals = jax.tree.map(np.asarray, parallel.local(epoch_sum))
+  return {"epoch_steps": epoch_steps,
+          "epoch_sum": {k: v.tolist() for k, v in totals.items()},
+          "epoch_sum_dtypes": {k: str(v.dtype) for k, v in totals.items()}}
+
+
+def _restore_epoch_sum(extra: dict | None, parallel):
+  """(epoch_sum placed like the step's metrics, epoch_steps) from a checkpoint's 'extra' item."""
+  if not extra or not extra.get("epoch_steps"):
+    return None, 0
+  sums = {k: np.asarray(v, extra["epoch_sum_dtypes"][k]) for k, v in extra["epoch_sum"].items()}
+  return jax.device_put(sums, parallel.replicated), int(extra["epoch_steps"])
+
+
 def train(config, workdir: str):
   """Trains (or resumes) the RVQ-VAE in `workdir`. Returns (state, dataset, spectrograms by split);
   the state is this process's local copy, ready for single-device evaluation."""
@@ -62,10 +97,13 @@ def train(config, workdir: str):
   validation.validate_config(config, parallel_lib.num_devices_for(config.parallel.mode))
   parallel = parallel_lib.Parallel(config)
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   is_writer = jax.process_index() == 0
-  if is_writer:
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+  with checkpoints.RunLock(workdir, enabled=is_writer):
+    changes = open_workdir(config, workdir, is_writer)
+    return _train(config, workdir, parallel, is_writer, changes)
+
+
+def _train(config, workdir: pathlib.Path, parallel, is_writer: bool, changes: dict):
   logging.info("parallel mode %s over %d device(s), %d process(es)", parallel.mode,
                parallel.num_devices, jax.process_count())
 
@@ -75,34 +113,41 @@ def train(config, workdir: str):
   batch_size = config.train.batch_size
   steps_per_epoch = len(dataset["train"]) // batch_size
   if steps_per_epoch == 0:
-    raise ValueError(f"train.batch_size={batch_size} exceeds the {len(dataset['train'])} training "
-                     "recordings.")
+    raise errors.ConfigError(f"train.batch_size={batch_size} exceeds the {len(dataset['train'])} "
+                             "training recordings.")
   total_steps = steps_per_epoch * config.train.num_epochs
   if config.train.num_steps is not None:
     total_steps = min(total_steps, config.train.num_steps)
 
   # ------------------------------------------------------------------ state, restored if saved
-  root_key = np.asarray(jax.random.key_data(jax.random.key(config.seed)))
-  data_key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1)))
+  root_key = np.asarray(rngs.root_key(config.seed))
+  data_key = rngs.seed_stream(config.seed, rngs.DATA)
   get_batch = parallel.batch_fn(specs["train"], data_key, batch_size)
   first_batch = np.asarray(parallel_lib.batch_for_step(specs["train"], 0, data_key, batch_size))
   init_fn = functools.partial(steps.create_train_state, config)
   ckpt_dir = (workdir / "checkpoints").absolute()
-  manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(
-      save_interval_steps=config.train.checkpoint_every_steps,
-      max_to_keep=config.train.keep_checkpoints))
-  if manager.latest_step() is not None:
-    restored_step = manager.latest_step()
-    state = manager.restore(restored_step, args=ocp.args.StandardRestore(
-        parallel.abstract_state(init_fn, root_key, first_batch)))
+  manager = checkpoints.open_manager(ckpt_dir, config.train.checkpoint_every_steps,
+                                     config.train.keep_checkpoints)
+  restored = checkpoints.restore_newest(manager,
+                                        parallel.abstract_state(init_fn, root_key, first_batch))
+  epoch_sum, epoch_steps = None, 0
+  if restored is not None:
+    restored_step, state = restored.step, restored.state
+    epoch_sum, epoch_steps = _restore_epoch_sum(restored.extra, parallel)
     logging.info("Resumed from %s at step %d", ckpt_dir, restored_step)
+    if restored_step % steps_per_epoch and restored.extra is None:
+      logging.warning("Checkpoint %d predates saved epoch sums: epoch %d's train means will cover "
+                      "only the steps after the resume.", restored_step,
+                      restored_step // steps_per_epoch + 1)
   else:
     restored_step = 0
     state = parallel.create_state(init_fn, root_key, first_batch)
   writer = writer_lib.MetricWriter(workdir, enabled=is_writer, truncate_after_step=restored_step)
   if is_writer:
-    writer_lib.append_run_info(workdir, start_step=restored_step, total_steps=total_steps,
-                               parallel_mode=parallel.mode, num_devices=parallel.num_devices)
+    writer_lib.append_run_info(
+        workdir, start_step=restored_step, total_steps=total_steps, parallel_mode=parallel.mode,
+        num_devices=parallel.num_devices, config_changes=changes,
+        damaged_checkpoints=restored.damaged if restored is not None else [])
   train_step = parallel.train_step(functools.partial(steps.make_train_step, config))
   eval_step = jax.jit(steps.make_eval_step(config))
   sum_metrics = jax.jit(_sum_metrics, donate_argnums=0)
@@ -112,7 +157,9 @@ def train(config, workdir: str):
   bar = tqdm.tqdm(total=total_steps * batch_size, initial=step * batch_size, unit="ex",
                   unit_scale=True, disable=not (is_writer and config.train.progress_bar),
                   dynamic_ncols=True)
-  epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
+  # epoch_steps counts the epoch's steps (also those before a resume, whose sums the checkpoint
+  # carried); timed_steps only this session's, for the speed.
+  timed_steps, epoch_start = 0, time.perf_counter()
   # SIGTERM: finish the step, save, stop (all processes after the same step).
   with parallel_lib.StopRequests(config.train.log_every_steps) as stop:
     while step < total_steps and not stop.should_stop(step):
@@ -121,13 +168,14 @@ def train(config, workdir: str):
         epoch_sum = metrics if epoch_sum is None else sum_metrics(epoch_sum, metrics)
       step += 1
       epoch_steps += 1
+      timed_steps += 1
       bar.update(batch_size)
       end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
       if step % config.train.log_every_steps == 0 or end_of_epoch or manager.should_save(step):
         shown = parallel.local(metrics)
         loss = float(shown["loss"])
         check_finite(loss, shown["finite"], step, manager, ckpt_dir,
-                     "lower optim.learning_rate or set optim.grad_clip_norm")
+                     "lower optim.learning_rate (or set optim.grad_clip_norm in a new workdir)")
         bar.set_postfix(epoch=f"{(step - 1) // steps_per_epoch + 1}/{config.train.num_epochs}",
                         loss=f"{loss:.4f}", rec=f"{float(shown['reconstruction']):.4f}",
                         commit=f"{float(shown['commitment']):.4f}", refresh=False)
@@ -139,7 +187,7 @@ def train(config, workdir: str):
         means.update({f"codebook_{k}": np.asarray(v) for k, v in
                       rvq.codebook_metrics(totals["counts"]).items()})
         means["epoch_seconds"] = time.perf_counter() - epoch_start
-        means["examples_per_second"] = epoch_steps * batch_size / means["epoch_seconds"]
+        means["examples_per_second"] = timed_steps * batch_size / means["epoch_seconds"]
         writer.write(step, "train", epoch, means)
         val = evaluate(eval_step, parallel.local(state), specs["validation"],
                        config.train.eval_batch_size)
@@ -148,8 +196,11 @@ def train(config, workdir: str):
                      "%.5f (rec %.5f, commit %.5f)", epoch, step, means["loss"],
                      means["reconstruction"], means["commitment"], val["loss"],
                      val["reconstruction"], val["commitment"])
-        epoch_sum, epoch_steps, epoch_start = None, 0, time.perf_counter()
-      manager.save(step, args=ocp.args.StandardSave(state))
+        if step % steps_per_epoch == 0:   # a run stopped by num_steps keeps its partial epoch
+          epoch_sum, epoch_steps = None, 0
+        timed_steps, epoch_start = 0, time.perf_counter()
+      if manager.should_save(step):
+        checkpoints.save(manager, step, state, _epoch_extra(epoch_sum, epoch_steps, parallel))
     bar.close()
     preempted = step < total_steps
 
@@ -157,9 +208,10 @@ def train(config, workdir: str):
   if manager.latest_step() != step:
     if step > restored_step and float(parallel.local(metrics)["finite"]) != 1.0:
       manager.wait_until_finished()
-      raise FloatingPointError(f"Non-finite state at step {step}; not saved. The last good "
-                               f"checkpoint (step {manager.latest_step()}) is in {ckpt_dir}.")
-    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+      raise errors.DivergedError(f"Non-finite state at step {step}; not saved. The last good "
+                                 f"checkpoint (step {manager.latest_step()}) is in {ckpt_dir}.")
+    checkpoints.save(manager, step, state, _epoch_extra(epoch_sum, epoch_steps, parallel),
+                     force=True)
   manager.wait_until_finished()
   manager.close()
   writer.close()
@@ -189,23 +241,15 @@ def map_batches(fn, examples, batch_size: int):
 
 
 def restore_state(config, workdir) -> steps.TrainState:
-  """The latest checkpointed `TrainState` of the run in `workdir`, on the default device."""
+  """The latest checkpointed `TrainState` of the run in `workdir`, on the default device (creates
+  nothing in the workdir)."""
   bins, frames, channels = audio.spectrogram_shape(config.data.max_samples, config.audio)
   example = jnp.zeros((config.train.batch_size, bins, frames, channels))
   abstract = jax.eval_shape(functools.partial(steps.create_train_state, config),
-                            jax.random.key_data(jax.random.key(0)), example)
-  return restore_latest(workdir, abstract, "train the model first (python -m rvq_jax.main "
-                        "--config=... --workdir=...)")
-
-
-def restore_latest(workdir, abstract, how_to_train: str):
-  """The latest checkpoint in <workdir>/checkpoints, restored into the structure of `abstract`
-  (a pytree of ShapeDtypeStructs); FileNotFoundError saying `how_to_train` when there is none."""
-  ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
-  with ocp.CheckpointManager(ckpt_dir) as manager:
-    if manager.latest_step() is None:
-      raise FileNotFoundError(f"No checkpoint in {ckpt_dir}: {how_to_train}.")
-    return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
+                            rngs.root_key(0), example)
+  return checkpoints.restore_for_reading(
+      workdir, abstract, "train the model first (python -m rvq_jax.main --config=... "
+      "--workdir=...)")
 
 
 def evaluate(eval_step, state, examples: jax.Array, batch_size: int) -> dict:

@@ -32,16 +32,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tqdm
 
 from rvq_jax import data as data_lib
+from rvq_jax import errors
 from rvq_jax.data import download
 from rvq_jax.models import realnvp
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
+from rvq_jax.train import checkpoints
 from rvq_jax.train import loop
 from rvq_jax.train import parallel as parallel_lib
+from rvq_jax.train import rngs
 from rvq_jax.train import steps
 from rvq_jax.train import writer as writer_lib
 
@@ -238,7 +240,8 @@ def create_prior_state(config, rng: jax.Array, stats: dict, first_batch) -> Prio
   labels [B]) with dequantization noise added."""
   targets, labels = first_batch
   model = make_model(config, targets.shape[1:])
-  init_rng, noise_rng, state_rng = jax.random.split(rng, 3)
+  init_rng, noise_rng, state_rng = (rngs.stream(rng, tag)
+                                    for tag in (rngs.PARAMS, rngs.INIT_NOISE, rngs.STEP))
   noisy = targets + stats["noise_std"] * jax.random.normal(noise_rng, targets.shape)
   params = model.init(init_rng, noisy, labels, stats["mean"], stats["std"],
                       method=realnvp.FlowPrior.log_prob)
@@ -269,7 +272,7 @@ def make_prior_train_step(config, shape, axis_name: str | None = None):
     local = targets.shape[0]
     shards = 1 if axis_name is None else lax.axis_size(axis_name)
     shard = 0 if axis_name is None else lax.axis_index(axis_name)
-    noise = jax.random.normal(jax.random.fold_in(state.rng, state.step),
+    noise = jax.random.normal(rngs.step_key(state.rng, state.step, rngs.NOISE),
                               (local * shards,) + targets.shape[1:])
     noise = lax.dynamic_slice_in_dim(noise, shard * local, local)
     x = targets + state.stats["noise_std"] * noise
@@ -304,7 +307,9 @@ def make_prior_eval_step(config, shape):
 def fixed_noise_targets(config, targets: Targets, split: str) -> np.ndarray:
   """`split`'s targets plus one fixed draw of the dequantization noise (seeded by config.seed)."""
   x = targets.splits[split][0]
-  key = jax.random.fold_in(jax.random.key(config.seed), data_lib.SPLITS.index(split) + 100)
+  key = jax.random.fold_in(jax.random.wrap_key_data(rngs.seed_stream(config.seed,
+                                                                     rngs.HELD_OUT_NOISE)),
+                           data_lib.SPLITS.index(split))
   return x + targets.stats["noise_std"] * np.asarray(jax.random.normal(key, x.shape))
 
 
@@ -367,10 +372,14 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
   validate_prior_config(config, parallel_lib.num_devices_for(config.parallel.mode))
   parallel = parallel_lib.Parallel(config)
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   is_writer = jax.process_index() == 0
-  if is_writer:
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+  with checkpoints.RunLock(workdir, enabled=is_writer):
+    changes = loop.open_workdir(config, workdir, is_writer)
+    return _train_prior(config, workdir, parallel, is_writer, changes, run)
+
+
+def _train_prior(config, workdir: pathlib.Path, parallel, is_writer: bool, changes: dict,
+                 run: VQVAERun | None):
   run = run or load_vqvae(config)
   targets = prepare_targets(config, run)
   validate_target_shape(config, targets.shape)
@@ -382,23 +391,23 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
   if config.train.num_steps is not None:
     total_steps = min(total_steps, config.train.num_steps)
 
-  root_key = np.asarray(jax.random.key_data(jax.random.key(config.seed)))
-  data_key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1)))
+  root_key = np.asarray(rngs.root_key(config.seed))
+  data_key = rngs.seed_stream(config.seed, rngs.DATA)
   first_batch = jax.tree.map(np.asarray, parallel_lib.batch_for_step(examples, 0, data_key,
                                                                      batch_size))
   def init_fn(rng, batch):
     return create_prior_state(config, rng, targets.stats, batch)
 
   ckpt_dir = (workdir / "checkpoints").absolute()
-  manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(
-      save_interval_steps=config.train.checkpoint_every_steps,
-      max_to_keep=config.train.keep_checkpoints))
-  restored_step = manager.latest_step() or 0
-  if manager.latest_step() is not None:
-    state = manager.restore(restored_step, args=ocp.args.StandardRestore(
-        parallel.abstract_state(init_fn, root_key, first_batch)))
+  manager = checkpoints.open_manager(ckpt_dir, config.train.checkpoint_every_steps,
+                                     config.train.keep_checkpoints)
+  restored = checkpoints.restore_newest(manager,
+                                        parallel.abstract_state(init_fn, root_key, first_batch))
+  if restored is not None:
+    restored_step, state = restored.step, restored.state
     logging.info("Resumed the prior from %s at step %d", ckpt_dir, restored_step)
   else:
+    restored_step = 0
     state = parallel.create_state(init_fn, root_key, first_batch)
   writer = writer_lib.MetricWriter(workdir, enabled=is_writer, truncate_after_step=restored_step)
   if is_writer:
@@ -406,7 +415,8 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
                                parallel_mode=parallel.mode, num_devices=parallel.num_devices,
                                target_shape=list(targets.shape), spacing=targets.spacing,
                                noise_std=float(targets.stats["noise_std"]),
-                               variance_kept=targets.variance_kept)
+                               variance_kept=targets.variance_kept, config_changes=changes,
+                               damaged_checkpoints=restored.damaged if restored else [])
   shape = targets.shape
   train_step = parallel.train_step(functools.partial(make_prior_train_step, config, shape))
   get_batch = parallel.batch_fn(examples, data_key, batch_size)
@@ -429,8 +439,8 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
         shown = parallel.local(metrics)
         bpd = float(shown["bits_per_dim"])
         loop.check_finite(bpd, shown["finite"], step, manager, ckpt_dir,
-                          "lower optim.learning_rate, raise target.dequantization or lower "
-                          "optim.grad_clip_norm")
+                          "lower optim.learning_rate (or raise target.dequantization or lower "
+                          "optim.grad_clip_norm in a new workdir)")
         bar.set_postfix(bpd=f"{bpd:.4f}", refresh=False)
       if end_of_epoch:
         epoch = math.ceil(step / steps_per_epoch)
@@ -446,11 +456,17 @@ def train_prior(config, workdir: str, run: VQVAERun | None = None):
         logging.info("prior epoch %d step %d: train bits/dim %.4f, test %.4f", epoch, step,
                      float(shown["bits_per_dim"]), bpd)
         epoch_steps, epoch_start = 0, time.perf_counter()
-      manager.save(step, args=ocp.args.StandardSave(state))
+      checkpoints.save(manager, step, state)
     bar.close()
     preempted = step < total_steps
   if manager.latest_step() != step:
-    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    # The same rule as the VQ-VAE's loop: a non-finite state is never saved.
+    if step > restored_step and float(parallel.local(metrics)["finite"]) != 1.0:
+      manager.wait_until_finished()
+      raise errors.DivergedError(f"Non-finite prior state at step {step}; not saved. The last "
+                                 f"good checkpoint (step {manager.latest_step()}) is in "
+                                 f"{ckpt_dir}.")
+    checkpoints.save(manager, step, state, force=True)
   manager.wait_until_finished()
   manager.close()
   writer.close()
@@ -466,5 +482,6 @@ def restore_prior(config, workdir, targets: Targets) -> PriorState:
   first = (jnp.asarray(x[:config.train.batch_size]), jnp.asarray(labels[:config.train.batch_size]))
   abstract = jax.eval_shape(lambda r, b: create_prior_state(config, r, targets.stats, b),
                             jax.random.key_data(jax.random.key(0)), first)
-  return loop.restore_latest(workdir, abstract, "train the prior first (python -m rvq_jax.main "
-                            "--config=configs/realnvp.py --workdir=...)")
+  return checkpoints.restore_for_reading(
+      workdir, abstract, "train the prior first (python -m rvq_jax.main "
+      "--config=configs/realnvp.py --workdir=...)")

@@ -20,6 +20,7 @@ import optax
 
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
+from rvq_jax.train import rngs
 
 _HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
 
@@ -55,10 +56,12 @@ def make_optimizer(config) -> optax.GradientTransformation:
 def create_train_state(config, rng: jax.Array, first_batch: jax.Array) -> TrainState:
   """Initial state. first_batch: float [B, H, W, 2] spectrograms (shapes; k-means init uses values).
 
-  rng: a PRNG key array (raw uint32 [2] key data).
+  rng: the run's root key (raw uint32 [2] key data, `rngs.root_key(config.seed)`); the parameters,
+    codebooks and the state's per-step rng come from its PARAMS, CODEBOOK and STEP streams.
   """
   model = vqvae.make_model(config)
-  init_rng, codebook_rng, state_rng = jax.random.split(rng, 3)
+  init_rng, codebook_rng, state_rng = (rngs.stream(rng, tag)
+                                       for tag in (rngs.PARAMS, rngs.CODEBOOK, rngs.STEP))
   params = model.init(init_rng, first_batch[:1])
   r = config.rvq
   if r.init == "kmeans":
@@ -110,8 +113,9 @@ def make_train_step(config, axis_name: str | None = None):
     return loss, (metrics, out.quant)
 
   def train_step(state: TrainState, batch: jax.Array):
-    rng = jax.random.fold_in(state.rng, state.step)
-    levels_rng, candidates_rng, restart_rng = jax.random.split(rng, 3)
+    levels_rng, candidates_rng, restart_rng = (
+        rngs.step_key(state.rng, state.step, purpose)
+        for purpose in (rngs.LEVELS, rngs.CANDIDATES, rngs.RESTART))
     num_levels = (jax.random.randint(levels_rng, (), r.dropout_min_levels, r.levels + 1)
                   if r.dropout else r.levels)
     # Restart candidates: latent positions drawn over the *global* batch, identical on every
@@ -123,8 +127,10 @@ def make_train_step(config, axis_name: str | None = None):
     shard = 0 if axis_name is None else lax.axis_index(axis_name)
     candidate_idx, held = None, None
     if r.dead_code_steps > 0:
-      global_idx = jax.random.randint(candidates_rng, (r.restart_candidates,), 0,
-                                      local_positions * num_shards)
+      # Distinct positions: a position drawn twice would offer the same vector to two dead
+      # codes, and the copy never wins a tie, so it goes dead again.
+      global_idx = jax.random.choice(candidates_rng, local_positions * num_shards,
+                                     (r.restart_candidates,), replace=False)
       local_idx = global_idx - shard * local_positions
       held = (local_idx >= 0) & (local_idx < local_positions)
       candidate_idx = jnp.clip(local_idx, 0, local_positions - 1)
@@ -139,10 +145,12 @@ def make_train_step(config, axis_name: str | None = None):
     if axis_name is not None:
       grads, metrics = lax.pmean((grads, metrics), axis_name)
       counts, sums, candidates = lax.psum((counts, sums, candidates), axis_name)
-    codebook = rvq.ema_update(state.codebook, counts, sums, r.decay, r.eps)
+    # Levels dropped this step (quantizer dropout) saw no vectors: leave them as they are.
+    active = jnp.arange(r.levels) < num_levels
+    codebook = rvq.ema_update(state.codebook, counts, sums, r.decay, r.eps, active=active)
     if r.dead_code_steps > 0:
       codebook = rvq.restart_dead_codes(codebook, candidates, restart_rng, r.dead_code_steps,
-                                        r.restart_count)
+                                        r.restart_count, active=active)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(metrics["loss"]) & jnp.all(jnp.stack(

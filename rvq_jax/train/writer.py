@@ -8,6 +8,7 @@ import os
 import pathlib
 import platform
 
+from absl import logging
 import numpy as np
 
 
@@ -30,9 +31,8 @@ class MetricWriter:
     if not enabled:
       return
     if self.path.exists():
-      lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-      kept = [line for line in lines if json.loads(line)["step"] <= truncate_after_step]
-      self.path.write_text("".join(line + "\n" for line in kept))
+      kept = [json.dumps(r) for r in read_metrics(workdir) if r["step"] <= truncate_after_step]
+      write_text_atomically(self.path, "".join(line + "\n" for line in kept))
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tb"))
 
@@ -59,22 +59,67 @@ class MetricWriter:
       self._tb.close()
 
 
+def write_text_atomically(path: pathlib.Path, text: str) -> None:
+  """Writes to a temporary file beside `path`, then renames: readers see old or new, never half."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
 def read_metrics(workdir) -> list[dict]:
-  """The records of `<workdir>/metrics.jsonl` in order."""
+  """The records of `<workdir>/metrics.jsonl` in order.
+
+  A line that does not parse (a run killed while appending it leaves a torn last line) is skipped
+  with a warning naming the file and line, so a damaged log never blocks a resume.
+  """
   path = pathlib.Path(workdir) / "metrics.jsonl"
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  records = []
+  for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise ValueError("not a metrics record")
+    except ValueError as e:
+      logging.warning("Skipping line %d of %s, which does not parse (%s): %r", number, path, e,
+                      line[:80])
+      continue
+    records.append(record)
+  return records
+
+
+def read_run_info(workdir) -> list[dict]:
+  """The sessions recorded in run_info.json; an unreadable file is moved aside with a warning."""
+  path = pathlib.Path(workdir) / "run_info.json"
+  if not path.exists():
+    return []
+  try:
+    sessions = json.loads(path.read_text())
+    if not isinstance(sessions, list):
+      raise ValueError("not a list of sessions")
+    return sessions
+  except ValueError as e:
+    aside = path.with_name(f"run_info.damaged-{os.getpid()}.json")
+    os.replace(path, aside)
+    logging.warning("%s does not parse (%s); moved it to %s and starting a new one.", path, e,
+                    aside)
+    return []
 
 
 def append_run_info(workdir, **fields) -> None:
-  """Appends one session's facts (date, device, versions, and `fields`) to run_info.json."""
+  """Appends one session's facts (date, device, versions, and `fields`) to run_info.json (written
+  atomically: a kill mid-write leaves the previous version)."""
   import jax  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(workdir) / "run_info.json"
-  sessions = json.loads(path.read_text()) if path.exists() else []
+  sessions = read_run_info(workdir)
   sessions.append(dict(
       started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       device=f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
       cpu_count=os.cpu_count(), process_count=jax.process_count(), jax=jax.__version__,
       python=platform.python_version(), **fields))
-  path.write_text(json.dumps(sessions, indent=2) + "\n")
+  write_text_atomically(path, json.dumps(sessions, indent=2) + "\n")

@@ -1,0 +1,282 @@
+"""A run's checkpoints and workdir, in one place, for the VQ-VAE, the prior and the classifier.
+
+- `RunLock`: one training run per workdir (a lock file with pid and host; stale locks of dead
+  processes on this host are taken over).
+- `check_resume_config`: before a run resumes, its config is compared with the saved config.json;
+  a field that changes shapes or the model's meaning is an error naming the field and the saved
+  value, before anything is written. Fields that may change on resume (`RESUMABLE_FIELDS`) are
+  returned, so the caller records them in run_info.json.
+- `open_manager` / `save` / `restore_newest`: orbax checkpoints of the state pytree (item
+  'default') plus an optional JSON item ('extra': e.g. the partial sums of the epoch under way).
+  `restore_newest` falls back past a damaged checkpoint to the newest one that restores, moving the
+  damaged one aside (never deleting it) and saying so.
+- `restore_for_reading`: the latest state for modes that only read (evaluate, sample); it creates
+  nothing in the workdir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import socket
+from typing import Any
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+
+from rvq_jax import errors
+from rvq_jax.train import writer
+
+STATE, EXTRA = "default", "extra"
+DAMAGED_DIR = "damaged_checkpoints"
+LOCK_FILE = "LOCK"
+
+# Config fields (or whole sections) a resumed run may change: how long, how often, where the data
+# is, how it computes (same function), what is evaluated. Everything else must match the saved run.
+RESUMABLE_FIELDS = (
+    "train.num_epochs", "train.num_steps", "train.log_every_steps",
+    "train.checkpoint_every_steps", "train.keep_checkpoints", "train.eval_batch_size",
+    "train.progress_bar", "eval", "figures", "sample", "parallel",
+    "optim.learning_rate",   # the advice after a divergence: lower it and resume
+    "data.data_dir", "data.cache_dir", "data.use_cache", "data.download_url",
+    "model.conv_impl", "rvq.block_rows", "rvq.statistic_groups", "classifier.eval_batch_size",
+    "classifier.noise_examples")
+
+
+# ------------------------------------------------------------------ the lock
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:   # exists, owned by someone else
+    return True
+  return True
+
+
+class RunLock:
+  """Context manager holding `<workdir>/LOCK` for one run (process 0 of a multi-host run).
+
+  The file holds {"pid", "host", "started"}. A second run on the workdir raises `WorkdirError`
+  naming the holder. A lock left by a dead process on this host is stale and taken over with a
+  warning; a lock from another host cannot be checked and is respected (the message says how to
+  remove it).
+  """
+
+  def __init__(self, workdir, enabled: bool = True):
+    self.path = pathlib.Path(workdir) / LOCK_FILE
+    self.enabled = enabled
+    self._held = False
+
+  def __enter__(self) -> "RunLock":
+    if not self.enabled:
+      return self
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        self._handle_existing()
+        continue
+      with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(me) + "\n")
+      self._held = True
+      return self
+    raise errors.WorkdirError(f"Could not take the lock {self.path}; another run is starting on "
+                              "this workdir.")
+
+  def _handle_existing(self) -> None:
+    try:
+      holder = json.loads(self.path.read_text())
+      pid, host = int(holder["pid"]), str(holder["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+      logging.warning("Replacing the unreadable lock file %s.", self.path)
+      self.path.unlink(missing_ok=True)
+      return
+    if host == socket.gethostname() and not _pid_alive(pid):
+      logging.warning("Taking over the stale lock %s of process %d (no longer running).",
+                      self.path, pid)
+      self.path.unlink(missing_ok=True)
+      return
+    raise errors.WorkdirError(
+        f"{self.path.parent} is in use by process {pid} on host {host} (since "
+        f"{holder.get('started', '?')}); wait for it to finish or stop it, or use another "
+        f"--workdir. If that process is gone, delete {self.path}.")
+
+  def __exit__(self, *exc) -> None:
+    if self._held:
+      self.path.unlink(missing_ok=True)
+      self._held = False
+
+
+# ------------------------------------------------------------------ the config of a resumed run
+def _flatten(tree, prefix="") -> dict[str, Any]:
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      out.update(_flatten(value, name + "."))
+    else:
+      out[name] = value
+  return out
+
+
+def _resumable(name: str) -> bool:
+  return any(name == f or name.startswith(f + ".") for f in RESUMABLE_FIELDS)
+
+
+def check_resume_config(saved: dict, config) -> dict[str, list]:
+  """Compares `config` with the `saved` config.json (a dict) of the run it resumes.
+
+  Returns:
+    {field: [saved value, new value]} for the resumable fields that changed.
+  Raises:
+    ConfigError: a field that changes shapes or the model's meaning differs; it names the field,
+      both values and what to do.
+  """
+  new = _flatten(json.loads(config.to_json_best_effort()))
+  old = _flatten(saved)
+  changed, fixed = {}, []
+  for name in sorted(set(new) & set(old)):
+    if new[name] == old[name]:
+      continue
+    if _resumable(name):
+      changed[name] = [old[name], new[name]]
+    else:
+      fixed.append(name)
+  if fixed:
+    name = fixed[0]
+    others = f" (and {', '.join(fixed[1:])})" if len(fixed) > 1 else ""
+    raise errors.ConfigError(
+        f"Cannot resume: --config.{name}={json.dumps(new[name])} differs from the saved run's "
+        f"{json.dumps(old[name])}{others}. Resume with the saved value, or train the new config in "
+        "another --workdir.")
+  return changed
+
+
+def read_saved_config(workdir) -> dict | None:
+  """The workdir's config.json as a dict; None when absent. An unreadable file is an error."""
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise errors.WorkdirError(f"{path} is unreadable ({e}); restore it from a backup, or move the "
+                              "workdir aside and train again.") from e
+
+
+def write_config(workdir, config) -> None:
+  """config.json, written atomically."""
+  writer.write_text_atomically(pathlib.Path(workdir) / "config.json",
+                               config.to_json_best_effort(indent=2) + "\n")
+
+
+# ------------------------------------------------------------------ saving and restoring
+def open_manager(ckpt_dir, every: int = 1, keep: int | None = None) -> ocp.CheckpointManager:
+  """An orbax manager for the state (item 'default') and an optional JSON item ('extra').
+
+  Checkpoints written before the 'extra' item existed (state only) restore through it too.
+  """
+  return ocp.CheckpointManager(
+      pathlib.Path(ckpt_dir).absolute(), item_names=(STATE, EXTRA),
+      options=ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, extra: dict | None = None,
+         force: bool = False) -> bool:
+  """Saves `state` (and the JSON-able dict `extra`) at `step` when the manager's interval says so
+  (or `force`). Returns whether a save was started."""
+  items = {STATE: ocp.args.StandardSave(state)}
+  if extra is not None:
+    items[EXTRA] = ocp.args.JsonSave(extra)
+  return manager.save(step, args=ocp.args.Composite(**items), force=force)
+
+
+@dataclasses.dataclass
+class Restored:
+  step: int
+  state: Any
+  extra: dict | None
+  damaged: list[str]          # damaged checkpoints moved aside, 'step: moved to path (reason)'
+
+
+def _move_aside(ckpt_dir: pathlib.Path, step: int) -> pathlib.Path:
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  target = ckpt_dir.parent / DAMAGED_DIR / f"{step}-{stamp}"
+  target.parent.mkdir(parents=True, exist_ok=True)
+  shutil.move(str(ckpt_dir / str(step)), str(target))
+  return target
+
+
+def restore_newest(manager: ocp.CheckpointManager, abstract) -> Restored | None:
+  """The newest checkpoint that restores into `abstract` (a pytree of ShapeDtypeStructs, placed as
+  the state will be), with its 'extra' item when it has one; None when there is no checkpoint.
+
+  A checkpoint that fails to restore is moved to `<workdir>/damaged_checkpoints/` (by process 0)
+  with a warning naming it, and the next older one is tried.
+
+  Raises:
+    WorkdirError: checkpoints exist but none restores (all of them were moved aside).
+  """
+  ckpt_dir = pathlib.Path(manager.directory)
+  damaged = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    items = {STATE: ocp.args.StandardRestore(abstract)}
+    has_extra = (ckpt_dir / str(step) / EXTRA).exists()
+    if has_extra:
+      items[EXTRA] = ocp.args.JsonRestore()
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
+      reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+      where = "left in place"
+      if jax.process_index() == 0:
+        where = f"moved to {_move_aside(ckpt_dir, step)}"
+      logging.warning("Checkpoint %s/%d does not restore (%s); %s. Trying an older one.",
+                      ckpt_dir, step, reason, where)
+      damaged.append(f"{step}: {where} ({reason})")
+      manager.reload()
+      continue
+    return Restored(step, restored[STATE], restored[EXTRA] if has_extra else None, damaged)
+  if damaged:
+    raise errors.WorkdirError(
+        f"No checkpoint in {ckpt_dir} restores; the damaged ones were moved to "
+        f"{ckpt_dir.parent / DAMAGED_DIR}. Run again to train from step 0.")
+  return None
+
+
+def restore_for_reading(workdir, abstract, how_to_train: str):
+  """The latest checkpointed state in `<workdir>/checkpoints` for a mode that only reads (falling
+  back past damaged checkpoints, which stay where they are). Creates nothing in the workdir.
+
+  Raises:
+    MissingError: no checkpoint (the message says `how_to_train`).
+    WorkdirError: checkpoints exist but none restores.
+  """
+  ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
+  if not ckpt_dir.is_dir():
+    raise errors.MissingError(f"No checkpoint in {ckpt_dir}: {how_to_train}.")
+  manager = ocp.CheckpointManager(ckpt_dir, item_names=(STATE, EXTRA),
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  with manager:
+    steps = sorted(manager.all_steps(), reverse=True)
+    if not steps:
+      raise errors.MissingError(f"No checkpoint in {ckpt_dir}: {how_to_train}.")
+    for step in steps:
+      try:
+        return manager.restore(step, args=ocp.args.Composite(
+            **{STATE: ocp.args.StandardRestore(abstract)}))[STATE]
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("Checkpoint %s/%d does not restore (%s: %s); trying an older one.",
+                        ckpt_dir, step, type(e).__name__, str(e).splitlines()[0][:200] if str(e)
+                        else "")
+  raise errors.WorkdirError(f"No checkpoint in {ckpt_dir} restores; train again (the same "
+                            "command with --mode=train moves the damaged ones aside).")
