@@ -11,6 +11,8 @@ COMMANDS:
 
 from ml_collections import config_dict
 
+from rvq_jax.data.fsdd import FSDD_SPEAKERS
+
 
 def get_config():
   config = config_dict.ConfigDict()
@@ -34,6 +36,9 @@ def get_config():
   config.data.test_last_index = 4          # official split: repetition index 0-4 is test
   config.data.val_first_index = 5          # validation: indices 5-9 of every speaker and digit,
   config.data.val_last_index = 9           # carved from the official train indices 5-49
+  # Speaker table: a speaker's index is its position here, whatever files the folder holds; a file
+  # of a speaker not listed (e.g. a stray 3_mallory_0.wav) is skipped with a warning.
+  config.data.speakers = FSDD_SPEAKERS
 
   # ---- audio: waveform <-> [bins, frames, 2] spectrogram (rvq_jax.audio) ----
   config.audio = config_dict.ConfigDict()

@@ -36,3 +36,7 @@ class DownloadError(UserError, RuntimeError):
 
 class DivergedError(UserError, FloatingPointError):
   """Training produced a non-finite loss or state; the last good checkpoint is kept."""
+
+
+class SetupError(UserError, RuntimeError):
+  """The machine or cluster is not set up as the run asks (e.g. multi-host initialisation)."""

@@ -5,11 +5,15 @@ command on every host with --distributed (see launch/README.md). A config with a
 (configs/realnvp.py) selects the RealNVP prior's functions instead of the VQ-VAE's.
 """
 
+import os
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from rvq_jax import errors
 from rvq_jax.eval import prior as prior_eval
 from rvq_jax.eval import quality
 from rvq_jax.eval import report
@@ -40,6 +44,7 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1.")
 flags.mark_flags_as_required(["config", "workdir"])
+TRACEBACK_ENV = "RVQ_JAX_TRACEBACK"
 
 
 def main(argv):
@@ -64,5 +69,47 @@ def main(argv):
     logging.warning("%s", e)
 
 
+def _show_tracebacks() -> bool:
+  return (os.environ.get(TRACEBACK_ENV, "0").lower() in ("1", "true", "yes")
+          or (flags.FLAGS.is_parsed() and flags.FLAGS.verbosity >= 1))
+
+
+def plain_message(error: BaseException) -> str:
+  """The readable text of an error, on one line: unwraps exceptions wrapped as arguments (as
+  ml_collections wraps a KeyError in an AttributeError, whose str() is an escaped repr)."""
+  message = error
+  while isinstance(message, BaseException) and message.args:
+    message = message.args[0]
+  text = message if isinstance(message, str) else str(error)
+  if isinstance(error, (AttributeError, KeyError)) and text.startswith("'"):
+    text = "no field " + text   # ml_collections: "'level'\nDid you mean "levels" ...?"
+  return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _parse_flags(argv):
+  """absl's parser, with config-override errors (a misspelt or mistyped --config.field) printed as
+  one readable line instead of a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"FATAL Flags parsing error: {plain_message(e)}\n"
+             "Pass --helpshort or --helpfull to see help on flags.")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    if os.environ.get(TRACEBACK_ENV):
+      raise
+    sys.exit(f"error: a --config override does not apply: {plain_message(e)}")
+
+
+def run():
+  """`python -m rvq_jax.main`: the project's own errors (rvq_jax.errors) print as one line
+  `error: ...` and exit with status 1; the traceback with --verbosity=1 or RVQ_JAX_TRACEBACK=1."""
+  try:
+    app.run(main, flags_parser=_parse_flags)
+  except errors.UserError as e:
+    if _show_tracebacks():
+      raise
+    sys.exit(f"error: {plain_message(e)}")
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -56,7 +56,7 @@ def tiny_classifier_config(fsdd_recordings, cache):
   config.data.cache_dir = str(cache)
   config.classifier.features = (8, 16, 16, 32)
   config.classifier.embedding_dim = 32
-  config.classifier.num_epochs = 6
+  config.classifier.num_epochs = 10   # 6 left IS(real) within 0.04 of IS(shuffled frames)
   config.classifier.noise_examples = 32
   return config
 

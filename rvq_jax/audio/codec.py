@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rvq_jax import errors
 from rvq_jax.audio import stft as stft_lib
 
 REPRESENTATIONS = ("mag_phase", "logmag_phase", "real_imag")
@@ -19,16 +20,16 @@ REPRESENTATIONS = ("mag_phase", "logmag_phase", "real_imag")
 def validate_audio_config(audio_config) -> None:
   """Raises ValueError naming the field when the audio config cannot work."""
   if audio_config.representation not in REPRESENTATIONS:
-    raise ValueError(f"audio.representation={audio_config.representation!r} is unknown; "
+    raise errors.ConfigError(f"audio.representation={audio_config.representation!r} is unknown; "
                      f"choose one of {REPRESENTATIONS}.")
   if audio_config.hop_length < 1 or audio_config.frame_length < 2:
-    raise ValueError("audio.hop_length must be >= 1 and audio.frame_length >= 2.")
+    raise errors.ConfigError("audio.hop_length must be >= 1 and audio.frame_length >= 2.")
   if audio_config.hop_length > audio_config.frame_length // 2:
-    raise ValueError(f"audio.hop_length={audio_config.hop_length} exceeds half of "
+    raise errors.ConfigError(f"audio.hop_length={audio_config.hop_length} exceeds half of "
                      f"audio.frame_length={audio_config.frame_length}: the frames would not "
                      "overlap enough to invert.")
   if audio_config.representation == "logmag_phase" and not audio_config.log_eps > 0:
-    raise ValueError("audio.log_eps must be > 0 for representation 'logmag_phase'.")
+    raise errors.ConfigError("audio.log_eps must be > 0 for representation 'logmag_phase'.")
 
 
 def spectrogram_shape(num_samples: int, audio_config) -> tuple[int, int, int]:
@@ -51,7 +52,7 @@ def to_spectrogram(waveforms: jax.Array, audio_config) -> jax.Array:
   elif representation == "real_imag":
     channels = (spectrum.real, spectrum.imag)
   else:
-    raise ValueError(f"audio.representation={representation!r} is unknown; "
+    raise errors.ConfigError(f"audio.representation={representation!r} is unknown; "
                      f"choose one of {REPRESENTATIONS}.")
   return jnp.stack(channels, axis=-1).astype(jnp.float32)
 
@@ -66,7 +67,7 @@ def to_complex(spectrograms: jax.Array, audio_config) -> jax.Array:
     return (jnp.exp(first) - audio_config.log_eps) * jnp.exp(1j * second)
   if representation == "real_imag":
     return jax.lax.complex(first, second)
-  raise ValueError(f"audio.representation={representation!r} is unknown; "
+  raise errors.ConfigError(f"audio.representation={representation!r} is unknown; "
                    f"choose one of {REPRESENTATIONS}.")
 
 

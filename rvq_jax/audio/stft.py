@@ -15,6 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rvq_jax import errors
+
 
 def hann_window(frame_length: int, dtype=jnp.float32) -> jax.Array:
   """Periodic Hann window [frame_length], as `scipy.signal.get_window('hann', n)`."""
@@ -29,7 +31,7 @@ def _frame_indices(num_frames: int, frame_length: int, hop_length: int) -> jax.A
 
 def _check_length(num_samples: int, hop_length: int) -> int:
   if num_samples % hop_length:
-    raise ValueError(
+    raise errors.ConfigError(
         f"Waveform length {num_samples} is not a multiple of audio.hop_length={hop_length}; "
         "pad the waveforms (data.max_samples) to a multiple of the hop.")
   return num_samples // hop_length
@@ -71,7 +73,7 @@ def istft(spectrum: jax.Array, frame_length: int, hop_length: int) -> jax.Array:
   """
   num_bins, num_frames = spectrum.shape[-2:]
   if num_bins != frame_length // 2 + 1:
-    raise ValueError(f"Spectrum has {num_bins} bins but audio.frame_length={frame_length} "
+    raise errors.ConfigError(f"Spectrum has {num_bins} bins but audio.frame_length={frame_length} "
                      f"gives {frame_length // 2 + 1}.")
   window = hann_window(frame_length)
   frames = jnp.fft.irfft(jnp.swapaxes(spectrum, -1, -2), n=frame_length, axis=-1)

@@ -4,6 +4,7 @@ from rvq_jax.data.download import cache_root
 from rvq_jax.data.download import download_release
 from rvq_jax.data.download import find_recordings
 from rvq_jax.data.fsdd import SPLITS
+from rvq_jax.data.fsdd import FSDD_SPEAKERS
 from rvq_jax.data.fsdd import BadRecordingWarning
 from rvq_jax.data.fsdd import Dataset
 from rvq_jax.data.fsdd import Split

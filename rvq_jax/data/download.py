@@ -18,6 +18,8 @@ import urllib.request
 from absl import logging
 import tqdm
 
+from rvq_jax import errors
+
 _POINT_AT_LOCAL_COPY = (
     "To use a local copy of the Free Spoken Digit Dataset instead, point at its `recordings` "
     "folder with --config.data.data_dir=/path/to/recordings or the FSDD_DIR environment variable.")
@@ -34,12 +36,16 @@ def cache_root(data_config) -> pathlib.Path:
 
 
 def _check_recordings_dir(path: pathlib.Path, source: str) -> pathlib.Path:
+  if path.exists() and not path.is_dir():
+    raise errors.MissingError(
+        f"FSDD folder {str(path)!r} (from {source}) is a file, not a folder. Set {source} to the "
+        "dataset's `recordings` folder (holding files like 7_jackson_32.wav).")
   if not path.is_dir():
-    raise FileNotFoundError(
+    raise errors.MissingError(
         f"FSDD folder {str(path)!r} (from {source}) does not exist. Set {source} to the dataset's "
         "`recordings` folder, or unset it to download the dataset.")
   if not any(path.glob("*.wav")):
-    raise FileNotFoundError(
+    raise errors.MissingError(
         f"FSDD folder {str(path)!r} (from {source}) holds no .wav files. Point {source} at the "
         "dataset's `recordings` folder (files named like 7_jackson_32.wav).")
   return path
@@ -74,7 +80,7 @@ def _fetch(url: str, destination: pathlib.Path, timeout_s: float) -> None:
           out.write(chunk)
           bar.update(len(chunk))
   except (urllib.error.URLError, OSError, ValueError) as e:
-    raise RuntimeError(f"Could not download FSDD from {url}: {e}. {_POINT_AT_LOCAL_COPY}") from e
+    raise errors.DownloadError(f"Could not download FSDD from {url}: {e}. {_POINT_AT_LOCAL_COPY}") from e
 
 
 def download_release(url: str, target: pathlib.Path, expected_files: int,
@@ -106,10 +112,10 @@ def download_release(url: str, target: pathlib.Path, expected_files: int,
             member.name = parts[-1]
             tar.extract(member, staging, filter="data")
     except (tarfile.TarError, OSError, EOFError) as e:
-      raise RuntimeError(f"The archive from {url} is damaged ({e}). {_POINT_AT_LOCAL_COPY}") from e
+      raise errors.DownloadError(f"The archive from {url} is damaged ({e}). {_POINT_AT_LOCAL_COPY}") from e
     found = len(list(staging.glob("*.wav")))
     if found != expected_files:
-      raise RuntimeError(
+      raise errors.DownloadError(
           f"The archive from {url} holds {found} recordings, expected {expected_files} "
           f"(data.expected_files). {_POINT_AT_LOCAL_COPY}")
     target.mkdir(exist_ok=True)

@@ -30,16 +30,26 @@ from absl import logging
 import numpy as np
 import soundfile as sf
 
+from rvq_jax import errors
 from rvq_jax.data import download
 
 SPLITS = ("train", "validation", "test")
 _NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 # Bump when the prepared arrays' meaning changes, so old caches are not reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+
+
+# FSDD v1.0.10's speakers, in a fixed order: a speaker's index never depends on which other files
+# are in the folder. `data.speakers` extends it; a file of another speaker is skipped with a warning.
+FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 
 
 class BadRecordingWarning(UserWarning):
-  """A WAV file was skipped; the message names it and says why."""
+  """A WAV file was skipped or dropped; the message names it and says why."""
+
+
+class TransientReadError(errors.DataError):
+  """A file could not be read for a reason that may pass (permissions, I/O): never cached."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Dataset:
   sample_rate: int
   speaker_names: tuple[str, ...]
   dropped: tuple[str, ...]      # too long for data.max_samples
+  dropped_lengths: tuple[str, ...]  # the same, as 'name (seconds s)'
   skipped: tuple[str, ...]      # unreadable or invalid files, 'name: reason'
   from_cache: bool = False
 
@@ -93,35 +104,62 @@ def parse_name(filename: str) -> tuple[int, str, int] | None:
 
 
 def read_recording(path: pathlib.Path, sample_rate: int) -> np.ndarray:
-  """Reads one mono PCM WAV as float32 [-1, 1].
+  """Reads one mono WAV as float32 (PCM in [-1, 1]).
 
   Raises:
-    ValueError: the file is unreadable, empty, not mono or not at `sample_rate`; the message
-      says which.
+    DataError: the file is a dangling link, empty, unreadable, not mono, not at `sample_rate` or
+      holds non-finite samples; the message says which.
+    TransientReadError: permission denied or an I/O error (a reason that may pass).
   """
+  path = pathlib.Path(path)
+  if path.is_symlink() and not path.exists():
+    raise errors.DataError(f"dangling symbolic link (its target {os.readlink(path)} is missing)")
+  try:
+    with path.open("rb") as f:
+      header = f.read(12)
+  except PermissionError as e:
+    raise TransientReadError("permission denied (make the file readable)") from e
+  except OSError as e:
+    raise TransientReadError(f"could not be read ({e.strerror or e})") from e
+  if not header:
+    raise errors.DataError("empty (0 bytes)")
   try:
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
-  except (sf.LibsndfileError, RuntimeError, OSError) as e:
-    raise ValueError(f"unreadable ({e})") from e
+  except (sf.LibsndfileError, RuntimeError) as e:
+    raise errors.DataError(f"unreadable ({e})") from e
+  except OSError as e:
+    raise TransientReadError(f"could not be read ({e.strerror or e})") from e
   if samples.shape[0] == 0:
-    raise ValueError("empty (no samples)")
+    raise errors.DataError("empty (no samples)")
   if samples.shape[1] != 1:
-    raise ValueError(f"{samples.shape[1]} channels; FSDD is mono")
+    raise errors.DataError(f"{samples.shape[1]} channels; FSDD is mono")
   if rate != sample_rate:
-    raise ValueError(f"sample rate {rate} Hz; expected {sample_rate} Hz (data.sample_rate)")
+    raise errors.DataError(f"sample rate {rate} Hz; expected {sample_rate} Hz (data.sample_rate)")
+  bad = int(np.count_nonzero(~np.isfinite(samples)))
+  if bad:
+    raise errors.DataError(f"{bad} non-finite samples (NaN or Inf)")
   return samples[:, 0]
 
 
 def _fingerprint(wav_paths: list[pathlib.Path], data_config) -> str:
   settings = {k: data_config[k] for k in ("max_samples", "sample_rate", "val_first_index",
                                           "val_last_index", "test_last_index")}
+  settings["speakers"] = list(speaker_table(data_config))
   files = []
   for p in wav_paths:
-    st = p.stat()
-    files.append((p.name, st.st_size, st.st_mtime_ns))
+    try:
+      st = p.stat()
+      files.append((p.name, st.st_size, st.st_mtime_ns))
+    except OSError:   # a dangling link: reported as a bad file by _prepare
+      files.append((p.name, -1, -1))
   blob = json.dumps({"version": _CACHE_VERSION, "settings": settings, "files": files},
                     sort_keys=True)
   return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def speaker_table(data_config) -> tuple[str, ...]:
+  """The speakers in index order: `data.speakers` (default FSDD's six)."""
+  return tuple(data_config.get("speakers") or FSDD_SPEAKERS)
 
 
 def _split_of(index: int, data_config) -> str:
@@ -135,9 +173,9 @@ def _split_of(index: int, data_config) -> str:
 def validate_data_config(data_config) -> None:
   """Raises ValueError naming the field when the data config cannot work."""
   if data_config.max_samples < 1:
-    raise ValueError(f"data.max_samples={data_config.max_samples} must be positive.")
+    raise errors.ConfigError(f"data.max_samples={data_config.max_samples} must be positive.")
   if data_config.val_first_index <= data_config.test_last_index <= data_config.val_last_index:
-    raise ValueError(
+    raise errors.ConfigError(
         f"data.val_first_index..data.val_last_index ({data_config.val_first_index}.."
         f"{data_config.val_last_index}) overlaps the official test indices 0.."
         f"{data_config.test_last_index}; validation must be carved from the training indices.")
@@ -146,34 +184,45 @@ def validate_data_config(data_config) -> None:
 def _prepare(recordings: pathlib.Path, wav_paths: list[pathlib.Path], data_config) -> dict:
   """Reads, splits, filters, pads and scales; returns the arrays to cache."""
   max_samples = data_config.max_samples
-  rows, skipped, dropped = [], [], []
+  speakers = speaker_table(data_config)
+  rows, skipped, dropped, transient = [], [], [], []
   for path in wav_paths:
     parsed = parse_name(path.name)
     if parsed is None:
       skipped.append(f"{path.name}: name is not {{digit}}_{{speaker}}_{{index}}.wav")
       continue
+    if parsed[1] not in speakers:
+      skipped.append(f"{path.name}: speaker {parsed[1]!r} is not in data.speakers "
+                     f"{list(speakers)} (add it there to use it)")
+      continue
     try:
       samples = read_recording(path, data_config.sample_rate)
-    except ValueError as e:
+    except TransientReadError as e:
+      skipped.append(f"{path.name}: {e}")
+      transient.append(path.name)
+      continue
+    except errors.DataError as e:
       skipped.append(f"{path.name}: {e}")
       continue
     if len(samples) > max_samples:
-      dropped.append(path.stem)
+      dropped.append(f"{path.stem} ({len(samples) / data_config.sample_rate:.2f} s)")
       continue
     rows.append((parsed, path.stem, samples))
   if not rows:
-    raise FileNotFoundError(f"No usable FSDD recordings in {recordings}; "
-                            f"{len(skipped)} skipped, {len(dropped)} longer than "
-                            f"data.max_samples={max_samples}.")
+    raise errors.DataError(f"No usable FSDD recordings in {recordings}: "
+                           f"{_summary(skipped, dropped, max_samples)}")
 
-  speaker_names = sorted({parsed[1] for parsed, _, _ in rows})
+  speaker_names = list(speakers)
   train_samples = [s for (_, _, idx), _, s in rows if _split_of(idx, data_config) == "train"]
   if not train_samples:
-    raise ValueError("No training recordings remain after the split and the length filter; "
-                     "check data.val_first_index, data.val_last_index and data.max_samples.")
+    raise errors.DataError(
+        f"No training recordings in {recordings} (repetition indices {data_config.test_last_index + 1}"
+        f"-49 outside data.val_first_index..data.val_last_index="
+        f"{data_config.val_first_index}..{data_config.val_last_index}): "
+        f"{_summary(skipped, dropped, max_samples)}")
   scale = float(np.concatenate(train_samples).std())
   if not scale > 0:
-    raise ValueError("The training recordings are all silent (std 0); cannot scale them.")
+    raise errors.DataError("The training recordings are all silent (std 0); cannot scale them.")
 
   arrays = {}
   for split in SPLITS:
@@ -193,7 +242,21 @@ def _prepare(recordings: pathlib.Path, wav_paths: list[pathlib.Path], data_confi
   arrays["speaker_names"] = np.array(speaker_names, dtype=np.str_)
   arrays["dropped"] = np.array(dropped, dtype=np.str_)
   arrays["skipped"] = np.array(skipped, dtype=np.str_)
+  arrays["transient"] = np.array(transient, dtype=np.str_)
   return arrays
+
+
+def _summary(skipped: list[str], dropped: list[str], max_samples: int, shown: int = 5) -> str:
+  """'3 skipped (a.wav: why; ...), 2 longer than data.max_samples=N (b (3.1 s), ...)'."""
+  parts = []
+  if skipped:
+    more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    parts.append(f"{len(skipped)} skipped ({'; '.join(skipped[:shown])}{more})")
+  if dropped:
+    more = f", and {len(dropped) - shown} more" if len(dropped) > shown else ""
+    parts.append(f"{len(dropped)} longer than data.max_samples={max_samples} "
+                 f"({', '.join(dropped[:shown])}{more})")
+  return ", ".join(parts) or "no recordings"
 
 
 def _to_dataset(arrays, from_cache: bool) -> Dataset:
@@ -207,7 +270,8 @@ def _to_dataset(arrays, from_cache: bool) -> Dataset:
   return Dataset(splits=splits, scale=float(arrays["scale"]),
                  sample_rate=int(arrays["sample_rate"]),
                  speaker_names=tuple(str(s) for s in arrays["speaker_names"]),
-                 dropped=tuple(str(s) for s in arrays["dropped"]),
+                 dropped=tuple(str(s).split(" (")[0] for s in arrays["dropped"]),
+                 dropped_lengths=tuple(str(s) for s in arrays["dropped"]),
                  skipped=tuple(str(s) for s in arrays["skipped"]), from_cache=from_cache)
 
 
@@ -238,13 +302,18 @@ def load_dataset(data_config) -> Dataset:
     try:
       with np.load(cache_file) as cached:
         dataset = _to_dataset({k: cached[k] for k in cached.files}, from_cache=True)
-    except (OSError, ValueError, KeyError) as e:
-      logging.warning("Ignoring unreadable cache %s (%s); rebuilding it.", cache_file, e)
+    except Exception as e:  # pylint: disable=broad-except  (zipfile, pickle, numpy: any damage)
+      logging.warning("Ignoring unreadable cache %s (%s: %s); rebuilding it.", cache_file,
+                      type(e).__name__, e)
     else:
       _report(dataset, recordings, time.perf_counter() - start)
       return dataset
   arrays = _prepare(recordings, wav_paths, data_config)
-  if data_config.use_cache:
+  if data_config.use_cache and len(arrays["transient"]):
+    logging.warning("Not caching the prepared arrays: %d file(s) could not be read for a reason "
+                    "that may pass (%s); the next run reads them again.", len(arrays["transient"]),
+                    ", ".join(arrays["transient"][:5]))
+  elif data_config.use_cache:
     write_npz_atomically(cache_file, arrays)
   dataset = _to_dataset(arrays, from_cache=False)
   _report(dataset, recordings, time.perf_counter() - start)
@@ -256,6 +325,10 @@ def _report(dataset: Dataset, recordings: pathlib.Path, seconds: float) -> None:
   for reason in dataset.skipped:
     name, why = reason.split(": ", 1)
     warnings.warn(f"Skipped {recordings / name}: {why}", BadRecordingWarning, stacklevel=3)
+  if dataset.dropped:
+    warnings.warn(f"Dropped {len(dataset.dropped)} recording(s) of {recordings} longer than "
+                  f"data.max_samples={dataset['train'].waveforms.shape[1]} samples: "
+                  f"{', '.join(dataset.dropped_lengths)}", BadRecordingWarning, stacklevel=3)
   logging.info(
       "FSDD from %s (%s, %.2f s): %s; scale (train std) %.5f; %d dropped as too long%s; "
       "%d skipped", recordings, "cached" if dataset.from_cache else "prepared", seconds,

@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from rvq_jax import errors
 from rvq_jax.eval import figures
 from rvq_jax.train import writer
 
@@ -65,7 +66,7 @@ def compare(root, models, pair) -> tuple[pathlib.Path, pathlib.Path]:
   runs = {name: writer.read_metrics(root / name) for name in pair}
   missing = [name for name, records in runs.items() if not records]
   if missing:
-    raise FileNotFoundError(f"No metrics.jsonl for {missing} under {root}; train them first "
+    raise errors.MissingError(f"No metrics.jsonl for {missing} under {root}; train them first "
                             "(add --train).")
   figure = figures.save(figures.loss_curves_figure(runs), root / "figure2_loss_curves.png")
   table = root / "summary.md"

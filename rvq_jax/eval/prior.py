@@ -207,12 +207,14 @@ def evaluate_prior(config, workdir, state: prior.PriorState, targets: prior.Targ
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """`--mode=train` with configs/realnvp.py: train (or resume) the prior, then evaluate it."""
+  classifier_train.check_trained(config.eval.classifier_workdir)   # before, not after, training
   state, targets, run = prior.train_prior(config, workdir)
   return evaluate_prior(config, workdir, state, targets, run)
 
 
 def _restore(config, workdir):
   prior.validate_prior_config(config, 1)
+  classifier_train.check_trained(config.eval.classifier_workdir)
   run = prior.load_vqvae(config)
   targets = prior.prepare_targets(config, run)
   return prior.restore_prior(config, workdir, targets), targets, run

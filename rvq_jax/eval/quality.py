@@ -31,6 +31,7 @@ from rvq_jax.models import vqvae
 from rvq_jax.train import classifier as classifier_train
 from rvq_jax.train import loop
 from rvq_jax.train import rngs
+from rvq_jax.train import validation
 
 
 def sample_quality(classifier, spectrograms, reference_embeddings: np.ndarray) -> dict:
@@ -103,6 +104,8 @@ def _reconstruct_fn(config):
 def evaluate_vqvae(config, workdir: str) -> dict:
   """`--mode=evaluate` on a VQ-VAE workdir: writes eval.json, report.md and figures."""
   workdir = pathlib.Path(workdir)
+  validation.validate_config(config, 1)
+  classifier_train.check_trained(config.eval.classifier_workdir)
   state = loop.restore_state(config, workdir)
   classifier = classifier_train.load_classifier(config.eval.classifier_workdir)
   dataset = data_lib.load_dataset(config.data)

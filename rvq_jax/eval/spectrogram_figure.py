@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from rvq_jax import audio
 from rvq_jax import data
+from rvq_jax import errors
 from rvq_jax.eval import figures
 
 
@@ -23,7 +24,7 @@ def write_spectrogram_figure(config, workdir: str) -> pathlib.Path:
       waveform = split.waveforms[split.names.index(name)]
       break
   else:
-    raise ValueError(f"figures.example_recording={name!r} is not among the loaded recordings "
+    raise errors.ConfigError(f"figures.example_recording={name!r} is not among the loaded recordings "
                      "(it may have been dropped as too long); name one like '9_jackson_0'.")
   spectrogram = audio.to_spectrogram(jnp.asarray(waveform), config.audio)
   fig = figures.magnitude_phase_figure(

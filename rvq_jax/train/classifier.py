@@ -30,6 +30,7 @@ from rvq_jax.train import checkpoints
 from rvq_jax.train import loop
 from rvq_jax.train import parallel
 from rvq_jax.train import rngs
+from rvq_jax.train import validation
 
 
 @flax.struct.dataclass
@@ -123,14 +124,23 @@ def _abstract_state(config):
   return jax.eval_shape(init, rngs.root_key(0), example)
 
 
-def load_classifier(workdir) -> Classifier:
-  """The classifier trained in `workdir` (its config.json and latest checkpoint)."""
+def check_trained(workdir) -> None:
+  """Raises MissingError, saying how to train one, when `workdir` holds no trained classifier;
+  cheap, so modes that score with it call it before they spend time on anything else."""
   workdir = pathlib.Path(workdir)
-  if not (workdir / "config.json").exists():
+  ckpt_dir = workdir / "checkpoints"
+  if not (workdir / "config.json").exists() or not ckpt_dir.is_dir() or not any(
+      p.name.isdigit() for p in ckpt_dir.iterdir()):
     raise errors.MissingError(
         f"No trained classifier in {workdir}. Train one with: python -m rvq_jax.main "
         f"--config=configs/classifier.py --workdir={workdir} --mode=train_classifier "
         "(or set --config.eval.classifier_workdir).")
+
+
+def load_classifier(workdir) -> Classifier:
+  """The classifier trained in `workdir` (its config.json and latest checkpoint)."""
+  workdir = pathlib.Path(workdir)
+  check_trained(workdir)
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   state = checkpoints.restore_for_reading(
       workdir, _abstract_state(config), "train the classifier first (--mode=train_classifier)")
@@ -153,6 +163,7 @@ def train_classifier(config, workdir: str):
   Returns:
     (classifier, dataset, spectrograms by split).
   """
+  validation.validate_classifier_config(config)
   workdir = pathlib.Path(workdir)
   with checkpoints.RunLock(workdir):
     loop.open_workdir(config, workdir, is_writer=True)

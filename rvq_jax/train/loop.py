@@ -98,17 +98,16 @@ def train(config, workdir: str):
   parallel = parallel_lib.Parallel(config)
   workdir = pathlib.Path(workdir)
   is_writer = jax.process_index() == 0
-  with checkpoints.RunLock(workdir, enabled=is_writer):
-    changes = open_workdir(config, workdir, is_writer)
-    return _train(config, workdir, parallel, is_writer, changes)
-
-
-def _train(config, workdir: pathlib.Path, parallel, is_writer: bool, changes: dict):
   logging.info("parallel mode %s over %d device(s), %d process(es)", parallel.mode,
                parallel.num_devices, jax.process_count())
+  dataset = data_lib.load_dataset(config.data)   # bad data fails before the workdir is touched
+  with checkpoints.RunLock(workdir, enabled=is_writer):
+    changes = open_workdir(config, workdir, is_writer)
+    return _train(config, workdir, parallel, is_writer, changes, dataset)
 
+
+def _train(config, workdir: pathlib.Path, parallel, is_writer: bool, changes: dict, dataset):
   # ------------------------------------------------------------------ data
-  dataset = data_lib.load_dataset(config.data)
   specs = {s: prepare_spectrograms(dataset[s].waveforms, config.audio) for s in data_lib.SPLITS}
   batch_size = config.train.batch_size
   steps_per_epoch = len(dataset["train"]) // batch_size

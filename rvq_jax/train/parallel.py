@@ -32,6 +32,8 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 
+from rvq_jax import errors
+
 MODES = ("auto", "jit", "sharded", "pmap")
 AXIS = "batch"
 DISTRIBUTED_ENV = "RVQ_JAX_DISTRIBUTED"
@@ -55,7 +57,7 @@ def initialize_distributed(enabled: bool | None = None, coordinator_address: str
   try:
     jax.distributed.initialize(**kwargs)
   except (ValueError, RuntimeError) as e:
-    raise RuntimeError(
+    raise errors.SetupError(
         f"jax.distributed.initialize({kwargs or ''}) failed: {e}. Multi-host runs need a cluster "
         "JAX can detect (Cloud TPU VM, SLURM, Open MPI) or --coordinator_address, "
         f"--num_processes and --process_id; on a single machine leave {DISTRIBUTED_ENV} unset and "
@@ -92,9 +94,9 @@ def num_devices_for(mode: str) -> int:
 def check_mode(mode: str) -> None:
   """Raises ValueError for an unknown mode or 'jit' on several processes."""
   if mode not in MODES:
-    raise ValueError(f"Invalid config: parallel.mode={mode!r} is unknown; choose one of {MODES}.")
+    raise errors.ConfigError(f"Invalid config: parallel.mode={mode!r} is unknown; choose one of {MODES}.")
   if mode == "jit" and jax.process_count() > 1:
-    raise ValueError(f"Invalid config: parallel.mode='jit' runs on one device, but this is a "
+    raise errors.ConfigError(f"Invalid config: parallel.mode='jit' runs on one device, but this is a "
                      f"{jax.process_count()}-process run; use 'sharded' or 'pmap' (or 'auto').")
 
 

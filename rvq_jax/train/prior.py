@@ -45,6 +45,7 @@ from rvq_jax.train import loop
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import rngs
 from rvq_jax.train import steps
+from rvq_jax.train import validation
 from rvq_jax.train import writer as writer_lib
 
 TARGET_KINDS = ("quantized", "continuous")
@@ -68,23 +69,35 @@ def load_vqvae(config) -> VQVAERun:
   when set there)."""
   workdir = pathlib.Path(config.vqvae_workdir)
   if not (workdir / "config.json").exists():
-    raise FileNotFoundError(
+    raise errors.MissingError(
         f"config.vqvae_workdir={str(workdir)!r} holds no trained VQ-VAE (no config.json). Train one "
         f"first: python -m rvq_jax.main --config=configs/model5.py --workdir={workdir}")
   vq_config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   # Fields added after a run was trained: how it computes, not what (same parameters, same math).
   for section, field, value in (("model", "conv_impl", "matmul"), ("rvq", "block_rows", 1024),
-                                ("rvq", "statistic_groups", 16)):
+                                ("rvq", "statistic_groups", 16),
+                                ("data", "speakers", data_lib.FSDD_SPEAKERS)):
     if field not in vq_config[section]:
       vq_config[section][field] = value
   for field in ("data_dir", "cache_dir"):
     if config.data.get(field):
       vq_config.data[field] = config.data[field]
   state = loop.restore_state(vq_config, workdir)
+  _warn_if_unfinished(workdir, int(state.step))
   dataset = data_lib.load_dataset(vq_config.data)
   specs = {s: loop.prepare_spectrograms(dataset[s].waveforms, vq_config.audio)
            for s in data_lib.SPLITS}
   return VQVAERun(vq_config, state, dataset, specs)
+
+
+def _warn_if_unfinished(workdir: pathlib.Path, step: int) -> None:
+  """Warns when the VQ-VAE run stopped before the end its last session planned."""
+  sessions = writer_lib.read_run_info(workdir)
+  planned = sessions[-1].get("total_steps") if sessions else None
+  if planned is not None and step < planned:
+    logging.warning("The VQ-VAE in %s is half-trained: its checkpoint is at step %d of %d. The "
+                    "prior will model an unfinished model; finish it first (run its training "
+                    "command again) for results that hold.", workdir, step, planned)
 
 
 def _codes_cache_path(config, run: VQVAERun) -> pathlib.Path:
@@ -329,7 +342,20 @@ def evaluate_bits_per_dim(eval_step, state, x: np.ndarray, labels: np.ndarray,
 def validate_prior_config(config, num_devices: int) -> None:
   """Raises ValueError naming the field at fault, before anything compiles."""
   p, t, tr = config.prior, config.target, config.train
-  checks = [
+  checks = validation.optimizer_checks(config) + validation.loop_checks(tr, num_devices) + [
+      (t.spacing_queries >= 1 and t.spacing_references >= 1,
+       "target.spacing_queries and target.spacing_references must be positive."),
+      (t.levels is None or t.levels >= 1, f"target.levels={t.levels} must be >= 1 (unset: all)."),
+      (p.kernel_size >= 1, f"prior.kernel_size={p.kernel_size} must be positive."),
+      (min(p.checkerboard_couplings, p.channel_couplings, p.final_couplings) >= 0,
+       "prior.*_couplings must be >= 0."),
+      (p.base != "mixture" or p.mixture_components >= 1,
+       f"prior.mixture_components={p.mixture_components} must be positive."),
+      (config.sample.batch_size >= 1, "sample.batch_size must be positive."),
+      (config.sample.num_wavs >= 0 and config.sample.num_figures >= 0,
+       "sample.num_wavs and sample.num_figures must be >= 0."),
+      (all(temp > 0 for temp in tuple(config.sample.temperatures) + (config.sample.temperature,)),
+       "sample.temperature and sample.temperatures must be > 0."),
       (t.kind in TARGET_KINDS, f"target.kind={t.kind!r} is unknown; choose one of {TARGET_KINDS}."),
       (t.preprocess in PREPROCESS,
        f"target.preprocess={t.preprocess!r} is unknown; choose one of {PREPROCESS}."),
@@ -341,8 +367,6 @@ def validate_prior_config(config, num_devices: int) -> None:
        f"prior.log_scale={p.log_scale!r} is unknown; choose one of {LOG_SCALES}."),
       (p.num_scales >= 1, f"prior.num_scales={p.num_scales} must be at least 1."),
       (p.hidden >= 1 and p.res_blocks >= 0, "prior.hidden must be >= 1, prior.res_blocks >= 0."),
-      (tr.batch_size % num_devices == 0,
-       f"train.batch_size={tr.batch_size} is not divisible by the {num_devices} devices."),
       (config.parallel.mode in parallel_lib.MODES,
        f"parallel.mode={config.parallel.mode!r} is unknown; choose one of {parallel_lib.MODES}."),
       (config.sample.num_samples >= 1, "sample.num_samples must be positive."),
@@ -351,9 +375,9 @@ def validate_prior_config(config, num_devices: int) -> None:
   ]
   for ok, message in checks:
     if not ok:
-      raise ValueError(f"Invalid config: {message}")
+      raise errors.ConfigError(f"Invalid config: {message}")
   if config.sample.digit is not None and p.base != "class_conditional":
-    raise ValueError("Invalid config: sample.digit needs prior.base='class_conditional'.")
+    raise errors.ConfigError("Invalid config: sample.digit needs prior.base='class_conditional'.")
 
 
 def validate_target_shape(config, shape) -> None:
@@ -361,7 +385,7 @@ def validate_target_shape(config, shape) -> None:
   factor = 2 ** (config.prior.num_scales - 1)
   h, w, _ = shape
   if h % factor or w % factor:
-    raise ValueError(f"Invalid config: prior.num_scales={config.prior.num_scales} squeezes the "
+    raise errors.ConfigError(f"Invalid config: prior.num_scales={config.prior.num_scales} squeezes the "
                      f"{h}x{w} target {config.prior.num_scales - 1} times; both sides must be "
                      f"divisible by {factor} (fewer scales, or another target).")
 

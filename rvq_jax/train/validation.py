@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rvq_jax import audio
 from rvq_jax import data
+from rvq_jax import errors
 from rvq_jax.models import autoencoder
 from rvq_jax.models import vqvae
 from rvq_jax.train import parallel
@@ -11,12 +12,67 @@ from rvq_jax.train import parallel
 _INITS = ("uniform", "glorot_normal", "kmeans")
 
 
+def _raise_first(checks) -> None:
+  for ok, message in checks:
+    if not ok:
+      raise errors.ConfigError(f"Invalid config: {message}")
+
+
+def optimizer_checks(config) -> list:
+  """Checks of the `optim` section (Adam), shared by the VQ-VAE and the prior."""
+  o = config.optim
+  return [
+      (o.learning_rate > 0, f"optim.learning_rate={o.learning_rate} must be positive."),
+      (0 <= o.b1 < 1, f"optim.b1={o.b1} must be in [0, 1)."),
+      (0 <= o.b2 < 1, f"optim.b2={o.b2} must be in [0, 1)."),
+      (o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0."),
+      (o.grad_clip_norm >= 0, f"optim.grad_clip_norm={o.grad_clip_norm} must be >= 0 (0: off)."),
+  ]
+
+
+def loop_checks(t, num_devices: int) -> list:
+  """Checks of a `train` section (any model's loop)."""
+  return [
+      (t.batch_size >= 1, f"train.batch_size={t.batch_size} must be positive."),
+      (t.batch_size % num_devices == 0,
+       f"train.batch_size={t.batch_size} is not divisible by the {num_devices} devices; use a "
+       "multiple of the device count."),
+      (t.eval_batch_size >= 1, "train.eval_batch_size must be positive."),
+      (t.num_epochs >= 1, f"train.num_epochs={t.num_epochs} must be at least 1."),
+      (t.num_steps is None or t.num_steps >= 1, f"train.num_steps={t.num_steps} must be >= 1."),
+      (t.log_every_steps >= 1 and t.checkpoint_every_steps >= 1,
+       "train.log_every_steps and train.checkpoint_every_steps must be positive."),
+      (t.keep_checkpoints >= 1, f"train.keep_checkpoints={t.keep_checkpoints} must be >= 1."),
+  ]
+
+
+def validate_classifier_config(config) -> None:
+  """Raises ConfigError naming the field of `classifier` (and data/audio) that cannot work."""
+  data.validate_data_config(config.data)
+  audio.validate_audio_config(config.audio)
+  c = config.classifier
+  _raise_first([
+      (c.learning_rate > 0, f"classifier.learning_rate={c.learning_rate} must be positive."),
+      (c.weight_decay >= 0, f"classifier.weight_decay={c.weight_decay} must be >= 0."),
+      (0 <= c.dropout < 1, f"classifier.dropout={c.dropout} must be in [0, 1)."),
+      (c.log_eps > 0, f"classifier.log_eps={c.log_eps} must be > 0."),
+      (c.num_epochs >= 1, f"classifier.num_epochs={c.num_epochs} must be at least 1."),
+      (c.batch_size >= 1 and c.eval_batch_size >= 1,
+       "classifier.batch_size and classifier.eval_batch_size must be positive."),
+      (c.time_shift_frames >= 0, f"classifier.time_shift_frames={c.time_shift_frames} must be >= 0."),
+      (len(c.features) >= 1 and min(c.features) >= 1,
+       f"classifier.features={tuple(c.features)} needs at least one positive width."),
+      (c.embedding_dim >= 1, f"classifier.embedding_dim={c.embedding_dim} must be positive."),
+      (c.noise_examples >= 1, f"classifier.noise_examples={c.noise_examples} must be positive."),
+  ])
+
+
 def validate_config(config, num_devices: int) -> None:
-  """Raises ValueError naming the offending field; returns None for a usable config."""
+  """Raises ConfigError naming the offending field; returns None for a usable config."""
   data.validate_data_config(config.data)
   audio.validate_audio_config(config.audio)
   r, m, t = config.rvq, config.model, config.train
-  checks = [
+  checks = optimizer_checks(config) + loop_checks(t, num_devices) + [
       (r.levels >= 1, f"rvq.levels={r.levels} must be at least 1."),
       (r.codes >= 2, f"rvq.codes={r.codes} must be at least 2."),
       (0.0 <= r.decay < 1.0, f"rvq.decay={r.decay} must be in [0, 1)."),
@@ -32,27 +88,34 @@ def validate_config(config, num_devices: int) -> None:
       (r.statistic_groups >= 1, f"rvq.statistic_groups={r.statistic_groups} must be positive."),
       (m.latent_dim >= 1, f"model.latent_dim={m.latent_dim} must be positive."),
       (len(m.encoder_features) >= 1, "model.encoder_features needs at least one layer."),
-      (t.batch_size >= 1, f"train.batch_size={t.batch_size} must be positive."),
-      (t.batch_size % num_devices == 0,
-       f"train.batch_size={t.batch_size} is not divisible by the {num_devices} devices; use a "
-       "multiple of the device count."),
-      (t.eval_batch_size >= 1, "train.eval_batch_size must be positive."),
-      (t.num_epochs >= 1, f"train.num_epochs={t.num_epochs} must be at least 1."),
-      (t.log_every_steps >= 1 and t.checkpoint_every_steps >= 1,
-       "train.log_every_steps and train.checkpoint_every_steps must be positive."),
       (config.parallel.mode in parallel.MODES,
        f"parallel.mode={config.parallel.mode!r} is unknown; choose one of {parallel.MODES}."),
+      (r.eps > 0, f"rvq.eps={r.eps} must be > 0 (it keeps unused codes from dividing by zero)."),
+      (r.init_count > 0, f"rvq.init_count={r.init_count} must be > 0."),
+      (r.dead_code_steps == 0 or (r.restart_count > 0 and r.restart_candidates >= 1),
+       "rvq.restart_count must be > 0 and rvq.restart_candidates >= 1 with dead-code restarts."),
+      (r.uniform_scale > 0 or r.init != "uniform",
+       f"rvq.uniform_scale={r.uniform_scale} must be > 0."),
+      (r.statistic_groups % num_devices == 0,
+       f"rvq.statistic_groups={r.statistic_groups} must be a multiple of the {num_devices} "
+       "devices (so every device sums whole groups and all device counts agree)."),
+      (config.loss.beta >= 0, f"loss.beta={config.loss.beta} must be >= 0."),
+      (m.kernel_size >= 1, f"model.kernel_size={m.kernel_size} must be positive."),
+      (min(m.encoder_features, default=1) >= 1, "model.encoder_features must be positive widths."),
   ]
-  for ok, message in checks:
-    if not ok:
-      raise ValueError(f"Invalid config: {message}")
+  _raise_first(checks)
   bins, frames, _ = audio.spectrogram_shape(config.data.max_samples, config.audio)
   factor = 2 ** len(m.encoder_features)
   if bins % factor or frames % factor:
-    raise ValueError(
+    raise errors.ConfigError(
         f"Invalid config: the spectrogram is {bins}x{frames} (data.max_samples, audio.frame_length, "
         f"audio.hop_length) but model.encoder_features has {len(m.encoder_features)} stride-2 "
         f"layers, which need both sides divisible by {factor}; the latent grid would not match.")
-  if r.init == "kmeans" and t.batch_size * bins * frames // factor**2 < r.codes:
-    raise ValueError(f"Invalid config: rvq.init='kmeans' needs at least rvq.codes={r.codes} latent "
+  positions = t.batch_size * bins * frames // factor**2
+  if r.dead_code_steps > 0 and r.restart_candidates > positions:
+    raise errors.ConfigError(
+        f"Invalid config: rvq.restart_candidates={r.restart_candidates} exceeds the {positions} "
+        "latent vectors of a batch (they are drawn without replacement); lower it.")
+  if r.init == "kmeans" and positions < r.codes:
+    raise errors.ConfigError(f"Invalid config: rvq.init='kmeans' needs at least rvq.codes={r.codes} latent "
                      "vectors in the first batch; raise train.batch_size.")
