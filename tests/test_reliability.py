@@ -220,17 +220,17 @@ def test_a_second_run_on_a_workdir_is_refused_and_stale_locks_are_taken_over(tra
 
 def test_resumed_epoch_means_equal_an_uninterrupted_run(fsdd_recordings, tmp_path):
   config = tiny_config(fsdd_recordings, tmp_path / "cache")
-  config.train.batch_size = 64                    # 37 steps per epoch
-  config.train.checkpoint_every_steps = 10
-  config.train.num_steps = 40
+  config.train.batch_size = 128                   # 18 steps per epoch
+  config.train.checkpoint_every_steps = 5
+  config.train.num_steps = 20
   loop.train(config, str(tmp_path / "straight"))
-  config.train.num_steps = 20                     # stop mid-epoch 1, then resume to 40
+  config.train.num_steps = 10                     # stop mid-epoch 1, then resume to 20
   loop.train(config, str(tmp_path / "resumed"))
-  config.train.num_steps = 40
+  config.train.num_steps = 20
   loop.train(config, str(tmp_path / "resumed"))
   straight = {(r["step"], r["split"]): r for r in writer.read_metrics(tmp_path / "straight")}
   resumed = {(r["step"], r["split"]): r for r in writer.read_metrics(tmp_path / "resumed")}
-  for key in ((37, "train"), (37, "validation"), (40, "train")):
+  for key in ((18, "train"), (18, "validation"), (20, "train")):
     for name, value in straight[key].items():
       if name in ("split", "step", "epoch"):
         assert resumed[key][name] == value
@@ -343,3 +343,15 @@ def test_read_only_modes_create_nothing_and_prior_checks_the_classifier_first(
   with pytest.raises(errors.MissingError, match="No checkpoint"):
     loop.restore_state(config, empty)
   assert not list(empty.iterdir())
+
+
+def test_a_half_trained_vqvae_is_warned_about(tmp_path, caplog):
+  from rvq_jax.train import prior  # pylint: disable=g-import-not-at-top
+  writer.append_run_info(tmp_path, start_step=0, total_steps=7500)
+  with caplog.at_level("WARNING"):
+    prior._warn_if_unfinished(tmp_path, 500)   # pylint: disable=protected-access
+  assert "half-trained" in caplog.text and "step 500 of 7500" in caplog.text
+  caplog.clear()
+  with caplog.at_level("WARNING"):
+    prior._warn_if_unfinished(tmp_path, 7500)   # pylint: disable=protected-access
+  assert "half-trained" not in caplog.text
