@@ -4,6 +4,7 @@ mismatched workdirs, one-line errors (one test per case of the reliability issue
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -62,11 +63,11 @@ def test_damaged_cache_is_rebuilt_and_transient_skips_are_not_cached(
   assert not rebuilt.from_cache and len(rebuilt["train"]) > 0
 
   # Permission denied on one file (simulated: the tests may run as root): skipped, not cached.
-  shutil_target = folder / "9_jackson_30.wav"
+  denied_file = folder / "9_jackson_30.wav"
   real_open = pathlib.Path.open
 
   def deny(self, *args, **kwargs):
-    if self.name == shutil_target.name:
+    if self.name == denied_file.name:
       raise PermissionError(13, "Permission denied", str(self))
     return real_open(self, *args, **kwargs)
 
@@ -138,16 +139,28 @@ def test_unknown_speaker_is_skipped_and_indices_stay_stable(fsdd_recordings, def
 
 
 # ------------------------------------------------------------------ workdirs (items 2, 3, 5, 6, 7)
-@pytest.fixture
-def trained(fsdd_recordings, tmp_path):
-  """A tiny run trained to step 4 with checkpoints at 2 and 4; returns (config, workdir)."""
-  config = tiny_config(fsdd_recordings, tmp_path / "cache")
+def _trained_config(fsdd_recordings, cache):
+  config = tiny_config(fsdd_recordings, cache)
   config.train.num_steps = 4
   config.train.checkpoint_every_steps = 2
   config.train.keep_checkpoints = 3
+  return config
+
+
+@pytest.fixture(scope="module")
+def trained_once(fsdd_recordings, tmp_path_factory):
+  """A tiny run trained to step 4 with checkpoints at 2 and 4 (trained once per module)."""
+  root = tmp_path_factory.mktemp("trained")
+  loop.train(_trained_config(fsdd_recordings, root / "cache"), str(root / "run"))
+  return root / "run"
+
+
+@pytest.fixture
+def trained(trained_once, fsdd_recordings, tmp_path):
+  """(config, workdir): a private copy of `trained_once` for a test to damage or resume."""
   workdir = tmp_path / "run"
-  loop.train(config, str(workdir))
-  return config, workdir
+  shutil.copytree(trained_once, workdir)
+  return _trained_config(fsdd_recordings, tmp_path / "cache"), workdir
 
 
 def test_incompatible_resume_fails_before_writing_anything(trained):
@@ -167,7 +180,9 @@ def test_incompatible_resume_fails_before_writing_anything(trained):
   state, _, _ = loop.train(config, str(workdir))
   assert int(state.step) == 6
   info = json.loads((workdir / "run_info.json").read_text())
-  assert info[-1]["config_changes"] == {"train.num_steps": [4, 6]}
+  changes = info[-1]["config_changes"]
+  assert changes["train.num_steps"] == [4, 6]
+  assert set(changes) == {"train.num_steps", "data.cache_dir"}   # the copy has its own cache
   assert json.loads((workdir / "config.json").read_text())["train"]["num_steps"] == 6
 
 
@@ -220,17 +235,17 @@ def test_a_second_run_on_a_workdir_is_refused_and_stale_locks_are_taken_over(tra
 
 def test_resumed_epoch_means_equal_an_uninterrupted_run(fsdd_recordings, tmp_path):
   config = tiny_config(fsdd_recordings, tmp_path / "cache")
-  config.train.batch_size = 128                   # 18 steps per epoch
-  config.train.checkpoint_every_steps = 5
-  config.train.num_steps = 20
+  config.train.batch_size = 256                   # 9 steps per epoch
+  config.train.checkpoint_every_steps = 3
+  config.train.num_steps = 11
   loop.train(config, str(tmp_path / "straight"))
-  config.train.num_steps = 10                     # stop mid-epoch 1, then resume to 20
+  config.train.num_steps = 6                      # stop mid-epoch 1, then resume to 11
   loop.train(config, str(tmp_path / "resumed"))
-  config.train.num_steps = 20
+  config.train.num_steps = 11
   loop.train(config, str(tmp_path / "resumed"))
   straight = {(r["step"], r["split"]): r for r in writer.read_metrics(tmp_path / "straight")}
   resumed = {(r["step"], r["split"]): r for r in writer.read_metrics(tmp_path / "resumed")}
-  for key in ((18, "train"), (18, "validation"), (20, "train")):
+  for key in ((9, "train"), (9, "validation"), (11, "train")):
     for name, value in straight[key].items():
       if name in ("split", "step", "epoch"):
         assert resumed[key][name] == value
