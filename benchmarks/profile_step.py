@@ -28,6 +28,7 @@ _STEPS = flags.DEFINE_integer("steps", 3, "Profiled steps.")
 _TOP = flags.DEFINE_integer("top", 15, "Operations listed.")
 _LEVELS = flags.DEFINE_integer("levels", None, "Override rvq.levels.")
 _CONV = flags.DEFINE_string("conv_impl", None, "Override model.conv_impl ('xla' | 'matmul').")
+_DTYPE = flags.DEFINE_string("compute_dtype", None, "Override model.compute_dtype.")
 
 
 def top_ops(trace_dir: pathlib.Path, num_steps: int):
@@ -68,6 +69,8 @@ def main(argv):
     config.rvq.levels = _LEVELS.value
   if _CONV.value:
     config.model.conv_impl = _CONV.value
+  if _DTYPE.value:
+    config.model.compute_dtype = _DTYPE.value
   x = jax.random.normal(jax.random.key(0), (_BATCH.value, 128, 128, 2))
   state = steps.create_train_state(config, jax.random.key_data(jax.random.key(1)), x)
   step = jax.jit(steps.make_train_step(config), donate_argnums=0)

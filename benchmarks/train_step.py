@@ -37,6 +37,9 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after the first.")
 _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows.")
 _PER_WINDOW = flags.DEFINE_integer("steps_per_window", 3, "Steps per timed window.")
 _INFERENCE = flags.DEFINE_bool("inference", True, "Also time encode-quantize-decode.")
+_DTYPES = flags.DEFINE_list("compute_dtypes", ["float32"],
+                            "model.compute_dtype values to time ('float32', 'bfloat16').")
+_CONV = flags.DEFINE_string("conv_impl", None, "Override model.conv_impl.")
 
 
 def _setup(config, batch_size):
@@ -114,15 +117,18 @@ def main(argv):
                     "cpus": os.cpu_count(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
                     "xla_flags": os.environ.get("XLA_FLAGS")}))
   for name in _CONFIGS.value:
-    for batch in map(int, _BATCHES.value):
-      config = _config(name)
-      result = {"config": name, "batch": batch, "levels": config.rvq.levels, "path": "train"}
-      result.update(bench_train(config, batch))
-      print(json.dumps(result), flush=True)
-      if _INFERENCE.value:
-        result = {"config": name, "batch": batch, "path": "inference"}
-        result.update(bench_inference(config, batch))
-        print(json.dumps(result), flush=True)
+    for dtype in _DTYPES.value:
+      for batch in map(int, _BATCHES.value):
+        config = _config(name)
+        config.model.compute_dtype = dtype
+        if _CONV.value:
+          config.model.conv_impl = _CONV.value
+        common = {"config": name, "batch": batch, "levels": config.rvq.levels,
+                  "compute_dtype": dtype, "conv_impl": config.model.conv_impl}
+        print(json.dumps({**common, "path": "train", **bench_train(config, batch)}), flush=True)
+        if _INFERENCE.value:
+          print(json.dumps({**common, "path": "inference", **bench_inference(config, batch)}),
+                flush=True)
   base = _CONFIGS.value[-1]
   for levels in map(int, _LEVELS.value):
     config = _config(base)

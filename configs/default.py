@@ -55,8 +55,13 @@ def get_config():
   config.model.decoder = "deterministic"    # or 'gaussian' (model3: per-pixel mean + log-scale, NLL)
   config.model.min_log_scale = -5.0         # gaussian decoder: soft floor of the log std
   config.model.sample_reconstruction = False  # gaussian decoder: sample instead of the mean
-  config.model.subpixel_decoder = True      # exact sub-pixel form of ConvTranspose (fast on CPU)
-  config.model.conv_impl = "matmul"         # 'matmul' (convolutions as matmuls, fast on CPU) | 'xla'
+  config.model.subpixel_decoder = True      # conv_impl 'xla': the exact sub-pixel form of ConvTranspose
+  # 'auto': convolutions as matmuls on the CPU (where XLA's convolution gradients are slow), XLA's
+  # convolutions on GPU/TPU; or 'matmul' | 'xla' explicitly. Every form computes the same function.
+  config.model.conv_impl = "auto"
+  # Activations of the encoder and decoder: 'float32' or 'bfloat16' (mixed precision: parameters,
+  # optimizer state, loss and the whole quantizer stay float32).
+  config.model.compute_dtype = "float32"
 
   # ---- rvq: residual quantizer with EMA codebooks (rvq_jax.models.rvq) ----
   config.rvq = config_dict.ConfigDict()

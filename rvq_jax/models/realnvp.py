@@ -28,27 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rvq_jax.models import conv_kernels
+
 NUM_CLASSES = 10
 # Glow's coupling scale is sigmoid(h + 2); dividing by sigmoid(2) makes h = 0 the identity.
 _GLOW_SCALE_OFFSET = 2.0
 # ActNorm's data-dependent init leaves channels with a smaller std than this unscaled.
 _ACTNORM_MIN_STD = 1e-6
-
-
-def space_to_depth(x: jax.Array) -> jax.Array:
-  """[..., H, W, C] -> [..., H/2, W/2, 4C]; channel index = (row in block, col in block, c)."""
-  *batch, h, w, c = x.shape
-  x = x.reshape(*batch, h // 2, 2, w // 2, 2, c)
-  x = jnp.swapaxes(x, -4, -3)                           # [..., H/2, W/2, 2, 2, C]
-  return x.reshape(*batch, h // 2, w // 2, 4 * c)
-
-
-def depth_to_space(x: jax.Array) -> jax.Array:
-  """The inverse of `space_to_depth`: [..., H, W, 4C] -> [..., 2H, 2W, C]."""
-  *batch, h, w, c4 = x.shape
-  x = x.reshape(*batch, h, w, 2, 2, c4 // 4)
-  x = jnp.swapaxes(x, -4, -3)                           # [..., H, 2, W, 2, C]
-  return x.reshape(*batch, 2 * h, 2 * w, c4 // 4)
 
 
 class Squeeze(distrax.Bijector):
@@ -58,10 +44,10 @@ class Squeeze(distrax.Bijector):
     super().__init__(event_ndims_in=3, is_constant_jacobian=True)
 
   def forward_and_log_det(self, x):
-    return space_to_depth(x), jnp.zeros(x.shape[:-3], x.dtype)
+    return conv_kernels.space_to_depth(x), jnp.zeros(x.shape[:-3], x.dtype)
 
   def inverse_and_log_det(self, y):
-    return depth_to_space(y), jnp.zeros(y.shape[:-3], y.dtype)
+    return conv_kernels.depth_to_space(y), jnp.zeros(y.shape[:-3], y.dtype)
 
 
 class FactorOut(distrax.Bijector):

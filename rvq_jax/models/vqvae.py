@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from rvq_jax.models import autoencoder
+from rvq_jax.models import conv_kernels
 from rvq_jax.models import rvq
 
 DECODERS = ("deterministic", "gaussian")
@@ -30,13 +31,16 @@ class VQVAE(nn.Module):
   subpixel_decoder: bool
   out_channels: int = 2
   conv_impl: str = "xla"
+  compute_dtype: str = "float32"
 
   def setup(self):
+    dtype = jnp.dtype(self.compute_dtype)
     self.encoder = autoencoder.Encoder(self.encoder_features, self.latent_dim, self.kernel_size,
-                                       self.conv_impl)
+                                       self.conv_impl, dtype)
     channels = self.out_channels * (2 if self.decoder == "gaussian" else 1)
     self.decoder_net = autoencoder.Decoder(tuple(reversed(self.encoder_features)), channels,
-                                           self.kernel_size, self.subpixel_decoder, self.conv_impl)
+                                           self.kernel_size, self.subpixel_decoder, self.conv_impl,
+                                           dtype)
 
   def encode(self, x):
     return self.encoder(x)
@@ -52,7 +56,9 @@ def make_model(config) -> VQVAE:
   m = config.model
   return VQVAE(encoder_features=tuple(m.encoder_features), latent_dim=m.latent_dim,
                kernel_size=m.kernel_size, decoder=m.decoder,
-               subpixel_decoder=m.subpixel_decoder, conv_impl=m.conv_impl)
+               subpixel_decoder=m.subpixel_decoder,
+               conv_impl=conv_kernels.resolve_conv_impl(m.conv_impl),
+               compute_dtype=m.compute_dtype)
 
 
 class ForwardOutput(NamedTuple):

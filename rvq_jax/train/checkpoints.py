@@ -44,7 +44,8 @@ RESUMABLE_FIELDS = (
     "train.progress_bar", "eval", "figures", "sample", "parallel",
     "optim.learning_rate",   # the advice after a divergence: lower it and resume
     "data.data_dir", "data.cache_dir", "data.use_cache", "data.download_url",
-    "model.conv_impl", "rvq.block_rows", "rvq.statistic_groups", "classifier.eval_batch_size",
+    "model.conv_impl", "model.compute_dtype", "rvq.block_rows", "rvq.statistic_groups",
+    "classifier.eval_batch_size",
     "classifier.noise_examples")
 
 

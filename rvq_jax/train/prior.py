@@ -74,7 +74,9 @@ def load_vqvae(config) -> VQVAERun:
         f"first: python -m rvq_jax.main --config=configs/model5.py --workdir={workdir}")
   vq_config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   # Fields added after a run was trained: how it computes, not what (same parameters, same math).
-  for section, field, value in (("model", "conv_impl", "matmul"), ("rvq", "block_rows", 1024),
+  for section, field, value in (("model", "conv_impl", "matmul"),
+                                ("model", "compute_dtype", "float32"),
+                                ("rvq", "block_rows", 1024),
                                 ("rvq", "statistic_groups", 16),
                                 ("data", "speakers", data_lib.FSDD_SPEAKERS)):
     if field not in vq_config[section]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from rvq_jax import audio
 from rvq_jax import data
 from rvq_jax import errors
-from rvq_jax.models import autoencoder
+from rvq_jax.models import conv_kernels
 from rvq_jax.models import vqvae
 from rvq_jax.train import parallel
 
+_COMPUTE_DTYPES = ("float32", "bfloat16")
 _INITS = ("uniform", "glorot_normal", "kmeans")
 
 
@@ -82,8 +83,10 @@ def validate_config(config, num_devices: int) -> None:
       (r.dead_code_steps >= 0, "rvq.dead_code_steps must be >= 0 (0 turns restarts off)."),
       (m.decoder in vqvae.DECODERS,
        f"model.decoder={m.decoder!r} is unknown; choose one of {vqvae.DECODERS}."),
-      (m.conv_impl in autoencoder.CONV_IMPLS,
-       f"model.conv_impl={m.conv_impl!r} is unknown; choose one of {autoencoder.CONV_IMPLS}."),
+      (m.conv_impl in conv_kernels.CONV_IMPLS,
+       f"model.conv_impl={m.conv_impl!r} is unknown; choose one of {conv_kernels.CONV_IMPLS}."),
+      (m.compute_dtype in _COMPUTE_DTYPES,
+       f"model.compute_dtype={m.compute_dtype!r} is unknown; choose one of {_COMPUTE_DTYPES}."),
       (r.block_rows >= 1, f"rvq.block_rows={r.block_rows} must be positive."),
       (r.statistic_groups >= 1, f"rvq.statistic_groups={r.statistic_groups} must be positive."),
       (m.latent_dim >= 1, f"model.latent_dim={m.latent_dim} must be positive."),
