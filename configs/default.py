@@ -112,6 +112,9 @@ def get_config():
   config.eval.num_figures = 4               # reconstruction spectrogram figures
   config.eval.classifier_workdir = "runs/classifier"  # --mode=evaluate scores with this classifier
   config.eval.griffin_lim_iterations = 100  # baseline: Griffin-Lim from the true magnitude
+  # PESQ-nb / STOI on the first this many test recordings (unset: all); host-side, ~1 s per 300.
+  config.eval.perceptual_examples = config_dict.placeholder(int)
+  config.eval.pesq_segment_seconds = 8.0    # corpus PESQ: P.862 recommends 8-12 s of speech
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()

@@ -40,6 +40,7 @@ def test_evaluate_mode_on_a_vqvae_workdir(classifier_dir, fsdd_recordings, tmp_p
   config.eval.num_audio = 2
   config.eval.num_figures = 0
   config.eval.griffin_lim_iterations = 8
+  config.eval.perceptual_examples = 40
   config.eval.classifier_workdir = str(classifier_dir[0])
   workdir = tmp_path / "vq"
   report.train_and_report(config, str(workdir))
@@ -54,6 +55,11 @@ def test_evaluate_mode_on_a_vqvae_workdir(classifier_dir, fsdd_recordings, tmp_p
   assert base["stft_round_trip"]["classifier_accuracy"] == pytest.approx(
       result["classifier_accuracy_original"], abs=0.01)
   assert result["reconstruction"]["si_sdr_db"] < base["stft_round_trip"]["si_sdr_db"]
+  # PESQ-nb and STOI: the STFT round trip is transparent; a 4-step model is far from it.
+  assert base["stft_round_trip"]["pesq_nb_corpus"] > 4.4 and base["stft_round_trip"]["stoi"] > 0.99
+  for key in ("pesq_nb", "pesq_nb_corpus", "stoi", "stoi_corpus"):
+    assert result["reconstruction"][key] < base["stft_round_trip"][key]
+  assert result["reconstruction"]["perceptual_examples"] == 40
   text = (workdir / "report.md").read_text()
   assert "| reconstructions |" in text and "griffin_lim_8_iterations" in text
   for name in ("rate_distortion.png", "codebook_usage.png"):

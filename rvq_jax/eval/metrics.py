@@ -1,4 +1,5 @@
-"""Quality metrics in pure `jax.numpy`: waveforms, spectra, codebooks and classifier outputs.
+"""Quality metrics in pure `jax.numpy` (waveforms, spectra, classifier outputs), and the
+perceptual speech-coding measures PESQ and STOI from their reference libraries (host NumPy).
 
 Waveform metrics take `lengths` so that zero padding past a recording's end is not scored.
 Codebook perplexity / usage are `rvq_jax.models.rvq.codebook_metrics`.
@@ -7,9 +8,13 @@ Codebook perplexity / usage are `rvq_jax.models.rvq.codebook_metrics`.
 from __future__ import annotations
 
 from typing import Sequence
+import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pesq as pesq_lib
+import pystoi
 
 from rvq_jax import audio
 
@@ -132,3 +137,55 @@ def griffin_lim(magnitude: jax.Array, frame_length: int, hop_length: int, iterat
 
   spectrum = jax.lax.fori_loop(0, iterations, body, magnitude * jnp.exp(1j * phase))
   return audio.istft(spectrum, frame_length, hop_length)
+
+
+# ------------------------------------------------------------------ perceptual (host, libraries)
+# ITU-T P.862 narrow-band PESQ (the `pesq` package) and STOI (Taal et al., 2011; `pystoi`) run on
+# the host in NumPy. Many FSDD clips are shorter than these measures need (STOI: 30 frames of
+# 25.6 ms of speech after silent frames are dropped; PESQ: an utterance it can detect), so each
+# reports the mean over the files it can score, how many those are, and a corpus value over the
+# whole set (PESQ: the test clips concatenated and cut into segments of P.862's recommended
+# length; STOI: the concatenation).
+def _trimmed(signals, lengths):
+  signals = np.asarray(signals, np.float64)
+  lengths = np.full(len(signals), signals.shape[-1]) if lengths is None else np.asarray(lengths)
+  return [s[:n] for s, n in zip(signals, lengths)]
+
+
+def pesq_nb(reference, estimate, lengths, sample_rate: int, segment_seconds: float) -> dict:
+  """Narrow-band PESQ (MOS-LQO, -0.5..4.5) of estimates against references [N, T].
+
+  Returns {'per_file_mean', 'files_scored', 'corpus'}: the mean over the files PESQ can score,
+  their count, and the mean over `segment_seconds`-long segments of the concatenated set.
+  """
+  refs, ests = _trimmed(reference, lengths), _trimmed(estimate, lengths)
+  scores = []
+  for r, e in zip(refs, ests):
+    try:
+      scores.append(pesq_lib.pesq(sample_rate, r, e, "nb"))
+    except pesq_lib.PesqError:     # no utterance detected in a short or silent clip
+      pass
+  ref_all, est_all = np.concatenate(refs), np.concatenate(ests)
+  segment = int(segment_seconds * sample_rate)
+  starts = range(0, max(len(ref_all) - segment // 2, 1), segment)
+  corpus = [pesq_lib.pesq(sample_rate, ref_all[s:s + segment], est_all[s:s + segment], "nb")
+            for s in starts]
+  return {"per_file_mean": float(np.mean(scores)) if scores else float("nan"),
+          "files_scored": len(scores), "corpus": float(np.mean(corpus))}
+
+
+def stoi(reference, estimate, lengths, sample_rate: int) -> dict:
+  """STOI (0..1) of estimates against references [N, T]: {'per_file_mean', 'files_scored',
+  'corpus'} (the mean over the files long enough to score, their count, and the STOI of the
+  concatenated set)."""
+  refs, ests = _trimmed(reference, lengths), _trimmed(estimate, lengths)
+  scores = []
+  for r, e in zip(refs, ests):
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      value = pystoi.stoi(r, e, sample_rate)
+    if not any("Not enough STFT frames" in str(w.message) for w in caught):
+      scores.append(value)
+  corpus = pystoi.stoi(np.concatenate(refs), np.concatenate(ests), sample_rate)
+  return {"per_file_mean": float(np.mean(scores)) if scores else float("nan"),
+          "files_scored": len(scores), "corpus": float(corpus)}

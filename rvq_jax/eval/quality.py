@@ -78,14 +78,24 @@ def train_classifier_and_report(config, workdir: str) -> dict:
 
 
 def waveform_metrics(config, reference: jax.Array, estimate: jax.Array, lengths) -> dict:
-  """Mean SI-SDR (dB), log-spectral distance (dB) and multi-resolution STFT distance."""
+  """Mean SI-SDR (dB), log-spectral distance (dB), multi-resolution STFT distance, and
+  narrow-band PESQ and STOI (per-file mean, files scored, corpus value) of the first
+  `eval.perceptual_examples` recordings (all when unset)."""
   a = config.audio
+  n = config.eval.perceptual_examples or len(reference)
+  host = [np.asarray(v)[:n] for v in (reference, estimate, lengths)]
+  pesq = metrics.pesq_nb(*host, config.data.sample_rate, config.eval.pesq_segment_seconds)
+  stoi = metrics.stoi(*host, config.data.sample_rate)
   return {
       "si_sdr_db": float(jnp.mean(metrics.si_sdr(reference, estimate, lengths))),
       "log_spectral_distance_db": float(jnp.mean(metrics.log_spectral_distance(
           reference, estimate, a.frame_length, a.hop_length, lengths))),
       "mr_stft_distance": float(jnp.mean(metrics.multi_resolution_stft_distance(
           reference, estimate))),
+      "pesq_nb": pesq["per_file_mean"], "pesq_nb_corpus": pesq["corpus"],
+      "pesq_nb_files": pesq["files_scored"],
+      "stoi": stoi["per_file_mean"], "stoi_corpus": stoi["corpus"],
+      "stoi_files": stoi["files_scored"], "perceptual_examples": n,
   }
 
 
@@ -158,27 +168,38 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   return result
 
 
+def _perceptual(row: dict, key: str, digits: int) -> str:
+  """'per-file mean (corpus)' of a PESQ or STOI entry; '-' in rows written before they existed."""
+  if key not in row:
+    return "-"
+  return f"{row[key]:.{digits}f} ({row[key + '_corpus']:.{digits}f})"
+
+
 def markdown_report(name: str, result: dict) -> str:
   """A short markdown page of an eval.json written by `evaluate_vqvae`."""
   rec = result["reconstruction"]
   lines = [f"# {name}: test-split evaluation (step {result['step']})", "",
            f"{result['examples']} test recordings. Bit rate {result['nominal_bits_per_second'] / 1000:.1f}"
            f" kbit/s nominal, {result['entropy_bits_per_second'] / 1000:.1f} kbit/s entropy.", "",
-           "| | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |", "|---|---|---|---|---|",
-           f"| originals | - | - | - | {result['classifier_accuracy_original']:.3f} |",
-           f"| reconstructions | {rec['si_sdr_db']:.2f} | {rec['log_spectral_distance_db']:.2f} | "
-           f"{rec['mr_stft_distance']:.3f} | {rec['classifier_accuracy']:.3f} |"]
-  for base, row in result["baselines"].items():
-    lines.append(f"| baseline: {base} | {row['si_sdr_db']:.2f} | {row['log_spectral_distance_db']:.2f}"
-                 f" | {row['mr_stft_distance']:.3f} | {row['classifier_accuracy']:.3f} |")
+           "PESQ-nb and STOI: the mean over the files each can score (FSDD clips are often too "
+           "short), and in brackets the corpus value (all clips concatenated).", "",
+           "| | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |",
+           "|---|---|---|---|---|---|---|",
+           f"| originals | - | - | - | - | - | {result['classifier_accuracy_original']:.3f} |"]
+  rows = [("reconstructions", rec)] + [(f"baseline: {b}", r) for b, r in result["baselines"].items()]
+  for label, row in rows:
+    lines.append(f"| {label} | {_perceptual(row, 'pesq_nb', 2)} | {_perceptual(row, 'stoi', 3)} | "
+                 f"{row['si_sdr_db']:.2f} | {row['log_spectral_distance_db']:.2f} | "
+                 f"{row['mr_stft_distance']:.3f} | {row['classifier_accuracy']:.3f} |")
   lines += ["", f"Losses: total {result['loss']:.4f}, reconstruction {result['reconstruction_loss']:.4f}"
             if "reconstruction_loss" in result else
             f"Spectrogram MSE {result['spectrogram_mse']:.4f}; commitment {result['commitment']:.4f}.",
-            "", "| levels | kbit/s | spectrogram MSE | SI-SDR (dB) | LSD (dB) | accuracy |",
-            "|---|---|---|---|---|---|"]
+            "", "| levels | kbit/s | spectrogram MSE | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | "
+            "accuracy |", "|---|---|---|---|---|---|---|---|"]
   for row in result["rate_distortion"]:
     lines.append(f"| {row['levels']} | {row['nominal_bits_per_second'] / 1000:.1f} | "
-                 f"{row['spectrogram_mse']:.4f} | {row['si_sdr_db']:.2f} | "
+                 f"{row['spectrogram_mse']:.4f} | {_perceptual(row, 'pesq_nb', 2)} | "
+                 f"{_perceptual(row, 'stoi', 3)} | {row['si_sdr_db']:.2f} | "
                  f"{row['log_spectral_distance_db']:.2f} | {row['classifier_accuracy']:.3f} |")
   lines += ["", "| level | perplexity | usage | dead codes |", "|---|---|---|---|"]
   for level, (p, u, d) in enumerate(zip(result["codebook_perplexity"], result["codebook_usage"],
