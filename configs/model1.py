@@ -3,10 +3,12 @@
 In the original study its commitment loss rose early and outpaced the reconstruction loss.
 
 COMMAND: python -m rvq_jax.main --config=configs/model1.py --workdir=runs/model1
-RESULTS (2026-11-24, 2-core CPU, 6 of 100 epochs, checkpoint step 500; docs/RESULTS.md):
-  validation loss 0.1146 (reconstruction 0.0691, commitment 0.1819); the commitment loss rose over
-  the first epochs (0.15 -> 0.29) before falling, as in the study. Test: SI-SDR 3.18 dB, digit
-  accuracy of reconstructions 0.601 (originals 0.980); level-0 codebook uses 97 of 512 codes.
+RESULTS (2026-12-02, 2-core CPU, float32, all 100 epochs = 7,400 steps, 2.9 h of training;
+docs/RESULTS.md): validation loss 0.0567 (reconstruction 0.0298, commitment 0.1076); test loss
+0.0568 (spectrogram MSE 0.0299). The commitment loss rose over the first two epochs
+(0.247 -> 0.292) while the reconstruction loss halved, and stayed above it (3.6x at the end), as in
+the study. Level 0 leaves 368 of 512 codes dead (perplexity 16.6); levels 1-4 use nearly all
+(perplexity 29-33). 45 kbit/s nominal, 23.7 kbit/s entropy.
 """
 
 from configs import default
