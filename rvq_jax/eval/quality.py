@@ -182,7 +182,8 @@ def markdown_report(name: str, result: dict) -> str:
            f"{result['examples']} test recordings. Bit rate {result['nominal_bits_per_second'] / 1000:.1f}"
            f" kbit/s nominal, {result['entropy_bits_per_second'] / 1000:.1f} kbit/s entropy.", "",
            "PESQ-nb and STOI: the mean over the files each can score (FSDD clips are often too "
-           "short), and in brackets the corpus value (all clips concatenated).", "",
+           "short), and in brackets the corpus value (STOI: all clips concatenated; PESQ: 8 s "
+           "segments of the concatenation).", "",
            "| | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |",
            "|---|---|---|---|---|---|---|",
            f"| originals | - | - | - | - | - | {result['classifier_accuracy_original']:.3f} |"]
