@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 
 from rvq_jax.eval import compare
+from rvq_jax.eval import quality
 from rvq_jax.train import writer
 
 _MODELS = [f"model{i}" for i in range(1, 6)]
@@ -86,17 +87,22 @@ def _run_section(root: pathlib.Path, out_dir: pathlib.Path, name: str) -> list[s
                  f"{result['commitment']:.4f} |")
   if "reconstruction" in result and isinstance(result["reconstruction"], dict):
     rec = result["reconstruction"]
-    lines += ["", "| | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |", "|---|---|---|---|---|",
-              f"| test originals | - | - | - | {result['classifier_accuracy_original']:.3f} |",
-              f"| reconstructions | {rec['si_sdr_db']:.2f} | {rec['log_spectral_distance_db']:.2f} | "
-              f"{rec['mr_stft_distance']:.3f} | {rec['classifier_accuracy']:.3f} |"]
-    for base, row in result["baselines"].items():
-      lines.append(f"| baseline: {base} | {row['si_sdr_db']:.2f} | "
-                   f"{row['log_spectral_distance_db']:.2f} | {row['mr_stft_distance']:.3f} | "
-                   f"{row['classifier_accuracy']:.3f} |")
+    cell = quality.perceptual_cell
+    lines += ["", "PESQ-nb and STOI: the mean over the clips each can score, in brackets the corpus "
+              "value.", "",
+              "| | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |",
+              "|---|---|---|---|---|---|---|",
+              f"| test originals | - | - | - | - | - | {result['classifier_accuracy_original']:.3f} |"]
+    for label, row in [("reconstructions", rec)] + [(f"baseline: {b}", r)
+                                                    for b, r in result["baselines"].items()]:
+      lines.append(f"| {label} | {cell(row, 'pesq_nb', 2)} | {cell(row, 'stoi', 3)} | "
+                   f"{row['si_sdr_db']:.2f} | {row['log_spectral_distance_db']:.2f} | "
+                   f"{row['mr_stft_distance']:.3f} | {row['classifier_accuracy']:.3f} |")
     lines += ["", "Rate-distortion (decoding the first n levels):", "",
-              "| levels | kbit/s | SI-SDR (dB) | LSD (dB) | accuracy |", "|---|---|---|---|---|"]
-    lines += [f"| {r['levels']} | {r['nominal_bits_per_second'] / 1000:.1f} | {r['si_sdr_db']:.2f} | "
+              "| levels | kbit/s | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | accuracy |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['levels']} | {r['nominal_bits_per_second'] / 1000:.1f} | "
+              f"{cell(r, 'pesq_nb', 2)} | {cell(r, 'stoi', 3)} | {r['si_sdr_db']:.2f} | "
               f"{r['log_spectral_distance_db']:.2f} | {r['classifier_accuracy']:.3f} |"
               for r in result["rate_distortion"]]
   if "codebook_perplexity" in result:
