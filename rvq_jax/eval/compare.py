@@ -24,6 +24,12 @@ from rvq_jax.eval import figures
 from rvq_jax.train import writer
 
 
+def perceptual_cell(row: dict, key: str, digits: int) -> str:
+  """'per-file mean (corpus)' of a PESQ or STOI entry; '-' in rows written before they existed."""
+  if key not in row:
+    return "-"
+  return f"{row[key]:.{digits}f} ({row[key + '_corpus']:.{digits}f})"
+
 
 def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
   """Trains each `configs/<name>.py` into `<root>/<name>`, resuming where it stopped."""

@@ -24,6 +24,7 @@ import numpy as np
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
+from rvq_jax.eval import compare
 from rvq_jax.eval import figures
 from rvq_jax.eval import metrics
 from rvq_jax.eval import report
@@ -168,16 +169,10 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   return result
 
 
-def perceptual_cell(row: dict, key: str, digits: int) -> str:
-  """'per-file mean (corpus)' of a PESQ or STOI entry; '-' in rows written before they existed."""
-  if key not in row:
-    return "-"
-  return f"{row[key]:.{digits}f} ({row[key + '_corpus']:.{digits}f})"
-
-
 def markdown_report(name: str, result: dict) -> str:
   """A short markdown page of an eval.json written by `evaluate_vqvae`."""
   rec = result["reconstruction"]
+  cell = compare.perceptual_cell
   lines = [f"# {name}: test-split evaluation (step {result['step']})", "",
            f"{result['examples']} test recordings. Bit rate {result['nominal_bits_per_second'] / 1000:.1f}"
            f" kbit/s nominal, {result['entropy_bits_per_second'] / 1000:.1f} kbit/s entropy.", "",
@@ -189,7 +184,7 @@ def markdown_report(name: str, result: dict) -> str:
            f"| originals | - | - | - | - | - | {result['classifier_accuracy_original']:.3f} |"]
   rows = [("reconstructions", rec)] + [(f"baseline: {b}", r) for b, r in result["baselines"].items()]
   for label, row in rows:
-    lines.append(f"| {label} | {perceptual_cell(row, 'pesq_nb', 2)} | {perceptual_cell(row, 'stoi', 3)} | "
+    lines.append(f"| {label} | {cell(row, 'pesq_nb', 2)} | {cell(row, 'stoi', 3)} | "
                  f"{row['si_sdr_db']:.2f} | {row['log_spectral_distance_db']:.2f} | "
                  f"{row['mr_stft_distance']:.3f} | {row['classifier_accuracy']:.3f} |")
   lines += ["", f"Losses: total {result['loss']:.4f}, reconstruction {result['reconstruction_loss']:.4f}"
@@ -199,8 +194,8 @@ def markdown_report(name: str, result: dict) -> str:
             "accuracy |", "|---|---|---|---|---|---|---|---|"]
   for row in result["rate_distortion"]:
     lines.append(f"| {row['levels']} | {row['nominal_bits_per_second'] / 1000:.1f} | "
-                 f"{row['spectrogram_mse']:.4f} | {perceptual_cell(row, 'pesq_nb', 2)} | "
-                 f"{perceptual_cell(row, 'stoi', 3)} | {row['si_sdr_db']:.2f} | "
+                 f"{row['spectrogram_mse']:.4f} | {cell(row, 'pesq_nb', 2)} | "
+                 f"{cell(row, 'stoi', 3)} | {row['si_sdr_db']:.2f} | "
                  f"{row['log_spectral_distance_db']:.2f} | {row['classifier_accuracy']:.3f} |")
   lines += ["", "| level | perplexity | usage | dead codes |", "|---|---|---|---|"]
   for level, (p, u, d) in enumerate(zip(result["codebook_perplexity"], result["codebook_usage"],

@@ -16,7 +16,6 @@ from absl import app
 from absl import flags
 
 from rvq_jax.eval import compare
-from rvq_jax.eval import quality
 from rvq_jax.train import writer
 
 _MODELS = [f"model{i}" for i in range(1, 6)]
@@ -87,7 +86,7 @@ def _run_section(root: pathlib.Path, out_dir: pathlib.Path, name: str) -> list[s
                  f"{result['commitment']:.4f} |")
   if "reconstruction" in result and isinstance(result["reconstruction"], dict):
     rec = result["reconstruction"]
-    cell = quality.perceptual_cell
+    cell = compare.perceptual_cell
     lines += ["", "PESQ-nb and STOI: the mean over the clips each can score, in brackets the corpus "
               "value.", "",
               "| | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |",
