@@ -1,8 +1,16 @@
-"""Digit classifier for measuring quality: trained on the training split only.
+"""Digit classifier for measuring intelligibility: trained on the training split only, on waveforms
+augmented in the step (speed/pitch +-12%, shift, gain, white noise at 15-45 dB SNR), so that
+degraded but intelligible audio keeps its label.
 
 COMMAND: python -m rvq_jax.main --config=configs/classifier.py --workdir=runs/classifier --mode=train_classifier
-Writes <workdir>/checkpoints (orbax) and <workdir>/classifier_eval.json: test accuracy overall and
-per speaker, and the sample-metric references (real held-out data, white noise, shuffled frames).
+         python -m rvq_jax.main --config=configs/classifier.py --workdir=runs/classifier --mode=export --output=pretrained/classifier
+Writes <workdir>/checkpoints (orbax) and <workdir>/classifier_eval.json: test accuracy overall, per
+speaker and after the reference degradations, and the sample-metric references (real held-out
+data, white noise, shuffled frames). The second command ships it (every evaluation's default judge).
+RESULTS (2026-12-02, 2-core CPU, 30 epochs, 40 min on one core; pretrained/classifier):
+  test accuracy 0.993 (validation 0.990); after Griffin-Lim (100 iterations) from the true
+  magnitude 0.993, 4-bit mu-law 0.960, white noise at 20 dB SNR 0.997. Inception Score of the
+  real test set 9.52, of white noise 1.17, of frame-shuffled spectrograms 2.22.
 """
 
 from ml_collections import config_dict
@@ -21,7 +29,15 @@ def get_config():
   config.classifier.weight_decay = 1e-4           # AdamW
   config.classifier.num_epochs = 30
   config.classifier.batch_size = 64
-  config.classifier.time_shift_frames = 16        # augmentation: random circular shift in time
+  # Training augmentation of the waveforms (rvq_jax.data.augment), so that degraded but
+  # intelligible audio keeps its label; the spectrogram is computed inside the step.
+  config.classifier.augment = config_dict.ConfigDict()
+  config.classifier.augment.enabled = True
+  config.classifier.augment.speed_range = 0.12        # speed and pitch x U(0.88, 1.12)
+  config.classifier.augment.max_shift_samples = 1024  # shift U(-1024, 1024) samples (128 ms)
+  config.classifier.augment.gain_db = 6.0             # gain U(-6, 6) dB
+  config.classifier.augment.noise_probability = 0.5   # this share of examples gets white noise
+  config.classifier.augment.snr_db = (15.0, 45.0)     # at an SNR uniform in this range
   config.classifier.eval_batch_size = 128
   config.classifier.noise_examples = 300          # white-noise lower bound for sample metrics
   return config

@@ -110,11 +110,21 @@ def get_config():
   config.eval = config_dict.ConfigDict()
   config.eval.num_audio = 300               # test recordings written as WAV (original + reconstruction)
   config.eval.num_figures = 4               # reconstruction spectrogram figures
-  config.eval.classifier_workdir = "runs/classifier"  # --mode=evaluate scores with this classifier
-  config.eval.griffin_lim_iterations = 100  # baseline: Griffin-Lim from the true magnitude
+  # --mode=evaluate and the prior score with this classifier: the shipped one (pretrained/, trained
+  # with configs/classifier.py), so every machine scores with the same judge.
+  config.eval.classifier_workdir = "pretrained/classifier"
+  # Baselines (--mode=evaluate) and the classifier's robustness rows (classifier_eval.json): the
+  # test split after Griffin-Lim from the true magnitude, mu-law companding, white noise.
+  config.eval.griffin_lim_iterations = 100
+  config.eval.mu_law_bits = 4
+  config.eval.noise_snr_db = 20.0
   # PESQ-nb / STOI on the first this many test recordings (unset: all); host-side, ~1 s per 300.
   config.eval.perceptual_examples = config_dict.placeholder(int)
   config.eval.pesq_segment_seconds = 8.0    # corpus PESQ: P.862 recommends 8-12 s of speech
+
+  # ---- codec: --mode=reconstruct / encode / decode --input=... --output=... (rvq_jax.codec) ----
+  config.codec = config_dict.ConfigDict()
+  config.codec.levels = config_dict.placeholder(int)   # quantizer levels coded (bit rate); unset: all
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()

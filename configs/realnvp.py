@@ -89,5 +89,5 @@ def get_config():
   config.sample.num_figures = 4             # Figure 3: a sampled latent beside its spectrogram
 
   config.eval = config_dict.ConfigDict()
-  config.eval.classifier_workdir = "runs/classifier"
+  config.eval.classifier_workdir = "pretrained/classifier"
   return config

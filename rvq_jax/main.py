@@ -13,7 +13,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from rvq_jax import codec
 from rvq_jax import errors
+from rvq_jax import export
 from rvq_jax.eval import prior as prior_eval
 from rvq_jax.eval import quality
 from rvq_jax.eval import report
@@ -25,6 +27,7 @@ MODES = {
     "train_classifier": quality.train_classifier_and_report,
     "spectrogram_figure": spectrogram_figure.write_spectrogram_figure,
 }
+FILE_MODES = codec.MODES   # (config, workdir, --input, --output)
 PRIOR_MODES = {
     "train": prior_eval.train_and_evaluate,
     "evaluate": prior_eval.evaluate,
@@ -34,7 +37,12 @@ PRIOR_MODES = {
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Everything the run writes goes here.")
-_MODE = flags.DEFINE_enum("mode", "train", sorted(set(MODES) | set(PRIOR_MODES)), "What to run.")
+_MODE = flags.DEFINE_enum("mode", "train",
+                          sorted(set(MODES) | set(PRIOR_MODES) | set(FILE_MODES) | {"export"}),
+                          "What to run.")
+_INPUT = flags.DEFINE_string("input", None, "reconstruct / encode: a WAV; decode: a codes .npz.")
+_OUTPUT = flags.DEFINE_string("output", None, "reconstruct / decode: the WAV to write; encode: the "
+                              "codes .npz; export: the folder for the weights (pretrained/<name>).")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", None, "Multi-host: call jax.distributed.initialize() first (default: "
     "$RVQ_JAX_DISTRIBUTED=1). Without the three flags below JAX detects the cluster (Cloud TPU, "
@@ -59,12 +67,18 @@ def main(argv):
   logging.info("process %d/%d, devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
   from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
-  modes = PRIOR_MODES if "prior" in _CONFIG.value else MODES
-  if _MODE.value not in modes:
-    raise app.UsageError(f"--mode={_MODE.value} does not apply to this config; choose one of "
+  config, workdir, mode = _CONFIG.value, _WORKDIR.value, _MODE.value
+  modes = PRIOR_MODES if "prior" in config else dict(MODES, **FILE_MODES, export=export.export)
+  if mode not in modes:
+    raise app.UsageError(f"--mode={mode} does not apply to this config; choose one of "
                          f"{sorted(modes)}.")
   try:
-    modes[_MODE.value](_CONFIG.value, _WORKDIR.value)
+    if mode in FILE_MODES:
+      FILE_MODES[mode](config, workdir, _INPUT.value, _OUTPUT.value)
+    elif mode == "export":
+      export.export(config, workdir, _OUTPUT.value)
+    else:
+      modes[mode](config, workdir)
   except loop.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler
     logging.warning("%s", e)
 

@@ -20,6 +20,7 @@ from rvq_jax.train import loop
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import prior
 from tests.conftest import REPO
+from tests.conftest import SHIPPED_CLASSIFIER
 from tests.test_train import tiny_config
 
 
@@ -33,13 +34,13 @@ def vqvae_dir(fsdd_recordings, tmp_path_factory):
   return workdir, cache
 
 
-def tiny_prior_config(vqvae_dir, classifier_dir, fsdd_recordings):
+def tiny_prior_config(vqvae_dir, fsdd_recordings):
   workdir, cache = vqvae_dir
   config = realnvp_config.get_config()
   config.vqvae_workdir = str(workdir)
   config.data.data_dir = str(fsdd_recordings)
   config.data.cache_dir = str(cache)
-  config.eval.classifier_workdir = str(classifier_dir[0])
+  config.eval.classifier_workdir = str(SHIPPED_CLASSIFIER)
   config.target.projection_dim = 4
   config.prior.hidden, config.prior.res_blocks = 8, 1
   config.train.batch_size = 16
@@ -113,9 +114,8 @@ def test_prior_step_pmap_and_sharded_equal_one_device():
                  (results[mode].params, results[mode].opt_state))
 
 
-def test_prior_trains_samples_scores_and_resumes(vqvae_dir, classifier_dir, fsdd_recordings,
-                                                  tmp_path):
-  config = tiny_prior_config(vqvae_dir, classifier_dir, fsdd_recordings)
+def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp_path):
+  config = tiny_prior_config(vqvae_dir, fsdd_recordings)
   config.train.num_steps = 60
   workdir = tmp_path / "prior"
   result = prior_eval.train_and_evaluate(config, str(workdir))

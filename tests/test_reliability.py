@@ -332,6 +332,10 @@ def test_prior_and_classifier_fields_are_checked():
   config.classifier.dropout = 1.5
   with pytest.raises(errors.ConfigError, match=r"classifier\.dropout"):
     validation.validate_classifier_config(config)
+  config = classifier.get_config()
+  config.classifier.augment.snr_db = (45.0, 15.0)
+  with pytest.raises(errors.ConfigError, match=r"classifier\.augment\.snr_db"):
+    validation.validate_classifier_config(config)
 
 
 def test_read_only_modes_create_nothing_and_prior_checks_the_classifier_first(

@@ -11,5 +11,6 @@ from rvq_jax.data.fsdd import Split
 from rvq_jax.data.fsdd import load_dataset
 from rvq_jax.data.fsdd import parse_name
 from rvq_jax.data.fsdd import read_recording
+from rvq_jax.data.fsdd import read_wav
 from rvq_jax.data.fsdd import validate_data_config
 from rvq_jax.data.fsdd import write_npz_atomically

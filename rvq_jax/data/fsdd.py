@@ -103,12 +103,12 @@ def parse_name(filename: str) -> tuple[int, str, int] | None:
   return int(match.group(1)), match.group(2), int(match.group(3))
 
 
-def read_recording(path: pathlib.Path, sample_rate: int) -> np.ndarray:
-  """Reads one mono WAV as float32 (PCM in [-1, 1]).
+def read_wav(path: pathlib.Path) -> tuple[np.ndarray, int]:
+  """Reads one mono WAV (any sample rate) as (float32 samples [n] in [-1, 1] for PCM, rate in Hz).
 
   Raises:
-    DataError: the file is a dangling link, empty, unreadable, not mono, not at `sample_rate` or
-      holds non-finite samples; the message says which.
+    DataError: the file is a dangling link, empty, unreadable, not mono or holds non-finite
+      samples; the message says which.
     TransientReadError: permission denied or an I/O error (a reason that may pass).
   """
   path = pathlib.Path(path)
@@ -132,13 +132,19 @@ def read_recording(path: pathlib.Path, sample_rate: int) -> np.ndarray:
   if samples.shape[0] == 0:
     raise errors.DataError("empty (no samples)")
   if samples.shape[1] != 1:
-    raise errors.DataError(f"{samples.shape[1]} channels; FSDD is mono")
-  if rate != sample_rate:
-    raise errors.DataError(f"sample rate {rate} Hz; expected {sample_rate} Hz (data.sample_rate)")
+    raise errors.DataError(f"{samples.shape[1]} channels; give a mono file")
   bad = int(np.count_nonzero(~np.isfinite(samples)))
   if bad:
     raise errors.DataError(f"{bad} non-finite samples (NaN or Inf)")
-  return samples[:, 0]
+  return samples[:, 0], int(rate)
+
+
+def read_recording(path: pathlib.Path, sample_rate: int) -> np.ndarray:
+  """Reads one FSDD recording: `read_wav`, and the rate must be `sample_rate` (DataError if not)."""
+  samples, rate = read_wav(path)
+  if rate != sample_rate:
+    raise errors.DataError(f"sample rate {rate} Hz; expected {sample_rate} Hz (data.sample_rate)")
+  return samples
 
 
 def _fingerprint(wav_paths: list[pathlib.Path], data_config) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
+from rvq_jax.data import augment
 from rvq_jax.eval import compare
 from rvq_jax.eval import figures
 from rvq_jax.eval import metrics
@@ -62,6 +63,41 @@ def sample_metric_references(config, classifier, specs) -> dict:
   }
 
 
+def degraded_test_waveforms(config, dataset, test_specs) -> dict:
+  """The test recordings [N, samples] (scaled, as the dataset holds them) through each reference
+  degradation, by name: the STFT round trip, Griffin-Lim from the true magnitude, mu-law at
+  `eval.mu_law_bits` bits (each recording at its own peak) and white noise at `eval.noise_snr_db`
+  dB SNR."""
+  e, a = config.eval, config.audio
+  test = dataset["test"]
+  waves, lengths = jnp.asarray(test.waveforms), jnp.asarray(test.lengths)
+  key = jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.EVAL))
+  gl = metrics.griffin_lim(audio.magnitude(test_specs, a), a.frame_length, a.hop_length,
+                           e.griffin_lim_iterations, key)
+  snr = jnp.full(lengths.shape, e.noise_snr_db, jnp.float32)
+  return {
+      "stft_round_trip": audio.to_waveform(test_specs, a),
+      f"griffin_lim_{e.griffin_lim_iterations}_iterations": gl,
+      f"mu_law_{e.mu_law_bits}_bit": augment.mu_law_round_trip(waves, e.mu_law_bits),
+      f"white_noise_{e.noise_snr_db:g}_db_snr": augment.add_noise_at_snr(
+          jax.random.fold_in(key, 1), waves, lengths, snr),
+  }
+
+
+def robustness_report(config, classifier, dataset, specs) -> dict:
+  """Test accuracy on the originals and after each degradation of `degraded_test_waveforms`: an
+  intelligibility judge must keep the label of audio a listener still understands."""
+  labels = dataset["test"].digits
+
+  def accuracy(spectrograms):
+    return float((classifier.predict(spectrograms)[0].argmax(-1) == labels).mean())
+
+  result = {"originals": accuracy(specs["test"])}
+  for name, waves in degraded_test_waveforms(config, dataset, specs["test"]).items():
+    result[name] = accuracy(audio.to_spectrogram(waves, config.audio))
+  return result
+
+
 def train_classifier_and_report(config, workdir: str) -> dict:
   """`--mode=train_classifier`: trains (or loads) the classifier; writes classifier_eval.json."""
   classifier, dataset, specs = classifier_train.train_classifier(config, workdir)
@@ -70,11 +106,12 @@ def train_classifier_and_report(config, workdir: str) -> dict:
                                                dataset.speaker_names),
       "validation": classifier_train.accuracy_report(
           classifier, specs["validation"], dataset["validation"], dataset.speaker_names),
+      "robustness": robustness_report(config, classifier, dataset, specs),
       "sample_metric_references": sample_metric_references(config, classifier, specs),
   }
   (pathlib.Path(workdir) / "classifier_eval.json").write_text(json.dumps(result, indent=2) + "\n")
-  logging.info("classifier: test accuracy %.4f (per speaker %s)", result["test"]["accuracy"],
-               result["test"]["per_speaker"])
+  logging.info("classifier: test accuracy %.4f (per speaker %s); after degradations %s",
+               result["test"]["accuracy"], result["test"]["per_speaker"], result["robustness"])
   return result
 
 
@@ -146,18 +183,10 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   result["reconstruction"] = rate_distortion[-1]
   result["rate_distortion"] = rate_distortion
 
-  round_trip = audio.to_waveform(specs["test"], config.audio)
-  gl = metrics.griffin_lim(audio.magnitude(specs["test"], config.audio), config.audio.frame_length,
-                           config.audio.hop_length, config.eval.griffin_lim_iterations,
-                           jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.EVAL)))
   result["baselines"] = {
-      "stft_round_trip": dict(waveform_metrics(config, waves, round_trip, lengths),
-                              classifier_accuracy=accuracy(
-                                  audio.to_spectrogram(round_trip, config.audio))),
-      f"griffin_lim_{config.eval.griffin_lim_iterations}_iterations": dict(
-          waveform_metrics(config, waves, gl, lengths),
-          classifier_accuracy=accuracy(audio.to_spectrogram(gl, config.audio))),
-  }
+      name: dict(waveform_metrics(config, waves, degraded, lengths),
+                 classifier_accuracy=accuracy(audio.to_spectrogram(degraded, config.audio)))
+      for name, degraded in degraded_test_waveforms(config, dataset, specs["test"]).items()}
   (workdir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
   figures.save(figures.codebook_usage_figure(result), workdir / "figures" / "codebook_usage.png")
   figures.save(figures.rate_distortion_figure(rate_distortion),

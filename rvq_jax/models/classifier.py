@@ -24,6 +24,14 @@ def classifier_input(spectrograms: jax.Array, audio_config, log_eps: float) -> j
   return ((log_mag - mean) / (std + 1e-6))[..., None]
 
 
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """`nn.max_pool(x, (2, 2), strides=(2, 2))` of [B, H, W, C] with even H, W, as a reshape and a
+  max: the same values, and a gradient XLA:CPU computes many times faster than the
+  select-and-scatter of `max_pool`'s (equal where the maximum of each window is unique)."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class DigitClassifier(nn.Module):
   """Conv(3x3)-ReLU-MaxPool(2) blocks, an average over time (frequency rows kept: where the energy
   sits in frequency tells digits apart), a dense embedding, 10 logits.
@@ -40,7 +48,8 @@ class DigitClassifier(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False):
     for width in self.features:
       x = nn.relu(nn.Conv(width, (3, 3), padding="SAME")(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = max_pool_2x2(x) if x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0 else nn.max_pool(
+          x, (2, 2), strides=(2, 2))
     x = x.mean(axis=2).reshape(x.shape[0], -1)   # [B, F', T', C] -> [B, F' * C]
     embedding = nn.relu(nn.Dense(self.embedding_dim)(x))
     hidden = nn.Dropout(self.dropout, deterministic=not train)(embedding)

@@ -11,7 +11,10 @@
   `restore_newest` falls back past a damaged checkpoint to the newest one that restores, moving the
   damaged one aside (never deleting it) and saying so.
 - `restore_for_reading`: the latest state for modes that only read (evaluate, sample); it creates
-  nothing in the workdir.
+  nothing in the workdir. A folder with no checkpoints but a `weights.msgpack` (shipped weights,
+  `pretrained/<name>/`) restores from that file.
+- `write_weights` / `read_weights`: a state's inference fields (step, params, codebook) and a
+  little JSON metadata in one small msgpack file, with no optimizer state.
 """
 
 from __future__ import annotations
@@ -26,13 +29,18 @@ import socket
 from typing import Any
 
 from absl import logging
+import flax.serialization
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from rvq_jax import errors
 from rvq_jax.train import writer
 
 STATE, EXTRA = "default", "extra"
+WEIGHTS_FILE = "weights.msgpack"
+WEIGHT_FIELDS = ("step", "params", "codebook")   # what inference needs of any state
 DAMAGED_DIR = "damaged_checkpoints"
 LOCK_FILE = "LOCK"
 
@@ -41,7 +49,7 @@ LOCK_FILE = "LOCK"
 RESUMABLE_FIELDS = (
     "train.num_epochs", "train.num_steps", "train.log_every_steps",
     "train.checkpoint_every_steps", "train.keep_checkpoints", "train.eval_batch_size",
-    "train.progress_bar", "eval", "figures", "sample", "parallel",
+    "train.progress_bar", "eval", "figures", "sample", "parallel", "codec",
     "optim.learning_rate",   # the advice after a divergence: lower it and resume
     "data.data_dir", "data.cache_dir", "data.use_cache", "data.download_url",
     "model.conv_impl", "model.compute_dtype", "rvq.block_rows", "rvq.statistic_groups",
@@ -181,6 +189,17 @@ def write_config(workdir, config) -> None:
 
 
 # ------------------------------------------------------------------ saving and restoring
+def has_checkpoints(workdir) -> bool:
+  """Whether `<workdir>/checkpoints` holds at least one step folder."""
+  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+  return ckpt_dir.is_dir() and any(p.name.isdigit() for p in ckpt_dir.iterdir())
+
+
+def has_trained_state(workdir) -> bool:
+  """Whether a reading mode finds a state in `workdir`: checkpoints or shipped weights."""
+  return has_checkpoints(workdir) or (pathlib.Path(workdir) / WEIGHTS_FILE).exists()
+
+
 def open_manager(ckpt_dir, every: int = 1, keep: int | None = None) -> ocp.CheckpointManager:
   """An orbax manager for the state (item 'default') and an optional JSON item ('extra').
 
@@ -263,6 +282,8 @@ def restore_for_reading(workdir, abstract, how_to_train: str):
     WorkdirError: checkpoints exist but none restores.
   """
   ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
+  if not ckpt_dir.is_dir() and (pathlib.Path(workdir) / WEIGHTS_FILE).exists():
+    return read_weights(workdir, abstract)[0]
   if not ckpt_dir.is_dir():
     raise errors.MissingError(f"No checkpoint in {ckpt_dir}: {how_to_train}.")
   manager = ocp.CheckpointManager(ckpt_dir, item_names=(STATE, EXTRA),
@@ -281,3 +302,63 @@ def restore_for_reading(workdir, abstract, how_to_train: str):
                         else "")
   raise errors.WorkdirError(f"No checkpoint in {ckpt_dir} restores; train again (the same "
                             "command with --mode=train moves the damaged ones aside).")
+
+
+# ------------------------------------------------------------------ shipped weights
+def write_weights(directory, state, metadata: dict) -> pathlib.Path:
+  """Writes `<directory>/weights.msgpack`: the fields of `state` named in WEIGHT_FIELDS (those it
+  has) as NumPy arrays, and `metadata` (JSON-able: e.g. the data scale), atomically."""
+  tree = {f: jax.tree.map(np.asarray, flax.serialization.to_state_dict(getattr(state, f)))
+          for f in WEIGHT_FIELDS if hasattr(state, f)}
+  tree["metadata"] = json.dumps(metadata, sort_keys=True)
+  path = pathlib.Path(directory) / WEIGHTS_FILE
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_bytes(flax.serialization.msgpack_serialize(tree))
+  os.replace(tmp, path)
+  return path
+
+
+def _shapes(name: str, tree) -> dict:
+  return {k: (tuple(v.shape), str(v.dtype)) for k, v in _flatten({name: tree}).items()}
+
+
+def read_weights(directory, abstract):
+  """(state, metadata) from `<directory>/weights.msgpack`: `abstract` (a state of ShapeDtypeStructs,
+  e.g. from `jax.eval_shape`) with the saved fields filled in and the rest (optimizer state, rng)
+  zeros.
+
+  Raises:
+    WorkdirError: the file is unreadable or its arrays do not fit the config's shapes.
+  """
+  path = pathlib.Path(directory) / WEIGHTS_FILE
+  try:
+    raw = flax.serialization.msgpack_restore(path.read_bytes())
+    metadata = json.loads(raw.pop("metadata", "{}"))
+  except (OSError, ValueError, TypeError) as e:
+    raise errors.WorkdirError(f"{path} is unreadable ({e}); download or export it again.") from e
+  fields = {}
+  for name in dataclasses.fields(abstract) if dataclasses.is_dataclass(abstract) else ():
+    target = getattr(abstract, name.name)
+    if name.name in raw:
+      saved = flax.serialization.from_state_dict(target, raw[name.name])
+      want, got = (_shapes(name.name, flax.serialization.to_state_dict(t))
+                   for t in (target, saved))
+      if want != got:
+        diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))[:3]
+        raise errors.WorkdirError(
+            f"{path} does not fit the config: {', '.join(diff)} is saved as "
+            f"{[got.get(k) for k in diff]}, the config builds {[want.get(k) for k in diff]}; use "
+            f"the config.json saved beside it (--config=... must describe the same model).")
+      fields[name.name] = jax.tree.map(jnp.asarray, saved)
+    else:
+      fields[name.name] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+  return type(abstract)(**fields), metadata
+
+
+def read_weights_metadata(directory) -> dict | None:
+  """The metadata of `<directory>/weights.msgpack`, or None when there is no such file."""
+  path = pathlib.Path(directory) / WEIGHTS_FILE
+  if not path.exists():
+    return None
+  return json.loads(flax.serialization.msgpack_restore(path.read_bytes()).get("metadata", "{}"))

@@ -25,6 +25,7 @@ import tqdm
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax.data import augment as augment_lib
 from rvq_jax.models import classifier as classifier_lib
 from rvq_jax.train import checkpoints
 from rvq_jax.train import loop
@@ -65,18 +66,22 @@ def create_classifier_state(config, rng: jax.Array, example: jax.Array) -> Class
 
 
 def make_classifier_step(config, steps_per_epoch: int):
-  """Pure `step(state, (spectrograms [B, H, W, 2], labels [B])) -> (state, metrics)`."""
+  """Pure `step(state, (waveforms [B, N], lengths [B], labels [B])) -> (state, metrics)`.
+
+  The batch is augmented as waveforms (`classifier.augment`, rvq_jax.data.augment) and turned into
+  spectrograms inside the step, so every epoch sees new speeds, shifts, gains and noise.
+  """
   model = classifier_lib.make_classifier(config)
   tx = _optimizer(config, steps_per_epoch)
   c = config.classifier
 
   def step(state, batch):
-    specs, labels = batch
-    shift_rng = rngs.step_key(state.rng, state.step, rngs.NOISE)
+    waveforms, lengths, labels = batch
+    if c.augment.enabled:
+      augment_rng = rngs.step_key(state.rng, state.step, rngs.NOISE)
+      waveforms = augment_lib.augment(augment_rng, waveforms, lengths, c.augment)
     dropout_rng = rngs.step_key(state.rng, state.step, rngs.DROPOUT)
-    shifts = jax.random.randint(shift_rng, (specs.shape[0],), -c.time_shift_frames,
-                                c.time_shift_frames + 1)
-    specs = jax.vmap(lambda s, k: jnp.roll(s, k, axis=1))(specs, shifts)
+    specs = audio.to_spectrogram(waveforms, config.audio)
     x = classifier_lib.classifier_input(specs, config.audio, c.log_eps)
 
     def loss_fn(params):
@@ -128,9 +133,7 @@ def check_trained(workdir) -> None:
   """Raises MissingError, saying how to train one, when `workdir` holds no trained classifier;
   cheap, so modes that score with it call it before they spend time on anything else."""
   workdir = pathlib.Path(workdir)
-  ckpt_dir = workdir / "checkpoints"
-  if not (workdir / "config.json").exists() or not ckpt_dir.is_dir() or not any(
-      p.name.isdigit() for p in ckpt_dir.iterdir()):
+  if not (workdir / "config.json").exists() or not checkpoints.has_trained_state(workdir):
     raise errors.MissingError(
         f"No trained classifier in {workdir}. Train one with: python -m rvq_jax.main "
         f"--config=configs/classifier.py --workdir={workdir} --mode=train_classifier "
@@ -141,10 +144,22 @@ def load_classifier(workdir) -> Classifier:
   """The classifier trained in `workdir` (its config.json and latest checkpoint)."""
   workdir = pathlib.Path(workdir)
   check_trained(workdir)
+  config, state = _restore(workdir)
+  return _make_classifier(config, state.params)
+
+
+def _restore(workdir: pathlib.Path):
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   state = checkpoints.restore_for_reading(
       workdir, _abstract_state(config), "train the classifier first (--mode=train_classifier)")
-  return _make_classifier(config, state.params)
+  return config, state
+
+
+def restore_classifier_state(workdir) -> ClassifierState:
+  """The latest `ClassifierState` trained in `workdir` (for export)."""
+  workdir = pathlib.Path(workdir)
+  check_trained(workdir)
+  return _restore(workdir)[1]
 
 
 def accuracy_report(classifier: Classifier, specs, split: data_lib.Split, speaker_names) -> dict:
@@ -189,7 +204,8 @@ def _train_classifier(config, workdir: pathlib.Path, dataset, specs) -> None:
       logging.info("Resumed the classifier from %s at step %d", manager.directory, restored.step)
     else:
       state = create_classifier_state(config, rngs.root_key(config.seed), specs["train"][:1])
-    examples = (specs["train"], jnp.asarray(dataset["train"].digits))
+    train = dataset["train"]
+    examples = (jnp.asarray(train.waveforms), jnp.asarray(train.lengths), jnp.asarray(train.digits))
     key = rngs.seed_stream(config.seed, rngs.DATA)
     get_batch = jax.jit(functools.partial(parallel.batch_for_step, batch_size=c.batch_size))
     step = jax.jit(make_classifier_step(config, steps_per_epoch), donate_argnums=0)

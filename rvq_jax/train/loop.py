@@ -15,6 +15,7 @@ import time
 from absl import logging
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import tqdm
 
@@ -61,9 +62,12 @@ def open_workdir(config, workdir: pathlib.Path, is_writer: bool) -> dict:
   """Checks a resumed run's config against its saved config.json (before anything is written),
   then writes config.json. Returns the resumable fields that changed ({field: [old, new]})."""
   changes = {}
+  if (workdir / checkpoints.WEIGHTS_FILE).exists():
+    raise errors.WorkdirError(
+        f"{workdir} holds shipped weights ({checkpoints.WEIGHTS_FILE}), not a training run; "
+        "train in another --workdir (the weights are read-only here).")
   saved = checkpoints.read_saved_config(workdir)
-  if saved is not None and (workdir / "checkpoints").is_dir() and any(
-      p.name.isdigit() for p in (workdir / "checkpoints").iterdir()):
+  if saved is not None and checkpoints.has_checkpoints(workdir):
     changes = checkpoints.check_resume_config(saved, config)
     if changes:
       logging.info("Resuming with changed fields: %s", changes)
@@ -237,6 +241,25 @@ def map_batches(fn, examples, batch_size: int):
   outputs = [jax.tree.map(lambda x, n=real: x[:n], fn(chunk, start))
              for chunk, start, real in padded_batches(examples, batch_size)]
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
+
+
+def saved_vqvae_config(workdir) -> ml_collections.ConfigDict:
+  """The config.json of a VQ-VAE workdir (or of shipped weights), with the fields added since it
+  was written filled in: how it computes, not what (same parameters, same mathematics)."""
+  saved = checkpoints.read_saved_config(workdir)
+  if saved is None:
+    raise errors.MissingError(
+        f"{workdir} holds no trained VQ-VAE (no config.json). Train one first: python -m "
+        f"rvq_jax.main --config=configs/model5.py --workdir={workdir}")
+  config = ml_collections.ConfigDict(saved)
+  for section, field, value in (("model", "conv_impl", "matmul"),
+                                ("model", "compute_dtype", "float32"),
+                                ("rvq", "block_rows", 1024),
+                                ("rvq", "statistic_groups", 16),
+                                ("data", "speakers", data_lib.FSDD_SPEAKERS)):
+    if field not in config[section]:
+      config[section][field] = value
+  return config
 
 
 def restore_state(config, workdir) -> steps.TrainState:

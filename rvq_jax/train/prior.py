@@ -72,15 +72,7 @@ def load_vqvae(config) -> VQVAERun:
     raise errors.MissingError(
         f"config.vqvae_workdir={str(workdir)!r} holds no trained VQ-VAE (no config.json). Train one "
         f"first: python -m rvq_jax.main --config=configs/model5.py --workdir={workdir}")
-  vq_config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  # Fields added after a run was trained: how it computes, not what (same parameters, same math).
-  for section, field, value in (("model", "conv_impl", "matmul"),
-                                ("model", "compute_dtype", "float32"),
-                                ("rvq", "block_rows", 1024),
-                                ("rvq", "statistic_groups", 16),
-                                ("data", "speakers", data_lib.FSDD_SPEAKERS)):
-    if field not in vq_config[section]:
-      vq_config[section][field] = value
+  vq_config = loop.saved_vqvae_config(workdir)
   for field in ("data_dir", "cache_dir"):
     if config.data.get(field):
       vq_config.data[field] = config.data[field]

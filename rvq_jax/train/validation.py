@@ -52,6 +52,7 @@ def validate_classifier_config(config) -> None:
   data.validate_data_config(config.data)
   audio.validate_audio_config(config.audio)
   c = config.classifier
+  a = c.augment
   _raise_first([
       (c.learning_rate > 0, f"classifier.learning_rate={c.learning_rate} must be positive."),
       (c.weight_decay >= 0, f"classifier.weight_decay={c.weight_decay} must be >= 0."),
@@ -60,7 +61,15 @@ def validate_classifier_config(config) -> None:
       (c.num_epochs >= 1, f"classifier.num_epochs={c.num_epochs} must be at least 1."),
       (c.batch_size >= 1 and c.eval_batch_size >= 1,
        "classifier.batch_size and classifier.eval_batch_size must be positive."),
-      (c.time_shift_frames >= 0, f"classifier.time_shift_frames={c.time_shift_frames} must be >= 0."),
+      (0 <= a.speed_range < 1, f"classifier.augment.speed_range={a.speed_range} must be in [0, 1)."),
+      (a.max_shift_samples >= 0 and a.gain_db >= 0,
+       "classifier.augment.max_shift_samples and classifier.augment.gain_db must be >= 0."),
+      (0 <= a.noise_probability <= 1,
+       f"classifier.augment.noise_probability={a.noise_probability} must be in [0, 1]."),
+      (len(a.snr_db) == 2 and a.snr_db[0] <= a.snr_db[1],
+       f"classifier.augment.snr_db={tuple(a.snr_db)} must be (low, high) with low <= high."),
+      (config.eval.mu_law_bits >= 1 and config.eval.griffin_lim_iterations >= 1,
+       "eval.mu_law_bits and eval.griffin_lim_iterations must be positive."),
       (len(c.features) >= 1 and min(c.features) >= 1,
        f"classifier.features={tuple(c.features)} needs at least one positive width."),
       (c.embedding_dim >= 1, f"classifier.embedding_dim={c.embedding_dim} must be positive."),

@@ -1,0 +1,118 @@
+"""Shipped weights (--mode=export) and the codec modes (reconstruct / encode / decode) on real WAVs."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rvq_jax import audio
+from rvq_jax import codec
+from rvq_jax import errors
+from rvq_jax import export
+from rvq_jax.models import vqvae
+from rvq_jax.train import checkpoints
+from rvq_jax.train import loop
+from tests.test_train import tiny_config
+
+
+@pytest.fixture(scope="module")
+def shipped(tiny_vqvae_run, tmp_path_factory):
+  """(config, training workdir, exported folder) of the session's 4-step tiny VQ-VAE."""
+  config, run = tiny_vqvae_run
+  pretrained = tmp_path_factory.mktemp("pretrained") / "tiny"
+  export.export(config, str(run), str(pretrained))
+  return config, run, pretrained
+
+
+def test_exported_weights_restore_the_trained_state_and_refuse_training(shipped):
+  config, run, pretrained = shipped
+  assert (pretrained / checkpoints.WEIGHTS_FILE).stat().st_size < 200_000   # no optimizer state
+  assert not (pretrained / "checkpoints").exists()
+  for name in ("config.json", "metrics.jsonl", "run_info.json"):
+    assert (pretrained / name).read_bytes() == (run / name).read_bytes()
+  trained, loaded = loop.restore_state(config, run), loop.restore_state(config, pretrained)
+  assert int(loaded.step) == int(trained.step) == 4
+  for a, b in zip(jax.tree.leaves((trained.params, trained.codebook)),
+                  jax.tree.leaves((loaded.params, loaded.codebook))):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(errors.WorkdirError, match="shipped weights"):
+    loop.train(config, str(pretrained))
+  assert (pretrained / "config.json").read_bytes() == (run / "config.json").read_bytes()
+  other = tiny_config()
+  other.model.latent_dim = 16
+  with pytest.raises(errors.WorkdirError, match="does not fit the config"):
+    loop.restore_state(other, pretrained)
+
+
+def test_reconstruct_matches_the_evaluation_path_on_a_full_length_recording(
+    shipped, fsdd_dataset, tmp_path):
+  """A test recording written as an 8192-sample WAV goes through the codec exactly as
+  --mode=evaluate reconstructs it from the prepared dataset (scale, padding, STFT, model)."""
+  config, _, pretrained = shipped
+  test = fsdd_dataset["test"]
+  wav = tmp_path / "in.wav"
+  sf.write(wav, fsdd_dataset.unscale(test.waveforms[0]), 8000, subtype="FLOAT")
+  out = codec.reconstruct_mode(config, str(pretrained), str(wav), str(tmp_path / "out.wav"))
+  got, rate = sf.read(out, dtype="float32")
+  assert rate == 8000 and got.shape == (8192,)
+  state = loop.restore_state(config, pretrained)
+  spec = audio.to_spectrogram(test.waveforms[:1], config.audio)
+  want = fsdd_dataset.unscale(audio.to_waveform(vqvae.reconstruct(
+      vqvae.make_model(config), state.params, state.codebook.embed, spec, config), config.audio)[0])
+  np.testing.assert_allclose(got, np.clip(want, -1, 1), atol=1.5 / 32768)   # 16-bit PCM
+
+
+def test_any_length_and_rate_in_and_codes_decode_to_the_reconstruction(shipped, tmp_path):
+  config, _, pretrained = shipped
+  rng = np.random.default_rng(0)
+  for n, rate in ((10_403, 8000), (3_000, 16_000)):   # not a multiple of the hop; another rate
+    wav = tmp_path / f"{n}.wav"
+    sf.write(wav, 0.1 * rng.standard_normal(n), rate)
+    recon = codec.reconstruct_mode(config, str(pretrained), str(wav), str(tmp_path / f"r{n}.wav"))
+    assert sf.info(recon).frames == n * 8000 // rate and sf.info(recon).samplerate == 8000
+  wav = tmp_path / "10403.wav"
+  codes_path = codec.encode_mode(config, str(pretrained), str(wav), str(tmp_path / "c.npz"))
+  codes = codec.read_codes(codes_path)
+  assert codes["codes"].shape == (32, 41, 3) and codes["codes"].max() < 16   # 10496 samples
+  decoded = codec.decode_mode(config, str(pretrained), str(codes_path), str(tmp_path / "d.wav"))
+  np.testing.assert_allclose(sf.read(decoded)[0], sf.read(tmp_path / "r10403.wav")[0],
+                             atol=2 / 32768)
+  one_level = config.copy_and_resolve_references()
+  one_level.codec.levels = 1
+  path = codec.encode_mode(one_level, str(pretrained), str(wav), str(tmp_path / "c1.npz"))
+  assert codec.read_codes(path)["codes"].shape[-1] == 1
+  meta = json.loads(str(codec.read_codes(path)["model"]))
+  assert meta["rvq"]["codes"] == 16
+
+
+def test_bad_inputs_are_one_line_errors_naming_the_file(shipped, tmp_path):
+  config, run, pretrained = shipped
+  stereo, nan, empty, text = (tmp_path / n for n in ("stereo.wav", "nan.wav", "empty.wav", "a.wav"))
+  sf.write(stereo, np.zeros((800, 2)), 8000)
+  sf.write(nan, np.full(800, np.nan), 8000, subtype="FLOAT")
+  empty.write_bytes(b"")
+  text.write_text("not audio")
+  for path, reason in ((stereo, "2 channels"), (nan, "non-finite"), (empty, "empty"),
+                       (text, "unreadable"), (tmp_path / "missing.wav", "no such file")):
+    with pytest.raises(errors.UserError, match=reason) as info:
+      codec.reconstruct_mode(config, str(pretrained), str(path), str(tmp_path / "o.wav"))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+  with pytest.raises(errors.ConfigError, match="is the input file"):
+    codec.reconstruct_mode(config, str(pretrained), str(stereo), str(stereo))
+  assert sf.info(stereo).channels == 2                      # the input is kept
+  with pytest.raises(errors.DataError, match="not a codes file"):
+    codec.decode_mode(config, str(pretrained), str(text), str(tmp_path / "o.wav"))
+  good = tmp_path / "good.wav"
+  sf.write(good, 0.1 * np.ones(2000), 8000)
+  codes = codec.encode_mode(config, str(pretrained), str(good), str(tmp_path / "c.npz"))
+  contents = codec.read_codes(codes)
+  contents["fingerprint"] = np.array("0123456789abcdef")
+  np.savez(tmp_path / "other.npz", **contents)
+  with pytest.raises(errors.DataError, match="encoded by other weights"):
+    codec.decode_mode(config, str(run), str(tmp_path / "other.npz"), str(tmp_path / "o.wav"))
+  too_many = config.copy_and_resolve_references()
+  too_many.codec.levels = 4
+  with pytest.raises(errors.ConfigError, match="codec.levels=4"):
+    codec.reconstruct_mode(too_many, str(pretrained), str(good), str(tmp_path / "o.wav"))
