@@ -61,7 +61,8 @@ def tiny_classifier_config(fsdd_recordings, cache):
   config.classifier.embedding_dim = 32
   # Enough to learn digits well above chance; the judge of the other tests is the shipped
   # classifier (`shipped_classifier`), whose quality tests/test_quality.py checks.
-  config.classifier.num_epochs = 6
+  config.classifier.num_epochs = 4
+  config.classifier.batch_size = 32
   config.classifier.learning_rate = 3e-3
   config.classifier.noise_examples = 32
   config.eval.griffin_lim_iterations = 8   # the robustness rows' Griffin-Lim

@@ -5,6 +5,7 @@ import pytest
 from rvq_jax.eval import compare
 from rvq_jax.eval import report
 from rvq_jax.eval import results
+from tests.conftest import REPO
 from tests.test_train import tiny_config
 
 
@@ -32,3 +33,8 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
   assert "cpu:" in page  # the device, from run_info.json
   for name in ("figure2_loss_curves.png", "model5_loss_curves.png"):
     assert (tmp_path / "docs" / "figures" / name).exists()
+  # Several roots, searched in order: these runs, then the shipped records (classifier, model2).
+  roots = f"{tmp_path / 'runs'},{REPO / 'pretrained'}"
+  page = results.write_results(roots, tmp_path / "docs" / "RESULTS.md").read_text()
+  assert "Trained **1 of 2 epochs** (3 steps, batch 16)" in page          # model1 from runs
+  assert "### model2\n\nCOMMAND" in page and "| mu law 4 bit |" in page   # from pretrained/

@@ -69,10 +69,15 @@ def test_the_shipped_classifier_reproduces_its_report_and_survives_degradations(
 
 
 def test_a_retrained_classifier_is_loaded_not_retrained(classifier_dir, fsdd_recordings, tmp_path):
+  from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
   workdir, result = classifier_dir
+  steps = sorted(p.name for p in (workdir / "checkpoints").iterdir())
   config = tiny_classifier_config(fsdd_recordings, tmp_path)
-  again = quality.train_classifier_and_report(config, str(workdir))
-  assert again["test"] == result["test"]
+  judge, dataset, specs = classifier_train.train_classifier(config, str(workdir))
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == steps   # nothing trained
+  again = classifier_train.accuracy_report(judge, specs["test"], dataset["test"],
+                                           dataset.speaker_names)
+  assert again == result["test"]
 
 
 def test_evaluate_mode_on_a_vqvae_workdir(tiny_vqvae_run):

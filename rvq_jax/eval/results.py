@@ -42,9 +42,7 @@ def _find(roots: list[pathlib.Path], name: str, marker: str) -> pathlib.Path:
 
 
 def _classifier_section(roots: list[pathlib.Path]) -> list[str]:
-  # The run under a root, else the shipped classifier every evaluation uses by default.
-  result = _load(_find(roots + [pathlib.Path("pretrained")], "classifier",
-                       "classifier_eval.json") / "classifier_eval.json")
+  result = _load(_find(roots, "classifier", "classifier_eval.json") / "classifier_eval.json")
   if result is None:
     return ["## Digit classifier", "", "Not trained yet: `python -m rvq_jax.main "
             "--config=configs/classifier.py --workdir=runs/classifier --mode=train_classifier`.", ""]
