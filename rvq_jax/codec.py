@@ -79,10 +79,7 @@ def weights_fingerprint(params, embed) -> str:
 def load_codec(config, workdir) -> Codec:
   """The VQ-VAE saved in `workdir` (checkpoints or weights.msgpack). `config` supplies the data
   location, used only when the weights do not record the data scale."""
-  saved = loop.saved_vqvae_config(workdir)
-  for field in ("data_dir", "cache_dir"):
-    if config.data.get(field):
-      saved.data[field] = config.data[field]
+  saved = loop.saved_vqvae_config(workdir, config.data)
   state = loop.restore_state(saved, workdir)
   metadata = checkpoints.read_weights_metadata(workdir) or {}
   scale = metadata.get("data_scale")

@@ -38,10 +38,7 @@ def export(config, workdir: str, output: str | None) -> pathlib.Path:
     state = classifier_train.restore_classifier_state(workdir)
     metadata = {}
   else:
-    saved = loop.saved_vqvae_config(workdir)
-    for field in ("data_dir", "cache_dir"):
-      if config.data.get(field):
-        saved.data[field] = config.data[field]
+    saved = loop.saved_vqvae_config(workdir, config.data)
     state = loop.restore_state(saved, workdir)
     metadata = {"data_scale": float(data_lib.load_dataset(saved.data).scale)}
   metadata.update(step=int(state.step), source=str(workdir),

@@ -243,9 +243,11 @@ def map_batches(fn, examples, batch_size: int):
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
 
 
-def saved_vqvae_config(workdir) -> ml_collections.ConfigDict:
+def saved_vqvae_config(workdir, data_location=None) -> ml_collections.ConfigDict:
   """The config.json of a VQ-VAE workdir (or of shipped weights), with the fields added since it
-  was written filled in: how it computes, not what (same parameters, same mathematics)."""
+  was written filled in: how it computes, not what (same parameters, same mathematics). The
+  `data_dir` / `cache_dir` set in `data_location` (the command's config.data) replace the saved
+  ones: the data may live elsewhere on this machine."""
   saved = checkpoints.read_saved_config(workdir)
   if saved is None:
     raise errors.MissingError(
@@ -259,6 +261,9 @@ def saved_vqvae_config(workdir) -> ml_collections.ConfigDict:
                                 ("data", "speakers", data_lib.FSDD_SPEAKERS)):
     if field not in config[section]:
       config[section][field] = value
+  for field in ("data_dir", "cache_dir"):
+    if data_location is not None and data_location.get(field):
+      config.data[field] = data_location[field]
   return config
 
 

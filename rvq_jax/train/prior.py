@@ -72,10 +72,7 @@ def load_vqvae(config) -> VQVAERun:
     raise errors.MissingError(
         f"config.vqvae_workdir={str(workdir)!r} holds no trained VQ-VAE (no config.json). Train one "
         f"first: python -m rvq_jax.main --config=configs/model5.py --workdir={workdir}")
-  vq_config = loop.saved_vqvae_config(workdir)
-  for field in ("data_dir", "cache_dir"):
-    if config.data.get(field):
-      vq_config.data[field] = config.data[field]
+  vq_config = loop.saved_vqvae_config(workdir, config.data)
   state = loop.restore_state(vq_config, workdir)
   _warn_if_unfinished(workdir, int(state.step))
   dataset = data_lib.load_dataset(vq_config.data)
