@@ -88,7 +88,10 @@ def get_config():
   config.optim.learning_rate = 1e-3         # Adam
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
-  config.optim.warmup_steps = 0             # linear warm-up, then constant
+  config.optim.warmup_steps = 0             # linear warm-up from 0, then the schedule
+  config.optim.schedule = "constant"        # or 'cosine': decay to final_lr_fraction x the peak
+  config.optim.decay_steps = 0              # 'cosine': the step it reaches the end (incl. warm-up)
+  config.optim.final_lr_fraction = 0.0      # 'cosine': the end value / learning_rate
   config.optim.grad_clip_norm = 0.0         # 0: no clipping
 
   # ---- training loop (rvq_jax.train.loop) ----

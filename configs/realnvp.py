@@ -60,6 +60,9 @@ def get_config():
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
   config.optim.warmup_steps = 200
+  config.optim.schedule = "constant"        # or 'cosine' (steps.learning_rate_schedule)
+  config.optim.decay_steps = 0
+  config.optim.final_lr_fraction = 0.0
   config.optim.grad_clip_norm = 10.0
 
   config.train = config_dict.ConfigDict()

@@ -6,6 +6,9 @@ run's record beside it: config.json, eval.json / classifier_eval.json, report.md
 run_info.json. The folder then works as a `--workdir` for every mode that only reads (evaluate,
 reconstruct, encode, decode; a prior's `vqvae_workdir`; `eval.classifier_workdir`), and
 `python -m rvq_jax.eval.results --root=pretrained` rebuilds the results page from it.
+
+With `--weights=false` only the record is copied (no weights): how the ablation rows of the
+results page are kept (docs/ablation/<row>), since only finished, useful models ship weights.
 """
 
 from __future__ import annotations
@@ -26,14 +29,22 @@ RECORD_FILES = ("config.json", "eval.json", "classifier_eval.json", "report.md",
                 "run_info.json")
 
 
-def export(config, workdir: str, output: str | None) -> pathlib.Path:
+def export(config, workdir: str, output: str | None, weights: bool = True) -> pathlib.Path:
   """Exports the VQ-VAE (or, for a config with a `classifier` section, the classifier) trained in
-  `workdir` to the folder `output`; returns the weights file."""
+  `workdir` to the folder `output`; returns the weights file (the output folder when `weights` is
+  False: then only the run's record is copied, e.g. an ablation row kept for the results page)."""
   if not output:
     raise errors.ConfigError("--mode=export needs --output=<folder> (e.g. pretrained/model5).")
   workdir, output = pathlib.Path(workdir), pathlib.Path(output)
   if output.resolve() == workdir.resolve():
     raise errors.ConfigError(f"--output={output} is the workdir itself; export to another folder.")
+  if not weights:
+    if not (workdir / "metrics.jsonl").exists():
+      raise errors.MissingError(f"{workdir} holds no run record (metrics.jsonl); train it first.")
+    output.mkdir(parents=True, exist_ok=True)
+    copied = _copy_record(workdir, output)
+    logging.info("Exported the record of %s to %s: %s", workdir, output, ", ".join(copied))
+    return output
   if "classifier" in config:
     state = classifier_train.restore_classifier_state(workdir)
     metadata = {}
@@ -45,9 +56,14 @@ def export(config, workdir: str, output: str | None) -> pathlib.Path:
                   exported=datetime.date.today().isoformat())
   output.mkdir(parents=True, exist_ok=True)
   path = checkpoints.write_weights(output, state, metadata)
-  for name in RECORD_FILES:
-    if (workdir / name).exists():
-      shutil.copyfile(workdir / name, output / name)
+  _copy_record(workdir, output)
   logging.info("Exported step %d of %s to %s (%.1f MB)", metadata["step"], workdir, path,
                path.stat().st_size / 1e6)
   return path
+
+
+def _copy_record(workdir: pathlib.Path, output: pathlib.Path) -> list[str]:
+  copied = [name for name in RECORD_FILES if (workdir / name).exists()]
+  for name in copied:
+    shutil.copyfile(workdir / name, output / name)
+  return copied

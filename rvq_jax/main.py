@@ -43,6 +43,8 @@ _MODE = flags.DEFINE_enum("mode", "train",
 _INPUT = flags.DEFINE_string("input", None, "reconstruct / encode: a WAV; decode: a codes .npz.")
 _OUTPUT = flags.DEFINE_string("output", None, "reconstruct / decode: the WAV to write; encode: the "
                               "codes .npz; export: the folder for the weights (pretrained/<name>).")
+_WEIGHTS = flags.DEFINE_bool("weights", True, "export: write the weights (false: only the run's "
+                             "record: config, eval.json, metrics; e.g. an ablation row).")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", None, "Multi-host: call jax.distributed.initialize() first (default: "
     "$RVQ_JAX_DISTRIBUTED=1). Without the three flags below JAX detects the cluster (Cloud TPU, "
@@ -76,7 +78,7 @@ def main(argv):
     if mode in FILE_MODES:
       FILE_MODES[mode](config, workdir, _INPUT.value, _OUTPUT.value)
     elif mode == "export":
-      export.export(config, workdir, _OUTPUT.value)
+      export.export(config, workdir, _OUTPUT.value, _WEIGHTS.value)
     else:
       modes[mode](config, workdir)
   except loop.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler

@@ -44,6 +44,12 @@ def test_exported_weights_restore_the_trained_state_and_refuse_training(shipped)
   other.model.latent_dim = 16
   with pytest.raises(errors.WorkdirError, match="does not fit the config"):
     loop.restore_state(other, pretrained)
+  # A record-only export (an ablation row) copies the record and writes no weights.
+  record = export.export(config, str(run), str(pretrained.parent / "record"), weights=False)
+  kept = {name for name in export.RECORD_FILES if (run / name).exists()}
+  assert {"config.json", "metrics.jsonl"} <= kept
+  assert {p.name for p in record.iterdir()} == kept                      # no weights, no figures
+  assert all((record / name).read_bytes() == (run / name).read_bytes() for name in kept)
 
 
 def test_reconstruct_matches_the_evaluation_path_on_a_full_length_recording(

@@ -1,5 +1,7 @@
 """Figure 2: two real (tiny) runs collected into the loss-curve figure and the summary table."""
 
+import json
+
 import pytest
 
 from rvq_jax.eval import compare
@@ -38,3 +40,9 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
   page = results.write_results(roots, tmp_path / "docs" / "RESULTS.md").read_text()
   assert "Trained **1 of 2 epochs** (3 steps, batch 16)" in page          # model1 from runs
   assert "### model2\n\nCOMMAND" in page and "| mu law 4 bit |" in page   # from pretrained/
+  # The comparison table reads the test metrics of a run's eval.json (shipped model2 here).
+  shipped = json.loads((REPO / "pretrained" / "model2" / "eval.json").read_text())["reconstruction"]
+  row = compare.summary_table({"model2": REPO / "pretrained" / "model2"}).splitlines()[2]
+  assert f"| {shipped['pesq_nb']:.2f} ({shipped['pesq_nb_corpus']:.2f}) |" in row
+  assert f"| {shipped['stoi']:.3f} ({shipped['stoi_corpus']:.3f}) |" in row
+  assert f"| {shipped['classifier_accuracy']:.3f} |" in row

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import scipy.linalg
 
 from rvq_jax.eval import metrics
@@ -105,6 +106,10 @@ def test_pesq_and_stoi_rank_noise_levels_and_say_what_they_scored(fsdd_dataset):
   assert stoi_clean["per_file_mean"] > 0.999 and stoi_clean["corpus"] > 0.999
   # FSDD clips are short: not every one can be scored, and the count says how many were.
   assert 0 < stoi_clean["files_scored"] <= 40 and 0 < pesq_clean["files_scored"] <= 40
+  for result in (pesq_clean, stoi_clean):   # per-file scores: one per clip, None where unscored
+    scored = [v for v in result["per_file"] if v is not None]
+    assert len(result["per_file"]) == 40 and len(scored) == result["files_scored"]
+    assert np.mean(scored) == pytest.approx(result["per_file_mean"])
   for key in ("per_file_mean", "corpus"):
     for measure in (0, 1):
       clean, gain = scores["clean"][measure][key], scores["gain"][measure][key]

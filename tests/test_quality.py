@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rvq_jax.eval import quality
+from tests.conftest import REPO
 from tests.conftest import SHIPPED_CLASSIFIER
 from tests.conftest import tiny_classifier_config
 
@@ -110,7 +111,85 @@ def test_evaluate_mode_on_a_vqvae_workdir(tiny_vqvae_run):
     assert (workdir / "figures" / name).stat().st_size > 10_000
 
 
+def test_speech_codebook_metrics_count_only_the_recorded_columns(tiny_vqvae_run, fsdd_dataset):
+  """Against a plain loop over clips and latent columns; with every column counted they equal
+  the whole-grid perplexity of the eval step (report.test_metrics), a separate path."""
+  from rvq_jax.eval import report  # pylint: disable=g-import-not-at-top
+  from rvq_jax.models import vqvae  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  config, workdir = tiny_vqvae_run
+  state = loop.restore_state(config, workdir)
+  test = fsdd_dataset["test"]
+  specs = loop.prepare_spectrograms(test.waveforms[:64], config.audio)
+  lengths = np.asarray(test.lengths[:64])
+  got = quality.speech_codebook_metrics(config, state, specs, lengths)
+  codes = np.asarray(vqvae.encode_codes(vqvae.make_model(config), state.params,
+                                        state.codebook.embed, specs))          # [N, h, w, L]
+  counts = np.zeros((config.rvq.levels, config.rvq.codes))
+  kept = 0
+  for clip in range(len(specs)):
+    for column in range(codes.shape[2]):
+      if column * 4 * config.audio.hop_length < lengths[clip]:   # 2 stride-2 layers: 4 frames
+        kept += 1
+        for level in range(config.rvq.levels):
+          np.add.at(counts[level], codes[clip, :, column, level], 1)
+  p = counts / counts.sum(-1, keepdims=True)
+  perplexity = np.exp(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), -1))
+  np.testing.assert_allclose(got["speech_codebook_perplexity"], perplexity, rtol=1e-5)
+  np.testing.assert_allclose(got["speech_codebook_usage"], (counts > 0).mean(-1))
+  assert got["speech_position_fraction"] == pytest.approx(kept / (len(specs) * codes.shape[2]))
+  assert 0.2 < got["speech_position_fraction"] < 0.8          # FSDD clips are mostly padding
+  full = quality.speech_codebook_metrics(config, state, specs, np.full(64, 8192))
+  whole = report.test_metrics(config, state, {"test": test}, {"test": specs})
+  np.testing.assert_allclose(full["speech_codebook_perplexity"], whole["codebook_perplexity"],
+                             rtol=1e-4)
+
+
 def test_evaluate_without_classifier_says_how_to_train_one(fsdd_recordings, tmp_path):
   from rvq_jax.train import classifier  # pylint: disable=g-import-not-at-top
   with pytest.raises(FileNotFoundError, match="--mode=train_classifier"):
     classifier.load_classifier(tmp_path / "none")
+
+
+def _shipped_vqvaes():
+  """Shipped VQ-VAE weights whose eval.json keeps per-file scores (evaluated since they exist)."""
+  found = []
+  for folder in sorted((REPO / "pretrained").iterdir()):
+    path = folder / "eval.json"
+    if path.exists() and "per_file" in json.loads(path.read_text()).get("reconstruction", {}):
+      found.append(folder.name)
+  return found
+
+
+@pytest.mark.parametrize("name", _shipped_vqvaes())
+def test_a_shipped_vqvae_reproduces_its_eval_json_on_20_test_clips(name, fsdd_recordings,
+                                                                    fsdd_dataset):
+  """pretrained/<name> straight from the checkout: the first 20 test clips reconstructed at the
+  full bit rate score the PESQ-nb and digits its eval.json recorded for them (per file), and
+  their mean is the record's own scale of quality."""
+  from rvq_jax import audio  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import metrics  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  folder = REPO / "pretrained" / name
+  saved = json.loads((folder / "eval.json").read_text())["reconstruction"]
+  config = loop.saved_vqvae_config(folder, {"data_dir": str(fsdd_recordings)})
+  state = loop.restore_state(config, folder)
+  test = fsdd_dataset["test"]
+  n = 20
+  specs = loop.prepare_spectrograms(test.waveforms[:n], config.audio)
+  recon = quality._reconstruct_fn(config)(state.params, state.codebook.embed, specs,  # pylint: disable=protected-access
+                                          config.rvq.levels)
+  waves = audio.to_waveform(recon, config.audio)
+  pesq = metrics.pesq_nb(np.asarray(test.waveforms[:n]), np.asarray(waves),
+                         np.asarray(test.lengths[:n]), 8000, config.eval.pesq_segment_seconds)
+  expected = saved["per_file"]["pesq_nb"][:n]
+  scored = [(got, want) for got, want in zip(pesq["per_file"], expected) if want is not None]
+  assert len(scored) >= 10 and all(got is not None for got, _ in scored)
+  np.testing.assert_allclose([g for g, _ in scored], [w for _, w in scored], atol=0.05)
+  judge = classifier_train.load_classifier(SHIPPED_CLASSIFIER)
+  digits = np.asarray(judge.predict(recon)[0].argmax(-1))
+  assert (digits == np.asarray(saved["per_file"]["predicted_digit"][:n])).mean() >= 0.95
+  accuracy = (digits == test.digits[:n]).mean()
+  assert accuracy >= saved["classifier_accuracy"] - 0.15       # 20 clips of the 298 recorded
+  assert pesq["per_file_mean"] == pytest.approx(saved["pesq_nb"], abs=0.4)

@@ -86,6 +86,26 @@ def test_loss_falls_on_real_batches_in_float32_and_bfloat16_alike(train_specs):
   assert relative[:, 1].max() < 0.05, relative[:, 1]
 
 
+def test_learning_rate_schedules_follow_their_formulas():
+  """Warm-up then constant or cosine, against the formulas written out in numpy."""
+  config = tiny_config()
+  o = config.optim
+  o.learning_rate, o.warmup_steps, o.decay_steps, o.final_lr_fraction = 2e-3, 10, 110, 0.1
+  t = np.arange(0, 150)
+  warm = o.learning_rate * t / o.warmup_steps
+  o.schedule = "constant"
+  lr = np.array([steps.learning_rate_schedule(o)(int(i)) for i in t])
+  np.testing.assert_allclose(lr, np.where(t < 10, warm, o.learning_rate), rtol=1e-6)
+  o.schedule = "cosine"
+  progress = np.clip((t - 10) / 100, 0, 1)
+  cosine = o.learning_rate * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+  lr = np.array([steps.learning_rate_schedule(o)(int(i)) for i in t])
+  np.testing.assert_allclose(lr, np.where(t < 10, warm, cosine), rtol=1e-5, atol=1e-9)
+  o.decay_steps = 10
+  with pytest.raises(Exception, match=r"optim\.decay_steps"):
+    validation.validate_config(config, 1)
+
+
 def test_eval_step_ignores_padding(train_specs):
   config = tiny_config()
   state = steps.create_train_state(config, jax.random.key_data(jax.random.key(0)), train_specs[:16])

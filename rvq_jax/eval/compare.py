@@ -3,8 +3,8 @@
 COMMAND (trains each model into runs/modelN, resuming where a run stopped, then draws):
   python -m rvq_jax.eval.compare --root=runs --train
 Collect finished or partial runs only (no training):
-  python -m rvq_jax.eval.compare --root=runs
-Writes <root>/figure2_loss_curves.png (train solid, validation dashed: total, reconstruction,
+  python -m rvq_jax.eval.compare --root=runs,pretrained
+Writes <first root>/figure2_loss_curves.png (train solid, validation dashed: total, reconstruction,
 commitment) and <root>/summary.md (final metrics of every run found).
 """
 
@@ -42,42 +42,66 @@ def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
     report.train_and_report(config, str(root / name))
 
 
-def summary_table(root: pathlib.Path, models) -> str:
-  """Markdown table of each run's last train/validation epoch and its test eval.json."""
+def summary_table(workdirs: dict) -> str:
+  """Markdown table of each run's last train/validation epoch and its test eval.json.
+
+  workdirs: {run name: its workdir}; runs without metrics are left out. The test columns are
+  filled once `--mode=evaluate` has written eval.json (PESQ-nb and STOI: per-file mean, corpus
+  value in brackets; digit accuracy of the reconstructions by the shipped classifier).
+  """
   header = ("| run | epochs | steps | train loss | val loss | val rec | val commit | test spec. MSE |"
-            " test perplexity per level | test dead codes per level | kbit/s (nominal / entropy) |")
-  lines = [header, "|" + "---|" * 11]
-  for name in models:
-    records = writer.read_metrics(root / name)
+            " PESQ-nb | STOI | digit accuracy | test perplexity per level |"
+            " test dead codes per level | kbit/s (nominal / entropy) |")
+  lines = [header, "|" + "---|" * 14]
+  for name, workdir in workdirs.items():
+    records = writer.read_metrics(workdir)
     if not records:
       continue
     train = [r for r in records if r["split"] == "train"][-1]
     val = [r for r in records if r["split"] == "validation"][-1]
-    eval_path = root / name / "eval.json"
+    eval_path = pathlib.Path(workdir) / "eval.json"
     test = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+    rec = test.get("reconstruction") if isinstance(test.get("reconstruction"), dict) else {}
     fmt = lambda xs: " ".join(f"{x:.0f}" for x in xs) if xs else "-"
+    accuracy = f"{rec['classifier_accuracy']:.3f}" if "classifier_accuracy" in rec else "-"
     lines.append(
         f"| {name} | {val['epoch']} | {val['step']} | {train['loss']:.4f} | {val['loss']:.4f} | "
         f"{val['reconstruction']:.4f} | {val['commitment']:.4f} | "
-        f"{test.get('spectrogram_mse', float('nan')):.4f} | {fmt(test.get('codebook_perplexity'))} | "
+        f"{test.get('spectrogram_mse', float('nan')):.4f} | {perceptual_cell(rec, 'pesq_nb', 2)} | "
+        f"{perceptual_cell(rec, 'stoi', 3)} | {accuracy} | {fmt(test.get('codebook_perplexity'))} | "
         f"{fmt(test.get('codebook_dead_codes'))} | "
         f"{test.get('nominal_bits_per_second', np.nan) / 1000:.1f} / "
         f"{test.get('entropy_bits_per_second', np.nan) / 1000:.1f} |")
   return "\n".join(lines) + "\n"
 
 
-def compare(root, models, pair) -> tuple[pathlib.Path, pathlib.Path]:
-  """Draws the pair's loss curves and writes the summary table. Returns both paths."""
-  root = pathlib.Path(root)
-  runs = {name: writer.read_metrics(root / name) for name in pair}
+def draw_pair(roots, pair, path) -> pathlib.Path:
+  """Figure 2: the loss curves of the two runs in `pair`, found under `roots`, saved at `path`."""
+  runs = {name: writer.read_metrics(find_workdir(roots, name, "metrics.jsonl")) for name in pair}
   missing = [name for name, records in runs.items() if not records]
   if missing:
-    raise errors.MissingError(f"No metrics.jsonl for {missing} under {root}; train them first "
-                            "(add --train).")
-  figure = figures.save(figures.loss_curves_figure(runs), root / "figure2_loss_curves.png")
-  table = root / "summary.md"
-  table.write_text(summary_table(root, models))
+    raise errors.MissingError(f"No metrics.jsonl for {missing} under {', '.join(map(str, roots))}; "
+                              "train them first (add --train).")
+  return figures.save(figures.loss_curves_figure(runs), path)
+
+
+def compare(root, models, pair) -> tuple[pathlib.Path, pathlib.Path]:
+  """Draws the pair's loss curves and writes the summary table of `models` into the first root.
+
+  root: a folder of workdirs, or a list of them searched in order (a run under runs/, else its
+    shipped record under pretrained/). Returns the figure's and the table's paths.
+  """
+  roots = [pathlib.Path(r) for r in (root if isinstance(root, (list, tuple)) else [root])]
+  figure = draw_pair(roots, pair, roots[0] / "figure2_loss_curves.png")
+  table = roots[0] / "summary.md"
+  table.write_text(summary_table({m: find_workdir(roots, m, "metrics.jsonl") for m in models}))
   return figure, table
+
+
+def find_workdir(roots, name: str, marker: str) -> pathlib.Path:
+  """<root>/<name> of the first root where it holds `marker`; else under the first root."""
+  roots = [pathlib.Path(r) for r in roots]
+  return next((r / name for r in roots if (r / name / marker).exists()), roots[0] / name)
 
 
 FLAGS = flags.FLAGS
@@ -85,17 +109,18 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  root = pathlib.Path(FLAGS.root)
+  roots = [pathlib.Path(r) for r in FLAGS.root]
   if FLAGS.train:
-    train_all(root, FLAGS.models, FLAGS.num_epochs)
-  figure, table = compare(root, FLAGS.models, FLAGS.pair)
+    train_all(roots[0], FLAGS.models, FLAGS.num_epochs)
+  figure, table = compare(roots, FLAGS.models, FLAGS.pair)
   logging.info("Wrote %s and %s", figure, table)
   print(table.read_text())
 
 
 def _define_flags():
   """Command-line flags, defined only when run as a script (importing stays inert)."""
-  flags.DEFINE_string("root", "runs", "Folder holding one workdir per model.")
+  flags.DEFINE_list("root", ["runs"], "Folders holding one workdir per model, searched in order "
+                    "(e.g. runs,pretrained); --train trains into the first.")
   flags.DEFINE_list("models", [f"model{i}" for i in range(1, 6)], "Configs to run.")
   flags.DEFINE_list("pair", ["model1", "model5"], "The two runs drawn in the figure.")
   flags.DEFINE_bool("train", False, "Train (or resume) every run before drawing.")

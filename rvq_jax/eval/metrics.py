@@ -155,37 +155,40 @@ def _trimmed(signals, lengths):
 def pesq_nb(reference, estimate, lengths, sample_rate: int, segment_seconds: float) -> dict:
   """Narrow-band PESQ (MOS-LQO, -0.5..4.5) of estimates against references [N, T].
 
-  Returns {'per_file_mean', 'files_scored', 'corpus'}: the mean over the files PESQ can score,
-  their count, and the mean over `segment_seconds`-long segments of the concatenated set.
+  Returns {'per_file_mean', 'files_scored', 'corpus', 'per_file'}: the mean over the files PESQ
+  can score, their count, the mean over `segment_seconds`-long segments of the concatenated set,
+  and each file's score (None where it cannot be scored).
   """
   refs, ests = _trimmed(reference, lengths), _trimmed(estimate, lengths)
-  scores = []
+  per_file = []
   for r, e in zip(refs, ests):
     try:
-      scores.append(pesq_lib.pesq(sample_rate, r, e, "nb"))
+      per_file.append(float(pesq_lib.pesq(sample_rate, r, e, "nb")))
     except pesq_lib.PesqError:     # no utterance detected in a short or silent clip
-      pass
+      per_file.append(None)
+  scores = [v for v in per_file if v is not None]
   ref_all, est_all = np.concatenate(refs), np.concatenate(ests)
   segment = int(segment_seconds * sample_rate)
   starts = range(0, max(len(ref_all) - segment // 2, 1), segment)
   corpus = [pesq_lib.pesq(sample_rate, ref_all[s:s + segment], est_all[s:s + segment], "nb")
             for s in starts]
   return {"per_file_mean": float(np.mean(scores)) if scores else float("nan"),
-          "files_scored": len(scores), "corpus": float(np.mean(corpus))}
+          "files_scored": len(scores), "corpus": float(np.mean(corpus)), "per_file": per_file}
 
 
 def stoi(reference, estimate, lengths, sample_rate: int) -> dict:
   """STOI (0..1) of estimates against references [N, T]: {'per_file_mean', 'files_scored',
-  'corpus'} (the mean over the files long enough to score, their count, and the STOI of the
-  concatenated set)."""
+  'corpus', 'per_file'} (the mean over the files long enough to score, their count, the STOI of
+  the concatenated set, and each file's score, None where too short)."""
   refs, ests = _trimmed(reference, lengths), _trimmed(estimate, lengths)
-  scores = []
+  per_file = []
   for r, e in zip(refs, ests):
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter("always")
       value = pystoi.stoi(r, e, sample_rate)
-    if not any("Not enough STFT frames" in str(w.message) for w in caught):
-      scores.append(value)
+    too_short = any("Not enough STFT frames" in str(w.message) for w in caught)
+    per_file.append(None if too_short else float(value))
+  scores = [v for v in per_file if v is not None]
   corpus = pystoi.stoi(np.concatenate(refs), np.concatenate(ests), sample_rate)
   return {"per_file_mean": float(np.mean(scores)) if scores else float("nan"),
-          "files_scored": len(scores), "corpus": float(corpus)}
+          "files_scored": len(scores), "corpus": float(corpus), "per_file": per_file}

@@ -1,6 +1,6 @@
 """Regenerates docs/RESULTS.md from run workdirs: one command, numbers only from real runs.
 
-COMMAND: python -m rvq_jax.eval.results --root=runs,pretrained --out=docs/RESULTS.md
+COMMAND: python -m rvq_jax.eval.results --root=runs,pretrained,docs/ablation --out=docs/RESULTS.md
 `--root` is a comma-separated list of folders; each workdir is read from the first that holds it
 (a run under runs/, else its shipped record under pretrained/, which --mode=export writes).
 Reads <root>/classifier/classifier_eval.json and, for each <root>/modelN: config.json,
@@ -36,9 +36,7 @@ def wall_seconds(records: list[dict], batch_size: int) -> float:
   return total
 
 
-def _find(roots: list[pathlib.Path], name: str, marker: str) -> pathlib.Path:
-  """<root>/<name> of the first root where it holds `marker`; else under the first root."""
-  return next((r / name for r in roots if (r / name / marker).exists()), roots[0] / name)
+_find = compare.find_workdir
 
 
 def _classifier_section(roots: list[pathlib.Path]) -> list[str]:
@@ -139,6 +137,69 @@ def _run_section(workdir: pathlib.Path, out_dir: pathlib.Path, name: str) -> lis
   return lines + [""]
 
 
+# The VQ-VAE ablation (issue 15, item 4): each row is configs/model5.py trained for the same
+# number of steps with these overrides, evaluated (--mode=evaluate) and kept as a record-only
+# export in docs/ablation/<row> (--mode=export --weights=false). Rows of missing runs are left out.
+_LKR = ("--config.audio.representation=logmag_phase --config.rvq.init=kmeans "
+        "--config.rvq.dead_code_steps=50")
+ABLATION_RUNS = {
+    "abl_magphase": ("", "the study's model5: mag_phase, Glorot init"),
+    "abl_logmag": ("--config.audio.representation=logmag_phase", "log magnitude"),
+    "abl_realimag_kr": ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
+                        "--config.rvq.dead_code_steps=50",
+                        "real/imaginary parts, k-means init, dead-code restart"),
+    "abl_logmag_kmeans_restart": (_LKR, "log magnitude, k-means init, dead-code restart (LKR)"),
+    "abl_lkr_dropout": (_LKR + " --config.rvq.dropout=True", "LKR + quantizer dropout"),
+    "abl_lkr_dropout_cosine": (_LKR + " --config.rvq.dropout=True --config.optim.schedule=cosine "
+                               "--config.optim.decay_steps=1000",
+                               "LKR + dropout + cosine learning-rate decay to 0"),
+    "abl_lkr_eps": (_LKR + " --config.audio.log_eps=0.01",
+                    "LKR with the log floor at 0.01 instead of 1e-5 (less weight on silence)"),
+}
+
+
+def _min_cell(result: dict, key: str) -> str:
+  return f"{min(result[key]):.0f}" if key in result else "-"
+
+
+def _ablation_section(roots: list[pathlib.Path]) -> list[str]:
+  """One row per ablation run found: full-rate quality, the rate-distortion targets (PESQ at half
+  the levels, digit accuracy at one level) and codebook use, all on the test split."""
+  runs = {name: _find(roots, name, "eval.json") for name in ABLATION_RUNS}
+  runs = {name: (w, _load(w / "eval.json"), _load(w / "config.json"))
+          for name, w in runs.items() if (w / "eval.json").exists()}
+  if not runs:
+    return []
+  steps = sorted({result["step"] for _, result, _ in runs.values()})
+  lines = ["## RVQ-VAE ablation: the project's own recipe", "",
+           f"Each row: `python -m rvq_jax.main --config=configs/model5.py --workdir=runs/<row> "
+           f"--config.train.num_steps=<steps> <overrides>`, then `--mode=evaluate` with the same "
+           f"flags; steps: {', '.join(map(str, steps))} (8 levels of 512 codes, batch 32). Test "
+           "split, scored by the shipped classifier; PESQ-nb/STOI are per-file means (corpus in "
+           "brackets). 'half' decodes the first 4 of 8 levels, '1 level' the first only. Codebook "
+           "use is over all test latent positions; in brackets over the positions that cover the "
+           "recording, not its zero padding (quality.speech_codebook_metrics).", "",
+           "| row | change | steps | PESQ-nb | STOI | LSD (dB) | SI-SDR (dB) | digit acc. | "
+           "PESQ-nb, half | digit acc., 1 level | min usage | min perplexity (speech) | h |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  cell = compare.perceptual_cell
+  for name, (workdir, result, config) in runs.items():
+    rec, rd = result["reconstruction"], result["rate_distortion"]
+    half, one = rd[len(rd) // 2 - 1], rd[0]
+    hours = wall_seconds(writer.read_metrics(workdir), config["train"]["batch_size"]) / 3600
+    lines.append(
+        f"| {name} | {ABLATION_RUNS[name][1]} | {result['step']} | {cell(rec, 'pesq_nb', 2)} | "
+        f"{cell(rec, 'stoi', 3)} | {rec['log_spectral_distance_db']:.2f} | {rec['si_sdr_db']:.2f} "
+        f"| {rec['classifier_accuracy']:.3f} | {half['pesq_nb']:.2f} | "
+        f"{one['classifier_accuracy']:.3f} | {min(result['codebook_usage']):.3f} | "
+        f"{min(result['codebook_perplexity']):.0f} ({_min_cell(result, 'speech_codebook_perplexity')}) "
+        f"| {hours:.2f} |")
+  lines += ["", "Overrides per row: " + "; ".join(
+      f"`{name}`: `{flags or '(none)'}`" for name, (flags, _) in ABLATION_RUNS.items()
+      if name in runs) + ".", ""]
+  return lines
+
+
 # Prior runs (<root>/<path>): what each changes from configs/realnvp.py. The first is the
 # reference of the ablation; rows of missing runs are left out.
 PRIOR_RUNS = {
@@ -233,14 +294,15 @@ def write_results(root, out) -> pathlib.Path:
            "workdirs; every number comes from a real run of the command shown with it.", ""]
   lines += _classifier_section(roots)
   lines += ["## RVQ-VAE: the five models", ""]
-  present = [m for m in _MODELS if writer.read_metrics(roots[0] / m)]
+  present = [m for m in _MODELS if writer.read_metrics(_find(roots, m, "metrics.jsonl"))]
   if {"model1", "model5"} <= set(present):
-    figure, table = compare.compare(roots[0], _MODELS, ["model1", "model5"])
-    shutil.copy(figure, out.parent / "figures" / "figure2_loss_curves.png")
+    compare.draw_pair(roots, ["model1", "model5"], out.parent / "figures" / "figure2_loss_curves.png")
+    table = compare.summary_table({m: _find(roots, m, "metrics.jsonl") for m in _MODELS})
     lines += ["Figure 2 (model1 against model5: train solid, validation dashed):", "",
-              "![figure 2](figures/figure2_loss_curves.png)", "", table.read_text(), ""]
+              "![figure 2](figures/figure2_loss_curves.png)", "", table, ""]
   for name in _MODELS:
     lines += _run_section(_find(roots, name, "metrics.jsonl"), out.parent, name)
+  lines += _ablation_section(roots)
   lines += _prior_section(roots[0], out.parent)
   out.write_text("\n".join(lines))
   return out
@@ -256,7 +318,7 @@ def main(argv):
 
 def _define_flags():
   """Command-line flags, defined only when run as a script (importing stays inert)."""
-  flags.DEFINE_string("root", "runs,pretrained",
+  flags.DEFINE_string("root", "runs,pretrained,docs/ablation",
                       "Folders of workdirs (modelN, classifier), comma-separated, searched in order.")
   flags.DEFINE_string("out", "docs/RESULTS.md", "Page to write.")
 

@@ -258,6 +258,9 @@ def saved_vqvae_config(workdir, data_location=None) -> ml_collections.ConfigDict
                                 ("model", "compute_dtype", "float32"),
                                 ("rvq", "block_rows", 1024),
                                 ("rvq", "statistic_groups", 16),
+                                ("optim", "schedule", "constant"),
+                                ("optim", "decay_steps", 0),
+                                ("optim", "final_lr_fraction", 0.0),
                                 ("data", "speakers", data_lib.FSDD_SPEAKERS)):
     if field not in config[section]:
       config[section][field] = value

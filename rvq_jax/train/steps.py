@@ -43,12 +43,24 @@ class TrainState:
   rng: jax.Array
 
 
+def learning_rate_schedule(optim) -> optax.Schedule | float:
+  """The learning rate per step: linear warm-up from 0 over `warmup_steps`, then constant
+  ('constant') or a cosine decay to `final_lr_fraction` x the peak at step `decay_steps`
+  ('cosine', held there after; `decay_steps` counts the warm-up too)."""
+  if optim.schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if optim.warmup_steps > 0 else optim.learning_rate,
+        peak_value=optim.learning_rate, warmup_steps=optim.warmup_steps,
+        decay_steps=optim.decay_steps, end_value=optim.learning_rate * optim.final_lr_fraction)
+  if optim.warmup_steps > 0:
+    return optax.linear_schedule(0.0, optim.learning_rate, optim.warmup_steps)
+  return optim.learning_rate
+
+
 def make_optimizer(config) -> optax.GradientTransformation:
-  """Adam with optional linear warm-up and global-norm clipping."""
+  """Adam on `learning_rate_schedule(config.optim)`, with optional global-norm clipping."""
   o = config.optim
-  schedule = (optax.linear_schedule(0.0, o.learning_rate, o.warmup_steps)
-              if o.warmup_steps > 0 else o.learning_rate)
-  adam = optax.adam(schedule, b1=o.b1, b2=o.b2)
+  adam = optax.adam(learning_rate_schedule(o), b1=o.b1, b2=o.b2)
   return optax.chain(optax.clip_by_global_norm(o.grad_clip_norm), adam) if o.grad_clip_norm > 0 \
       else adam
 

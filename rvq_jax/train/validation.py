@@ -28,6 +28,13 @@ def optimizer_checks(config) -> list:
       (0 <= o.b2 < 1, f"optim.b2={o.b2} must be in [0, 1)."),
       (o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0."),
       (o.grad_clip_norm >= 0, f"optim.grad_clip_norm={o.grad_clip_norm} must be >= 0 (0: off)."),
+      (o.schedule in ("constant", "cosine"),
+       f"optim.schedule={o.schedule!r} must be 'constant' or 'cosine'."),
+      (o.schedule != "cosine" or o.decay_steps > o.warmup_steps,
+       f"optim.decay_steps={o.decay_steps} must exceed optim.warmup_steps={o.warmup_steps} with "
+       "optim.schedule='cosine' (set it to the run's total steps)."),
+      (0 <= o.final_lr_fraction <= 1,
+       f"optim.final_lr_fraction={o.final_lr_fraction} must be in [0, 1]."),
   ]
 
 
