@@ -69,6 +69,22 @@ def test_the_shipped_classifier_reproduces_its_report_and_survives_degradations(
     assert refs["real_validation"]["frechet_distance"] < refs[bound]["frechet_distance"] / 10
 
 
+def test_the_judge_reads_spectrograms_of_any_representation(fsdd_dataset):
+  """A log-magnitude VQ-VAE's test spectrograms, passed with that VQ-VAE's audio config, are
+  scored as the judge scores its own (the bug this guards: read as magnitudes, logmag inputs
+  scored at chance)."""
+  from rvq_jax import audio  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
+  judge = classifier_train.load_classifier(SHIPPED_CLASSIFIER)
+  waves = jnp.asarray(fsdd_dataset["test"].waveforms[:64])
+  own = judge.predict(audio.to_spectrogram(waves, judge.config.audio))[0]
+  logmag = judge.config.audio.copy_and_resolve_references()
+  logmag.representation, logmag.log_eps = "logmag_phase", 1e-5
+  read = judge.predict(audio.to_spectrogram(waves, logmag), logmag)[0]
+  np.testing.assert_allclose(read, own, atol=2e-3)
+  assert (own.argmax(-1) == fsdd_dataset["test"].digits[:64]).mean() > 0.95
+
+
 def test_a_retrained_classifier_is_loaded_not_retrained(classifier_dir, fsdd_recordings, tmp_path):
   from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
   workdir, result = classifier_dir

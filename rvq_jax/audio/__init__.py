@@ -1,6 +1,8 @@
 """Pure-JAX STFT / inverse STFT and the spectrogram <-> waveform codec."""
 
 from rvq_jax.audio.codec import REPRESENTATIONS
+from rvq_jax.audio.codec import convert
+from rvq_jax.audio.codec import from_complex
 from rvq_jax.audio.codec import magnitude
 from rvq_jax.audio.codec import spectrogram_shape
 from rvq_jax.audio.codec import to_complex

@@ -44,6 +44,12 @@ def to_spectrogram(waveforms: jax.Array, audio_config) -> jax.Array:
   [128, 128, 2]: frequency (0 to 4 kHz) x time (8 ms hops) x the representation's two channels.
   """
   spectrum = stft_lib.stft(waveforms, audio_config.frame_length, audio_config.hop_length)
+  return from_complex(spectrum, audio_config)
+
+
+def from_complex(spectrum: jax.Array, audio_config) -> jax.Array:
+  """Complex STFT [..., bins, frames] -> float32 images [..., bins, frames, 2] (the inverse of
+  `to_complex`)."""
   representation = audio_config.representation
   if representation == "mag_phase":
     channels = (jnp.abs(spectrum), jnp.angle(spectrum))
@@ -55,6 +61,18 @@ def to_spectrogram(waveforms: jax.Array, audio_config) -> jax.Array:
     raise errors.ConfigError(f"audio.representation={representation!r} is unknown; "
                      f"choose one of {REPRESENTATIONS}.")
   return jnp.stack(channels, axis=-1).astype(jnp.float32)
+
+
+def convert(spectrograms: jax.Array, source, target) -> jax.Array:
+  """Spectrogram images in `source`'s representation -> the same STFT in `target`'s (audio
+  configs with the same frame and hop lengths); unchanged when the representations agree."""
+  if (source.frame_length, source.hop_length) != (target.frame_length, target.hop_length):
+    raise errors.ConfigError(
+        f"Spectrograms of frame/hop {source.frame_length}/{source.hop_length} cannot be read as "
+        f"{target.frame_length}/{target.hop_length}; compute them from the waveforms instead.")
+  same = source.representation == target.representation and (
+      source.representation != "logmag_phase" or source.log_eps == target.log_eps)
+  return spectrograms if same else from_complex(to_complex(spectrograms, source), target)
 
 
 def to_complex(spectrograms: jax.Array, audio_config) -> jax.Array:

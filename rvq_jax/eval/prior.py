@@ -99,8 +99,9 @@ class Scorer:
 
   def __init__(self, config, run: prior.VQVAERun):
     self.classifier = classifier_train.load_classifier(config.eval.classifier_workdir)
-    _, self.test_embeddings = self.classifier.predict(run.specs["test"])
-    _, self.train_embeddings = self.classifier.predict(run.specs["train"])
+    self.audio_config = run.config.audio   # the VQ-VAE's representation, which it decodes to
+    _, self.test_embeddings = self.classifier.predict(run.specs["test"], self.audio_config)
+    _, self.train_embeddings = self.classifier.predict(run.specs["train"], self.audio_config)
     self.test_nearest = self.nearest_train_distance(self.test_embeddings)
 
   def nearest_train_distance(self, embeddings: np.ndarray) -> np.ndarray:
@@ -110,7 +111,7 @@ class Scorer:
     return np.sqrt(np.maximum(np.asarray(d2.min(1)), 0.0))
 
   def score(self, spectrograms, requested=None) -> dict:
-    probs, embeddings = self.classifier.predict(spectrograms)
+    probs, embeddings = self.classifier.predict(spectrograms, self.audio_config)
     out = {"examples": int(len(probs)),
            "inception_score": float(metrics.inception_score(jnp.asarray(probs))),
            "class_histogram": (np.bincount(probs.argmax(-1), minlength=10) / len(probs)).tolist(),

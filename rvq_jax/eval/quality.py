@@ -199,8 +199,8 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   lengths = jnp.asarray(test.lengths)
   labels = test.digits
 
-  def predicted_digits(spectrograms):
-    return np.asarray(classifier.predict(spectrograms)[0].argmax(-1))
+  def predicted_digits(spectrograms):   # in this VQ-VAE's representation
+    return np.asarray(classifier.predict(spectrograms, config.audio)[0].argmax(-1))
 
   def accuracy(spectrograms):
     return float((predicted_digits(spectrograms) == labels).mean())

@@ -104,10 +104,14 @@ class Classifier:
   params: Any
   _apply: Callable
 
-  def predict(self, spectrograms, batch_size: int | None = None):
+  def predict(self, spectrograms, audio_config=None, batch_size: int | None = None):
+    """spectrograms [N, bins, frames, 2] in the representation of `audio_config` (a VQ-VAE's
+    `config.audio`; None: the classifier's own), converted to the classifier's before scoring."""
     batch_size = batch_size or self.config.classifier.eval_batch_size
-    probs, embeddings = loop.map_batches(lambda x, _: self._apply(self.params, x), spectrograms,
-                                         batch_size)
+    source = self.config.audio if audio_config is None else audio_config
+    probs, embeddings = loop.map_batches(
+        lambda x, _: self._apply(self.params, audio.convert(x, source, self.config.audio)),
+        spectrograms, batch_size)
     return np.asarray(probs), np.asarray(embeddings)
 
 
