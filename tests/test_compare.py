@@ -46,3 +46,17 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
   assert f"| {shipped['pesq_nb']:.2f} ({shipped['pesq_nb_corpus']:.2f}) |" in row
   assert f"| {shipped['stoi']:.3f} ({shipped['stoi_corpus']:.3f}) |" in row
   assert f"| {shipped['classifier_accuracy']:.3f} |" in row
+
+
+def test_the_ablation_section_reads_the_kept_records():
+  """docs/ablation/<row> (record-only exports) render as rows of the results page, each cell from
+  that row's eval.json."""
+  kept = results._ablation_section([REPO / "docs" / "ablation"])  # pylint: disable=protected-access
+  rows = {line.split(" | ")[0][2:]: line for line in kept if line.startswith("| abl_")}
+  assert rows and set(rows) <= set(results.ABLATION_RUNS)
+  for name, line in rows.items():
+    saved = json.loads((REPO / "docs" / "ablation" / name / "eval.json").read_text())
+    rec, rd = saved["reconstruction"], saved["rate_distortion"]
+    assert f"| {rec['pesq_nb']:.2f} ({rec['pesq_nb_corpus']:.2f}) |" in line
+    assert f"| {rd[len(rd) // 2 - 1]['pesq_nb']:.2f} | {rd[0]['classifier_accuracy']:.3f} |" in line
+    assert f"({min(saved['speech_codebook_perplexity']):.0f})" in line
