@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import REPO
 
-NAMES = ["default", "model1", "model2", "model3", "model4", "model5", "quick"]
+NAMES = ["default", "model1", "model2", "model3", "model4", "model5", "model6", "quick"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -29,6 +29,10 @@ def test_the_experiment_table():
   assert m5.rvq.levels in range(8, 11) and m5.rvq.decay == m4.rvq.decay
   for m in (m1, m2, m3, m4, m5):
     assert (m.model.latent_dim, m.rvq.codes, m.loss.beta) == (128, 512, 0.25)
+  m6 = get("model6")   # the project's recipe: model5's networks and quantizer shape
+  assert (m6.rvq.levels, m6.rvq.decay) == (m5.rvq.levels, m5.rvq.decay)
+  assert (m6.audio.representation, m6.rvq.init, m6.rvq.dropout) == ("logmag_phase", "kmeans", False)
+  assert m6.rvq.dead_code_steps > 0
 
 
 def _parse(argv):
