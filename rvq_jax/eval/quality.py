@@ -85,16 +85,19 @@ def degraded_test_waveforms(config, dataset, test_specs) -> dict:
   }
 
 
+def predicted_digits(classifier, spectrograms, audio_config=None) -> np.ndarray:
+  """The classifier's digit [N] for spectrograms [N, H, W, 2] in `audio_config`'s representation
+  (None: the classifier's own)."""
+  return np.asarray(classifier.predict(spectrograms, audio_config)[0].argmax(-1))
+
+
 def robustness_report(config, classifier, dataset, specs) -> dict:
   """Test accuracy on the originals and after each degradation of `degraded_test_waveforms`: an
   intelligibility judge must keep the label of audio a listener still understands."""
   labels = dataset["test"].digits
 
-  def predicted_digits(spectrograms):
-    return np.asarray(classifier.predict(spectrograms)[0].argmax(-1))
-
   def accuracy(spectrograms):
-    return float((predicted_digits(spectrograms) == labels).mean())
+    return float((predicted_digits(classifier, spectrograms) == labels).mean())
 
   result = {"originals": accuracy(specs["test"])}
   for name, waves in degraded_test_waveforms(config, dataset, specs["test"]).items():
@@ -199,11 +202,8 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   lengths = jnp.asarray(test.lengths)
   labels = test.digits
 
-  def predicted_digits(spectrograms):   # in this VQ-VAE's representation
-    return np.asarray(classifier.predict(spectrograms, config.audio)[0].argmax(-1))
-
-  def accuracy(spectrograms):
-    return float((predicted_digits(spectrograms) == labels).mean())
+  def accuracy(spectrograms):   # in this VQ-VAE's representation
+    return float((predicted_digits(classifier, spectrograms, config.audio) == labels).mean())
 
   result = report.test_metrics(config, state, dataset, specs)
   result.update(speech_codebook_metrics(config, state, specs["test"], test.lengths))
@@ -213,7 +213,7 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   for n in range(1, config.rvq.levels + 1):
     recon = _reconstruct_all(config, reconstruct, state, specs["test"], n)
     recon_waves = audio.to_waveform(recon, config.audio)
-    digits = predicted_digits(recon)
+    digits = predicted_digits(classifier, recon, config.audio)
     row = {"levels": n, "nominal_bits_per_second": report.bits_per_second(
         config)["nominal_bits_per_second"] * n / config.rvq.levels,
            "spectrogram_mse": float(jnp.mean((recon - specs["test"])**2)),
