@@ -64,7 +64,7 @@ def describe(hlo_text: str):
 
 def main(argv):
   del argv
-  config = importlib.import_module(f"configs.{_CONFIG.value}").get_config()
+  config = importlib.import_module(f"rvq_jax.configs.{_CONFIG.value}").get_config()
   if _LEVELS.value:
     config.rvq.levels = _LEVELS.value
   if _CONV.value:
@@ -73,7 +73,7 @@ def main(argv):
     config.model.compute_dtype = _DTYPE.value
   x = jax.random.normal(jax.random.key(0), (_BATCH.value, 128, 128, 2))
   state = steps.create_train_state(config, jax.random.key_data(jax.random.key(1)), x)
-  step = jax.jit(steps.make_train_step(config), donate_argnums=0)
+  step = jax.jit(steps.make_vqvae_train_step(config), donate_argnums=0)
   names = describe(step.lower(state, x).compile().as_text())
   for _ in range(2):
     state, _ = step(state, x)

@@ -65,7 +65,7 @@ def _time_windows(run, state, x):
 
 def bench_train(config, batch_size):
   state, x = _setup(config, batch_size)
-  step = jax.jit(steps.make_train_step(config), donate_argnums=0)
+  step = jax.jit(steps.make_vqvae_train_step(config), donate_argnums=0)
   start = time.perf_counter()
   compiled = step.lower(state, x).compile()
   compile_s = time.perf_counter() - start
@@ -97,14 +97,14 @@ def compile_time(config, levels):
   config.rvq.levels = levels
   state, x = _setup(config, 32)
   start = time.perf_counter()
-  jax.jit(steps.make_train_step(config)).lower(state, x).compile()
+  jax.jit(steps.make_vqvae_train_step(config)).lower(state, x).compile()
   return time.perf_counter() - start
 
 
 def _config(name: str):
   """configs/<file>.py's config; 'file@L' sets rvq.levels = L."""
   file, _, levels = name.partition("@")
-  config = importlib.import_module(f"configs.{file}").get_config()
+  config = importlib.import_module(f"rvq_jax.configs.{file}").get_config()
   if levels:
     config.rvq.levels = int(levels)
   return config

@@ -23,7 +23,7 @@ from rvq_jax import data as data_lib
 from rvq_jax import errors
 from rvq_jax.train import checkpoints
 from rvq_jax.train import classifier as classifier_train
-from rvq_jax.train import loop
+from rvq_jax.train import vqvae as vqvae_train
 
 RECORD_FILES = ("config.json", "eval.json", "classifier_eval.json", "report.md", "metrics.jsonl",
                 "run_info.json")
@@ -49,8 +49,8 @@ def export(config, workdir: str, output: str | None, weights: bool = True) -> pa
     state = classifier_train.restore_classifier_state(workdir)
     metadata = {}
   else:
-    saved = loop.saved_vqvae_config(workdir, config.data)
-    state = loop.restore_state(saved, workdir)
+    saved = vqvae_train.saved_vqvae_config(workdir, config.data)
+    state = vqvae_train.restore_state(saved, workdir)
     metadata = {"data_scale": float(data_lib.load_dataset(saved.data).scale)}
   metadata.update(step=int(state.step), source=str(workdir),
                   exported=datetime.date.today().isoformat())

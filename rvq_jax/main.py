@@ -16,7 +16,7 @@ from ml_collections import config_flags
 from rvq_jax import codec
 from rvq_jax import errors
 from rvq_jax import export
-from rvq_jax.eval import prior as prior_eval
+from rvq_jax.eval import prior_report
 from rvq_jax.eval import quality
 from rvq_jax.eval import report
 from rvq_jax.eval import spectrogram_figure
@@ -29,9 +29,9 @@ MODES = {
 }
 FILE_MODES = codec.MODES   # (config, workdir, --input, --output)
 PRIOR_MODES = {
-    "train": prior_eval.train_and_evaluate,
-    "evaluate": prior_eval.evaluate,
-    "sample": prior_eval.sample,
+    "train": prior_report.train_and_evaluate,
+    "evaluate": prior_report.evaluate,
+    "sample": prior_report.sample,
 }
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).",
@@ -68,20 +68,24 @@ def main(argv):
   logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
   logging.info("process %d/%d, devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
-  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import trainer  # pylint: disable=g-import-not-at-top
   config, workdir, mode = _CONFIG.value, _WORKDIR.value, _MODE.value
   modes = PRIOR_MODES if "prior" in config else dict(MODES, **FILE_MODES, export=export.export)
   if mode not in modes:
     raise app.UsageError(f"--mode={mode} does not apply to this config; choose one of "
                          f"{sorted(modes)}.")
+  from rvq_jax.train import validation  # pylint: disable=g-import-not-at-top
   try:
+    # Every mode checks the whole config first; only training splits batches over devices.
+    validation.validate_config(
+        config, parallel.num_devices_for(config.parallel.mode) if mode == "train" else 1)
     if mode in FILE_MODES:
       FILE_MODES[mode](config, workdir, _INPUT.value, _OUTPUT.value)
     elif mode == "export":
       export.export(config, workdir, _OUTPUT.value, _WEIGHTS.value)
     else:
       modes[mode](config, workdir)
-  except loop.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler
+  except trainer.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler
     logging.warning("%s", e)
 
 

@@ -33,14 +33,14 @@ def fsdd_recordings() -> pathlib.Path:
 
 @pytest.fixture
 def default_config():
-  from configs import default  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
   return default.get_config()
 
 
 @pytest.fixture(scope="session")
 def fsdd_dataset(fsdd_recordings, tmp_path_factory):
   """The real FSDD prepared with the default data config (cache in a session tmp dir)."""
-  from configs import default  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
   from rvq_jax import data  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.data.data_dir = str(fsdd_recordings)
@@ -53,7 +53,7 @@ SHIPPED_CLASSIFIER = REPO / "pretrained" / "classifier"
 
 def tiny_classifier_config(fsdd_recordings, cache):
   """A small digit classifier (about a minute on 2 CPU cores, test accuracy well above chance)."""
-  from configs import classifier  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import classifier  # pylint: disable=g-import-not-at-top
   config = classifier.get_config()
   config.data.data_dir = str(fsdd_recordings)
   config.data.cache_dir = str(cache)

@@ -22,7 +22,8 @@ def main():
   parallel.initialize_distributed(True, address, int(num_processes), int(process_id))
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
   from tests.test_multihost import multihost_config  # pylint: disable=g-import-not-at-top
   config = multihost_config(fsdd, cache, int(num_steps))
   if int(sigterm_at) >= 0:
@@ -38,8 +39,8 @@ def main():
       return get_batch_or_terminate
     parallel.Parallel.batch_fn = batch_fn
   try:
-    state, _, _ = loop.train(config, workdir)
-  except loop.Preempted as e:   # what rvq_jax.main does: the checkpoint is saved, exit cleanly
+    state, _, _ = vqvae_train.train(config, workdir)
+  except trainer.Preempted as e:   # what rvq_jax.main does: the checkpoint is saved, exit cleanly
     print("PREEMPTED", e, flush=True)
     return
   leaves = jax.tree.leaves((state.params, state.opt_state, state.codebook))

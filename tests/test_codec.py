@@ -13,7 +13,7 @@ from rvq_jax import errors
 from rvq_jax import export
 from rvq_jax.models import vqvae
 from rvq_jax.train import checkpoints
-from rvq_jax.train import loop
+from rvq_jax.train import vqvae as vqvae_train
 from tests.test_train import tiny_config
 
 
@@ -32,18 +32,18 @@ def test_exported_weights_restore_the_trained_state_and_refuse_training(shipped)
   assert not (pretrained / "checkpoints").exists()
   for name in ("config.json", "metrics.jsonl", "run_info.json"):
     assert (pretrained / name).read_bytes() == (run / name).read_bytes()
-  trained, loaded = loop.restore_state(config, run), loop.restore_state(config, pretrained)
+  trained, loaded = vqvae_train.restore_state(config, run), vqvae_train.restore_state(config, pretrained)
   assert int(loaded.step) == int(trained.step) == 4
   for a, b in zip(jax.tree.leaves((trained.params, trained.codebook)),
                   jax.tree.leaves((loaded.params, loaded.codebook))):
     np.testing.assert_array_equal(a, b)
   with pytest.raises(errors.WorkdirError, match="shipped weights"):
-    loop.train(config, str(pretrained))
+    vqvae_train.train(config, str(pretrained))
   assert (pretrained / "config.json").read_bytes() == (run / "config.json").read_bytes()
   other = tiny_config()
   other.model.latent_dim = 16
   with pytest.raises(errors.WorkdirError, match="does not fit the config"):
-    loop.restore_state(other, pretrained)
+    vqvae_train.restore_state(other, pretrained)
   # A record-only export (an ablation row) copies the record and writes no weights.
   record = export.export(config, str(run), str(pretrained.parent / "record"), weights=False)
   kept = {name for name in export.RECORD_FILES if (run / name).exists()}
@@ -63,7 +63,7 @@ def test_reconstruct_matches_the_evaluation_path_on_a_full_length_recording(
   out = codec.reconstruct_mode(config, str(pretrained), str(wav), str(tmp_path / "out.wav"))
   got, rate = sf.read(out, dtype="float32")
   assert rate == 8000 and got.shape == (8192,)
-  state = loop.restore_state(config, pretrained)
+  state = vqvae_train.restore_state(config, pretrained)
   spec = audio.to_spectrogram(test.waveforms[:1], config.audio)
   want = fsdd_dataset.unscale(audio.to_waveform(vqvae.reconstruct(
       vqvae.make_model(config), state.params, state.codebook.embed, spec, config), config.audio)[0])

@@ -14,13 +14,13 @@ NAMES = ["default", "model1", "model2", "model3", "model4", "model5", "model6", 
 @pytest.mark.parametrize("name", NAMES)
 def test_config_loads_and_validates(name):
   from rvq_jax.train import validation  # pylint: disable=g-import-not-at-top
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = importlib.import_module(f"rvq_jax.configs.{name}").get_config()
   validation.validate_config(config, num_devices=1)
   assert config.model.latent_dim >= 1
 
 
 def test_the_experiment_table():
-  get = lambda n: importlib.import_module(f"configs.{n}").get_config()
+  get = lambda n: importlib.import_module(f"rvq_jax.configs.{n}").get_config()
   m1, m2, m3, m4, m5 = (get(f"model{i}") for i in range(1, 6))
   assert (m1.rvq.levels, m1.rvq.decay, m1.rvq.init) == (5, 0.99, "uniform")
   assert m2.rvq.init == "glorot_normal" and m2.rvq.decay == m1.rvq.decay
@@ -56,11 +56,11 @@ def test_overrides_parse_on_fresh_flags():
 
 
 def test_realnvp_config_validates_and_takes_overrides():
-  from rvq_jax.train import prior  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import validation  # pylint: disable=g-import-not-at-top
   config_file = f"--config={REPO / 'configs' / 'realnvp.py'}"
   config = _parse(["prog", config_file, "--config.sample.digit=7",
                    "--config.sample.temperatures=(1.0,0.5)", "--config.train.num_steps=20"])
-  prior.validate_prior_config(config, num_devices=1)
+  validation.validate_config(config, num_devices=1)
   assert config.sample.digit == 7 and tuple(config.sample.temperatures) == (1.0, 0.5)
   assert config.train.num_steps == 20 and config.prior.base == "class_conditional"
   with pytest.raises(AttributeError, match=r"Did you mean \"dequantization\""):

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from rvq_jax.train import loop
+from rvq_jax.train import vqvae as vqvae_train
 from tests.conftest import REPO
 
 
@@ -60,7 +60,7 @@ def test_two_processes_end_like_one_process_with_eight_devices(fsdd_recordings, 
   cache = tmp_path / "cache"
   num_steps = 8
   config = multihost_config(fsdd_recordings, cache, num_steps)
-  reference, _, _ = loop.train(config, str(tmp_path / "one_process"))
+  reference, _, _ = vqvae_train.train(config, str(tmp_path / "one_process"))
   expected = [np.asarray(x) for x in
               jax.tree.leaves((reference.params, reference.opt_state, reference.codebook))]
 

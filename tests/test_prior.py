@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from configs import realnvp as realnvp_config
-from rvq_jax.eval import prior as prior_eval
+from rvq_jax.configs import realnvp as realnvp_config
+from rvq_jax.eval import prior_report
 from rvq_jax.eval import results
-from rvq_jax.train import loop
+from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import prior
+from rvq_jax.train import prior_steps
+from rvq_jax.train import prior_targets
+from rvq_jax.train import validation
 from tests.conftest import REPO
 from tests.conftest import SHIPPED_CLASSIFIER
 from tests.test_train import tiny_config
@@ -30,7 +33,7 @@ def vqvae_dir(fsdd_recordings, tmp_path_factory):
   config = tiny_config(fsdd_recordings, cache)
   config.train.num_steps = 8
   workdir = tmp_path_factory.mktemp("vqvae")
-  loop.train(config, str(workdir))
+  vqvae_train.train(config, str(workdir))
   return workdir, cache
 
 
@@ -59,7 +62,7 @@ def test_latent_spacing_of_a_lattice():
   rng = np.random.default_rng(0)
   lattice = 0.5 * rng.integers(-3, 4, size=(5000, 3)).astype(np.float32)   # spacing 0.5
   lattice = np.concatenate([lattice, lattice[:2000]])                       # exact duplicates
-  spacing = prior.latent_spacing(lattice.reshape(-1, 10, 10, 3)[:70], 300, 3000, seed=0)
+  spacing = prior_targets.latent_spacing(lattice.reshape(-1, 10, 10, 3)[:70], 300, 3000, seed=0)
   assert spacing == pytest.approx(0.5 / np.sqrt(3), rel=1e-6)
 
 
@@ -67,12 +70,12 @@ def test_projection_is_pca():
   rng = np.random.default_rng(1)
   x = (rng.standard_normal((4000, 5)) * [5.0, 3.0, 1.0, 0.1, 0.01]) @ np.linalg.qr(
       rng.standard_normal((5, 5)))[0] + 2.0
-  center, basis, kept = prior.fit_projection(x.astype(np.float32), 2)
+  center, basis, kept = prior_targets.fit_projection(x.astype(np.float32), 2)
   _, singular, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
   np.testing.assert_allclose(np.abs(basis.T @ vt[:2].T), np.eye(2), atol=1e-4)   # same subspace
   assert kept == pytest.approx((singular[:2]**2).sum() / (singular**2).sum(), rel=1e-5)
-  full_center, full_basis, _ = prior.fit_projection(x.astype(np.float32), 5)
-  np.testing.assert_allclose(prior.unproject(prior.project(x, full_center, full_basis),
+  full_center, full_basis, _ = prior_targets.fit_projection(x.astype(np.float32), 5)
+  np.testing.assert_allclose(prior_targets.unproject(prior_targets.project(x, full_center, full_basis),
                                              full_center, full_basis), x, atol=1e-4)
 
 
@@ -82,7 +85,7 @@ def _toy_state_and_batches(config, shape=(8, 8, 4), steps=5, batch=16):
   labels = rng.integers(0, 10, steps * batch).astype(np.int32)
   stats = {"mean": np.ones(shape[-1], np.float32), "std": np.full(shape[-1], 2.0, np.float32),
            "noise_std": np.float32(0.1)}
-  state = prior.create_prior_state(config, jax.random.key_data(jax.random.key(0)), stats,
+  state = prior_steps.create_prior_state(config, jax.random.key_data(jax.random.key(0)), stats,
                                    (jnp.asarray(x[:batch]), jnp.asarray(labels[:batch])))
   batches = [(jnp.asarray(x[i * batch:(i + 1) * batch]), jnp.asarray(labels[i * batch:(i + 1) *
                                                                            batch]))
@@ -101,7 +104,7 @@ def test_prior_step_pmap_and_sharded_equal_one_device():
   for mode in ("jit", "pmap", "sharded"):
     config.parallel.mode = mode
     parallel = parallel_lib.Parallel(config)
-    step = parallel.train_step(functools.partial(prior.make_prior_train_step, config, shape))
+    step = parallel.train_step(functools.partial(prior_steps.make_prior_train_step, config, shape))
     state = parallel.create_state(lambda: jax.tree.map(jnp.copy, state0))
     for b in batches:
       state, metrics = step(state, parallel.shard_batch(b))
@@ -118,18 +121,18 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   config = tiny_prior_config(vqvae_dir, fsdd_recordings)
   config.train.num_steps = 60
   workdir = tmp_path / "prior"
-  result = prior_eval.train_and_evaluate(config, str(workdir))
+  result = prior_report.train_and_evaluate(config, str(workdir))
 
   # It learned: held-out bits/dim fell well below the initial flow's.
-  run = prior.load_vqvae(config)
-  targets = prior.prepare_targets(config, run)
+  run = prior_targets.load_vqvae(config)
+  targets = prior_targets.prepare_targets(config, run)
   assert targets.shape == (32, 32, 4) and targets.splits["train"][0].shape[0] == 2389
   x, labels = targets.splits["train"]
-  init = prior.create_prior_state(config, jax.random.key_data(jax.random.key(config.seed)),
+  init = prior_steps.create_prior_state(config, jax.random.key_data(jax.random.key(config.seed)),
                                   targets.stats, (jnp.asarray(x[:16]), jnp.asarray(labels[:16])))
-  eval_step = jax.jit(prior.make_prior_eval_step(config, targets.shape))
-  test_x = prior.fixed_noise_targets(config, targets, "test")
-  initial = prior.evaluate_bits_per_dim(eval_step, init, test_x, targets.splits["test"][1], 64)
+  eval_step = jax.jit(prior_steps.make_prior_eval_step(config, targets.shape))
+  test_x = prior_targets.fixed_noise_targets(config, targets, "test")
+  initial = prior_steps.evaluate_bits_per_dim(eval_step, init, test_x, targets.splits["test"][1], 64)
   assert result["bits_per_dim"]["test"] < initial - 0.1
   assert result["target"]["noise_std"] == pytest.approx(0.25 * result["target"]["spacing"])
 
@@ -197,8 +200,8 @@ def test_bad_prior_configs_fail_before_compiling(tmp_path):
     config = realnvp_config.get_config()
     mutate(config)
     with pytest.raises(ValueError, match=message):
-      prior.validate_prior_config(config, num_devices=8)
+      validation.validate_config(config, num_devices=8)
   config = realnvp_config.get_config()
   config.vqvae_workdir = str(tmp_path / "missing")
   with pytest.raises(FileNotFoundError, match="configs/model5.py"):
-    prior.load_vqvae(config)
+    prior_targets.load_vqvae(config)

@@ -38,13 +38,12 @@ def test_the_shipped_classifier_reproduces_its_report_and_survives_degradations(
   ranks real audio far above noise and frame-shuffled spectrograms."""
   from rvq_jax import audio  # pylint: disable=g-import-not-at-top
   from rvq_jax.data import augment  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
   saved = json.loads((SHIPPED_CLASSIFIER / "classifier_eval.json").read_text())
-  judge = classifier_train.load_classifier(SHIPPED_CLASSIFIER)
+  judge = judge_lib.load_classifier(SHIPPED_CLASSIFIER)
   config = judge.config
   test = fsdd_dataset["test"]
-  specs = {s: loop.prepare_spectrograms(fsdd_dataset[s].waveforms, config.audio)
+  specs = {s: audio.prepare_spectrograms(fsdd_dataset[s].waveforms, config.audio)
            for s in ("test", "validation")}
 
   def accuracy(waves):
@@ -52,7 +51,7 @@ def test_the_shipped_classifier_reproduces_its_report_and_survives_degradations(
     return float((judge.predict(spectrograms)[0].argmax(-1) == test.digits).mean())
 
   one_clip = 1.01 / len(test)
-  report = classifier_train.accuracy_report(judge, specs["test"], test, fsdd_dataset.speaker_names)
+  report = judge_lib.accuracy_report(judge, specs["test"], test, fsdd_dataset.speaker_names)
   assert report["accuracy"] == pytest.approx(saved["test"]["accuracy"], abs=one_clip)
   assert report["accuracy"] >= 0.98
   noisy = augment.add_noise_at_snr(jax.random.key(7), jnp.asarray(test.waveforms),
@@ -74,8 +73,8 @@ def test_the_judge_reads_spectrograms_of_any_representation(fsdd_dataset):
   scored as the judge scores its own (the bug this guards: read as magnitudes, logmag inputs
   scored at chance)."""
   from rvq_jax import audio  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
-  judge = classifier_train.load_classifier(SHIPPED_CLASSIFIER)
+  from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
+  judge = judge_lib.load_classifier(SHIPPED_CLASSIFIER)
   waves = jnp.asarray(fsdd_dataset["test"].waveforms[:64])
   own = judge.predict(audio.to_spectrogram(waves, judge.config.audio))[0]
   logmag = judge.config.audio.copy_and_resolve_references()
@@ -86,13 +85,15 @@ def test_the_judge_reads_spectrograms_of_any_representation(fsdd_dataset):
 
 
 def test_a_retrained_classifier_is_loaded_not_retrained(classifier_dir, fsdd_recordings, tmp_path):
+  from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
   from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
   workdir, result = classifier_dir
   steps = sorted(p.name for p in (workdir / "checkpoints").iterdir())
   config = tiny_classifier_config(fsdd_recordings, tmp_path)
-  judge, dataset, specs = classifier_train.train_classifier(config, str(workdir))
+  _, dataset, specs = classifier_train.train_classifier(config, str(workdir))
+  judge = judge_lib.load_classifier(workdir)
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == steps   # nothing trained
-  again = classifier_train.accuracy_report(judge, specs["test"], dataset["test"],
+  again = judge_lib.accuracy_report(judge, specs["test"], dataset["test"],
                                            dataset.speaker_names)
   assert again == result["test"]
 
@@ -130,13 +131,14 @@ def test_evaluate_mode_on_a_vqvae_workdir(tiny_vqvae_run):
 def test_speech_codebook_metrics_count_only_the_recorded_columns(tiny_vqvae_run, fsdd_dataset):
   """Against a plain loop over clips and latent columns; with every column counted they equal
   the whole-grid perplexity of the eval step (report.test_metrics), a separate path."""
+  from rvq_jax import audio  # pylint: disable=g-import-not-at-top
   from rvq_jax.eval import report  # pylint: disable=g-import-not-at-top
   from rvq_jax.models import vqvae  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
   config, workdir = tiny_vqvae_run
-  state = loop.restore_state(config, workdir)
+  state = vqvae_train.restore_state(config, workdir)
   test = fsdd_dataset["test"]
-  specs = loop.prepare_spectrograms(test.waveforms[:64], config.audio)
+  specs = audio.prepare_spectrograms(test.waveforms[:64], config.audio)
   lengths = np.asarray(test.lengths[:64])
   got = quality.speech_codebook_metrics(config, state, specs, lengths)
   codes = np.asarray(vqvae.encode_codes(vqvae.make_model(config), state.params,
@@ -162,9 +164,9 @@ def test_speech_codebook_metrics_count_only_the_recorded_columns(tiny_vqvae_run,
 
 
 def test_evaluate_without_classifier_says_how_to_train_one(fsdd_recordings, tmp_path):
-  from rvq_jax.train import classifier  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
   with pytest.raises(FileNotFoundError, match="--mode=train_classifier"):
-    classifier.load_classifier(tmp_path / "none")
+    judge_lib.load_classifier(tmp_path / "none")
 
 
 def _shipped_vqvaes():
@@ -185,15 +187,15 @@ def test_a_shipped_vqvae_reproduces_its_eval_json_on_20_test_clips(name, fsdd_re
   their mean is the record's own scale of quality."""
   from rvq_jax import audio  # pylint: disable=g-import-not-at-top
   from rvq_jax.eval import metrics  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
   folder = REPO / "pretrained" / name
   saved = json.loads((folder / "eval.json").read_text())["reconstruction"]
-  config = loop.saved_vqvae_config(folder, {"data_dir": str(fsdd_recordings)})
-  state = loop.restore_state(config, folder)
+  config = vqvae_train.saved_vqvae_config(folder, {"data_dir": str(fsdd_recordings)})
+  state = vqvae_train.restore_state(config, folder)
   test = fsdd_dataset["test"]
   n = 20
-  specs = loop.prepare_spectrograms(test.waveforms[:n], config.audio)
+  specs = audio.prepare_spectrograms(test.waveforms[:n], config.audio)
   recon = quality._reconstruct_fn(config)(state.params, state.codebook.embed, specs,  # pylint: disable=protected-access
                                           config.rvq.levels)
   waves = audio.to_waveform(recon, config.audio)
@@ -203,7 +205,7 @@ def test_a_shipped_vqvae_reproduces_its_eval_json_on_20_test_clips(name, fsdd_re
   scored = [(got, want) for got, want in zip(pesq["per_file"], expected) if want is not None]
   assert len(scored) >= 10 and all(got is not None for got, _ in scored)
   np.testing.assert_allclose([g for g, _ in scored], [w for _, w in scored], atol=0.05)
-  judge = classifier_train.load_classifier(SHIPPED_CLASSIFIER)
+  judge = judge_lib.load_classifier(SHIPPED_CLASSIFIER)
   digits = np.asarray(judge.predict(recon)[0].argmax(-1))
   assert (digits == np.asarray(saved["per_file"]["predicted_digit"][:n])).mean() >= 0.95
   accuracy = (digits == test.digits[:n]).mean()

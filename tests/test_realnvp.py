@@ -11,7 +11,7 @@ import pytest
 from scipy import special
 from scipy import stats
 
-from configs import realnvp as realnvp_config
+from rvq_jax.configs import realnvp as realnvp_config
 from rvq_jax.models import realnvp
 
 

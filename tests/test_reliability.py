@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from rvq_jax import audio
 from rvq_jax import data
 from rvq_jax import errors
 from rvq_jax.train import checkpoints
-from rvq_jax.train import loop
+from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import steps
 from rvq_jax.train import writer
 from tests.conftest import REPO
@@ -151,7 +152,7 @@ def _trained_config(fsdd_recordings, cache):
 def trained_once(fsdd_recordings, tmp_path_factory):
   """A tiny run trained to step 4 with checkpoints at 2 and 4 (trained once per module)."""
   root = tmp_path_factory.mktemp("trained")
-  loop.train(_trained_config(fsdd_recordings, root / "cache"), str(root / "run"))
+  vqvae_train.train(_trained_config(fsdd_recordings, root / "cache"), str(root / "run"))
   return root / "run"
 
 
@@ -170,14 +171,14 @@ def test_incompatible_resume_fails_before_writing_anything(trained):
   config.model.latent_dim = 16
   with pytest.raises(errors.ConfigError,
                      match=r"model\.latent_dim=16 differs from the saved run's 8"):
-    loop.train(config, str(workdir))
+    vqvae_train.train(config, str(workdir))
   assert (workdir / "config.json").read_text() == saved_config
   assert (workdir / "run_info.json").read_text() == saved_info
   assert not (workdir / checkpoints.LOCK_FILE).exists()
   # A field that may change on resume is allowed, and recorded.
   config.model.latent_dim = 8
   config.train.num_steps = 6
-  state, _, _ = loop.train(config, str(workdir))
+  state, _, _ = vqvae_train.train(config, str(workdir))
   assert int(state.step) == 6
   info = json.loads((workdir / "run_info.json").read_text())
   changes = info[-1]["config_changes"]
@@ -192,7 +193,7 @@ def test_damaged_latest_checkpoint_falls_back_and_is_moved_aside(trained):
                  and p.stat().st_size > 100 and "ocdbt" in str(p))
   files[0].write_bytes(files[0].read_bytes()[: files[0].stat().st_size // 2])   # truncated
   config.train.num_steps = 5
-  state, _, _ = loop.train(config, str(workdir))
+  state, _, _ = vqvae_train.train(config, str(workdir))
   assert int(state.step) == 5                     # resumed from 2, then 3 more steps
   moved = list((workdir / checkpoints.DAMAGED_DIR).iterdir())
   assert len(moved) == 1 and moved[0].name.startswith("4-")
@@ -209,7 +210,7 @@ def test_torn_metrics_line_and_torn_run_info_do_not_block_a_resume(trained):
   records = writer.read_metrics(workdir)
   assert [r["step"] for r in records] == [4, 4]
   config.train.num_steps = 6
-  state, _, _ = loop.train(config, str(workdir))
+  state, _, _ = vqvae_train.train(config, str(workdir))
   assert int(state.step) == 6
   assert [(r["step"], r["split"]) for r in writer.read_metrics(workdir)] == [
       (4, "train"), (4, "validation"), (6, "train"), (6, "validation")]
@@ -224,12 +225,12 @@ def test_a_second_run_on_a_workdir_is_refused_and_stale_locks_are_taken_over(tra
                               "started": "2026-12-01T00:00:00+00:00"}))
   config.train.num_steps = 6
   with pytest.raises(errors.WorkdirError, match=rf"in use by process {os.getpid()} on host"):
-    loop.train(config, str(workdir))
+    vqvae_train.train(config, str(workdir))
   assert lock.exists()          # the other run's lock is left alone
   dead = subprocess.Popen([sys.executable, "-c", "pass"])
   dead.wait()
   lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
-  state, _, _ = loop.train(config, str(workdir))
+  state, _, _ = vqvae_train.train(config, str(workdir))
   assert int(state.step) == 6 and not lock.exists()
 
 
@@ -238,11 +239,11 @@ def test_resumed_epoch_means_equal_an_uninterrupted_run(fsdd_recordings, tmp_pat
   config.train.batch_size = 256                   # 9 steps per epoch
   config.train.checkpoint_every_steps = 3
   config.train.num_steps = 11
-  loop.train(config, str(tmp_path / "straight"))
+  vqvae_train.train(config, str(tmp_path / "straight"))
   config.train.num_steps = 6                      # stop mid-epoch 1, then resume to 11
-  loop.train(config, str(tmp_path / "resumed"))
+  vqvae_train.train(config, str(tmp_path / "resumed"))
   config.train.num_steps = 11
-  loop.train(config, str(tmp_path / "resumed"))
+  vqvae_train.train(config, str(tmp_path / "resumed"))
   straight = {(r["step"], r["split"]): r for r in writer.read_metrics(tmp_path / "straight")}
   resumed = {(r["step"], r["split"]): r for r in writer.read_metrics(tmp_path / "resumed")}
   for key in ((9, "train"), (9, "validation"), (11, "train")):
@@ -259,9 +260,9 @@ def test_dropped_levels_stay_unchanged_through_the_train_step(fsdd_dataset):
   config = tiny_config()
   config.rvq.dropout = True
   config.rvq.dead_code_steps = 2
-  specs = loop.prepare_spectrograms(fsdd_dataset["train"].waveforms[:64], config.audio)
+  specs = audio.prepare_spectrograms(fsdd_dataset["train"].waveforms[:64], config.audio)
   state = steps.create_train_state(config, jax.random.key_data(jax.random.key(0)), specs[:16])
-  step = jax.jit(steps.make_train_step(config))
+  step = jax.jit(steps.make_vqvae_train_step(config))
   seen = set()
   for i in range(12):
     before = jax.device_get(state.codebook)
@@ -322,26 +323,26 @@ def test_config_checks_name_the_field(field, value):
 
 
 def test_prior_and_classifier_fields_are_checked():
-  from configs import classifier, realnvp  # pylint: disable=g-import-not-at-top
-  from rvq_jax.train import prior, validation  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import classifier, realnvp  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import validation  # pylint: disable=g-import-not-at-top
   config = realnvp.get_config()
   config.optim.learning_rate = -1.0
   with pytest.raises(errors.ConfigError, match=r"optim\.learning_rate"):
-    prior.validate_prior_config(config, 1)
+    validation.validate_config(config, 1)
   config = classifier.get_config()
   config.classifier.dropout = 1.5
   with pytest.raises(errors.ConfigError, match=r"classifier\.dropout"):
-    validation.validate_classifier_config(config)
+    validation.validate_config(config)
   config = classifier.get_config()
   config.classifier.augment.snr_db = (45.0, 15.0)
   with pytest.raises(errors.ConfigError, match=r"classifier\.augment\.snr_db"):
-    validation.validate_classifier_config(config)
+    validation.validate_config(config)
 
 
 def test_read_only_modes_create_nothing_and_prior_checks_the_classifier_first(
     trained, fsdd_recordings, tmp_path):
-  from configs import realnvp  # pylint: disable=g-import-not-at-top
-  from rvq_jax.eval import prior as prior_eval  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import realnvp  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import prior_report  # pylint: disable=g-import-not-at-top
   from rvq_jax.eval import quality  # pylint: disable=g-import-not-at-top
   config, vqvae_dir = trained
   empty = tmp_path / "empty"
@@ -354,23 +355,23 @@ def test_read_only_modes_create_nothing_and_prior_checks_the_classifier_first(
   prior_config.data.data_dir = str(fsdd_recordings)
   prior_config.data.cache_dir = str(tmp_path / "cache")
   prior_config.eval.classifier_workdir = str(tmp_path / "no_classifier")
-  for mode in (prior_eval.train_and_evaluate, prior_eval.sample):
+  for mode in (prior_report.train_and_evaluate, prior_report.sample):
     with pytest.raises(errors.MissingError, match="No trained classifier"):
       mode(prior_config, str(empty))
   assert not list(empty.iterdir())
   # With the classifier question out of the way, evaluate on a workdir that was never trained.
   with pytest.raises(errors.MissingError, match="No checkpoint"):
-    loop.restore_state(config, empty)
+    vqvae_train.restore_state(config, empty)
   assert not list(empty.iterdir())
 
 
 def test_a_half_trained_vqvae_is_warned_about(tmp_path, caplog):
-  from rvq_jax.train import prior  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import prior_targets  # pylint: disable=g-import-not-at-top
   writer.append_run_info(tmp_path, start_step=0, total_steps=7500)
   with caplog.at_level("WARNING"):
-    prior._warn_if_unfinished(tmp_path, 500)   # pylint: disable=protected-access
+    prior_targets._warn_if_unfinished(tmp_path, 500)   # pylint: disable=protected-access
   assert "half-trained" in caplog.text and "step 500 of 7500" in caplog.text
   caplog.clear()
   with caplog.at_level("WARNING"):
-    prior._warn_if_unfinished(tmp_path, 7500)   # pylint: disable=protected-access
+    prior_targets._warn_if_unfinished(tmp_path, 7500)   # pylint: disable=protected-access
   assert "half-trained" not in caplog.text

@@ -16,7 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from rvq_jax import audio
-from rvq_jax.train import loop
+from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import steps
 from rvq_jax.train import validation
@@ -25,7 +25,7 @@ from tests.conftest import REPO
 
 def tiny_config(fsdd_recordings=None, cache=None):
   """A few-thousand-parameter RVQ-VAE on the real 128x128 spectrograms."""
-  from configs import quick  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import quick  # pylint: disable=g-import-not-at-top
   config = quick.get_config()
   config.model.encoder_features = (4, 8)
   config.model.latent_dim = 8
@@ -44,7 +44,7 @@ def tiny_config(fsdd_recordings=None, cache=None):
 @pytest.fixture(scope="module")
 def train_specs(fsdd_dataset):
   config = tiny_config()
-  return loop.prepare_spectrograms(fsdd_dataset["train"].waveforms[:256], config.audio)
+  return audio.prepare_spectrograms(fsdd_dataset["train"].waveforms[:256], config.audio)
 
 
 def _run_steps(step_fn, state, batches):
@@ -71,7 +71,7 @@ def test_loss_falls_on_real_batches_in_float32_and_bfloat16_alike(train_specs):
     config.model.compute_dtype = dtype
     state = steps.create_train_state(config, jax.random.key_data(jax.random.key(0)),
                                      train_specs[:16])
-    state, metrics = _run_steps(jax.jit(steps.make_train_step(config)), state, batches)
+    state, metrics = _run_steps(jax.jit(steps.make_vqvae_train_step(config)), state, batches)
     curves[dtype] = np.array([[float(m["loss"]), float(m["commitment"])] for m in metrics])
     assert int(state.step) == 60
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves((state.params, state.opt_state))
@@ -125,7 +125,7 @@ def test_every_init_trains(train_specs, init):
   if init == "kmeans":
     np.testing.assert_allclose(state.codebook.embed_sum / state.codebook.cluster_size[..., None],
                                state.codebook.embed, rtol=1e-5, atol=1e-6)
-  state, metrics = _run_steps(jax.jit(steps.make_train_step(config)), state,
+  state, metrics = _run_steps(jax.jit(steps.make_vqvae_train_step(config)), state,
                               [train_specs[16 * i:16 * i + 16] for i in range(3)])
   assert all(bool(m["finite"]) for m in metrics)
 
@@ -148,7 +148,7 @@ def test_every_mode_equals_one_device(train_specs, mode):
     assert parallel.num_devices == (1 if m == "jit" else 8)
     state = parallel.create_state(init)
     first_params = jax.tree.leaves(state.params)[0]
-    step = parallel.train_step(functools.partial(steps.make_train_step, config))
+    step = parallel.train_step(functools.partial(steps.make_vqvae_train_step, config))
     results[m], metrics = _run_steps(step, state, [parallel.shard_batch(b) for b in batches])
     assert first_params.is_deleted()          # donated
     assert np.asarray(metrics[-1]["loss"]).shape == ()
@@ -212,15 +212,15 @@ def test_sigkill_and_resume_ends_like_an_uninterrupted_run(fsdd_recordings, tmp_
   config = tiny_config(fsdd_recordings, tmp_path / "cache")
   config.train.num_steps = 24
   config.train.checkpoint_every_steps = 4
-  loop.train(config, str(tmp_path / "straight"))
+  vqvae_train.train(config, str(tmp_path / "straight"))
 
   killed = tmp_path / "killed"
   script = (
       "import sys; sys.path.insert(0, '.');"
-      "from tests.test_train import tiny_config; from rvq_jax.train import loop;"
+      "from tests.test_train import tiny_config; from rvq_jax.train import vqvae as vqvae_train, trainer;"
       f"c = tiny_config({str(fsdd_recordings)!r}, {str(tmp_path / 'cache')!r});"
       "c.train.num_steps = 10**6; c.train.num_epochs = 1000; c.train.checkpoint_every_steps = 4;"
-      f"loop.train(c, {str(killed)!r})")
+      f"vqvae_train.train(c, {str(killed)!r})")
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
   proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -231,7 +231,7 @@ def test_sigkill_and_resume_ends_like_an_uninterrupted_run(fsdd_recordings, tmp_
   proc.wait()
   assert (killed / "checkpoints" / "8").is_dir(), "no checkpoint before the kill"
 
-  loop.train(config, str(killed))  # resumes from the last complete checkpoint, ends at 24
+  vqvae_train.train(config, str(killed))  # resumes from the last complete checkpoint, ends at 24
   step_a, a = _params(tmp_path / "straight")
   step_b, b = _params(killed)
   assert step_a == step_b == 24
@@ -243,11 +243,11 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(fsdd_recordings, tmp_path)
   workdir = tmp_path / "preempted"
   script = (
       "import sys; sys.path.insert(0, '.');"
-      "from tests.test_train import tiny_config; from rvq_jax.train import loop;"
+      "from tests.test_train import tiny_config; from rvq_jax.train import vqvae as vqvae_train, trainer;"
       f"c = tiny_config({str(fsdd_recordings)!r}, {str(tmp_path / 'cache')!r});"
       "c.train.num_steps = 10**6; c.train.num_epochs = 1000; c.train.checkpoint_every_steps = 10**6;"
       "c.train.log_every_steps = 1;"
-      f"\ntry:\n  loop.train(c, {str(workdir)!r})\nexcept loop.Preempted as e:\n  print('PREEMPTED', e)")
+      f"\ntry:\n  vqvae_train.train(c, {str(workdir)!r})\nexcept trainer.Preempted as e:\n  print('PREEMPTED', e)")
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
   proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -265,7 +265,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(fsdd_recordings, tmp_path)
 
   config = tiny_config(fsdd_recordings, tmp_path / "cache")
   config.train.num_steps = saved + 2
-  state, _, _ = loop.train(config, str(workdir))
+  state, _, _ = vqvae_train.train(config, str(workdir))
   assert int(state.step) == saved + 2
   info = json.loads((workdir / "run_info.json").read_text())
   assert [s["start_step"] for s in info] == [0, saved]
@@ -277,11 +277,11 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(fsdd_reco
   config.train.log_every_steps = 1
   config.train.num_steps = 4
   workdir = str(tmp_path / "nan")
-  loop.train(config, workdir)                   # good checkpoints at steps 2 and 4
+  vqvae_train.train(config, workdir)                   # good checkpoints at steps 2 and 4
   config.train.num_steps = 12
   config.optim.learning_rate = float("inf")     # the resumed run's first update diverges
   with pytest.raises(FloatingPointError, match=r"at step 5.*last good checkpoint \(step 4\)"):
-    loop.train(config, workdir)
+    vqvae_train.train(config, workdir)
   step, state = _params(workdir)
   assert step == 4
   for leaf in jax.tree.leaves(state["params"]):
@@ -299,7 +299,7 @@ def test_sharded_step_moves_only_gradients_and_statistics():
   batch = jax.ShapeDtypeStruct((16, 128, 128, 2), jnp.float32, sharding=parallel.batch_sharding)
   state = parallel.abstract_state(functools.partial(steps.create_train_state, config),
                                   np.zeros(2, np.uint32), np.zeros(batch.shape, np.float32))
-  step = parallel.train_step(functools.partial(steps.make_train_step, config))
+  step = parallel.train_step(functools.partial(steps.make_vqvae_train_step, config))
   hlo = step.lower(state, batch).compile().as_text()
   assert " all-reduce(" in hlo or " all-reduce-start(" in hlo
   for collective in ("all-gather", "all-to-all", "collective-permute"):

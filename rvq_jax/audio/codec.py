@@ -98,3 +98,13 @@ def to_waveform(spectrograms: jax.Array, audio_config) -> jax.Array:
 def magnitude(spectrograms: jax.Array, audio_config) -> jax.Array:
   """|X| [..., bins, frames] of spectrogram images in any representation."""
   return jnp.abs(to_complex(spectrograms, audio_config))
+
+
+def prepare_spectrograms(waveforms, audio_config, chunk: int = 256) -> jax.Array:
+  """float32 [N, num_samples] (host) -> [N, bins, frames, 2] on the default device, converted in
+  chunks of `chunk` recordings (one compile, bounded memory)."""
+  convert_chunk = jax.jit(lambda w: to_spectrogram(w, audio_config))
+  parts = [convert_chunk(jnp.asarray(waveforms[i:i + chunk]))
+           for i in range(0, len(waveforms), chunk)]
+  return jnp.concatenate(parts) if parts else jnp.zeros((0,) + spectrogram_shape(
+      waveforms.shape[-1], audio_config), jnp.float32)

@@ -14,3 +14,5 @@ from rvq_jax.data.fsdd import read_recording
 from rvq_jax.data.fsdd import read_wav
 from rvq_jax.data.fsdd import validate_data_config
 from rvq_jax.data.fsdd import write_npz_atomically
+from rvq_jax.data.batches import map_batches
+from rvq_jax.data.batches import padded_batches

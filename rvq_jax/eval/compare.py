@@ -35,7 +35,7 @@ def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
   """Trains each `configs/<name>.py` into `<root>/<name>`, resuming where it stopped."""
   from rvq_jax.eval import report  # pylint: disable=g-import-not-at-top
   for name in models:
-    config = importlib.import_module(f"configs.{name}").get_config()
+    config = importlib.import_module(f"rvq_jax.configs.{name}").get_config()
     if num_epochs is not None:
       config.train.num_epochs = num_epochs
     logging.info("Training %s into %s", name, root / name)

@@ -31,8 +31,9 @@ from rvq_jax.eval import metrics
 from rvq_jax.eval import report
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
+from rvq_jax.eval import judge
 from rvq_jax.train import classifier as classifier_train
-from rvq_jax.train import loop
+from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import rngs
 from rvq_jax.train import validation
 
@@ -53,7 +54,7 @@ def sample_metric_references(config, classifier, specs) -> dict:
   _, test_embeddings = classifier.predict(specs["test"])
   rng = np.random.default_rng(config.seed)
   noise = rng.standard_normal((config.classifier.noise_examples, config.data.max_samples))
-  noise_specs = loop.prepare_spectrograms(noise.astype(np.float32), config.audio)
+  noise_specs = audio.prepare_spectrograms(noise.astype(np.float32), config.audio)
   test = np.asarray(specs["test"])
   shuffled = np.stack([s[:, rng.permutation(s.shape[1])] for s in test])   # frames permuted
   return {
@@ -107,11 +108,12 @@ def robustness_report(config, classifier, dataset, specs) -> dict:
 
 def train_classifier_and_report(config, workdir: str) -> dict:
   """`--mode=train_classifier`: trains (or loads) the classifier; writes classifier_eval.json."""
-  classifier, dataset, specs = classifier_train.train_classifier(config, workdir)
+  _, dataset, specs = classifier_train.train_classifier(config, workdir)
+  classifier = judge.load_classifier(workdir)
   result = {
-      "test": classifier_train.accuracy_report(classifier, specs["test"], dataset["test"],
-                                               dataset.speaker_names),
-      "validation": classifier_train.accuracy_report(
+      "test": judge.accuracy_report(classifier, specs["test"], dataset["test"],
+                                    dataset.speaker_names),
+      "validation": judge.accuracy_report(
           classifier, specs["validation"], dataset["validation"], dataset.speaker_names),
       "robustness": robustness_report(config, classifier, dataset, specs),
       "sample_metric_references": sample_metric_references(config, classifier, specs),
@@ -152,7 +154,7 @@ def waveform_metrics(config, reference: jax.Array, estimate: jax.Array, lengths,
 def _reconstruct_all(config, fn, state, specs, num_levels: int):
   """Reconstructions [N, H, W, 2] decoding the first `num_levels` levels with `fn` from
   `_reconstruct_fn` (num_levels is traced: one compilation serves every level count)."""
-  return loop.map_batches(lambda x, _: fn(state.params, state.codebook.embed, x, num_levels),
+  return data_lib.map_batches(lambda x, _: fn(state.params, state.codebook.embed, x, num_levels),
                           specs, config.train.eval_batch_size)
 
 
@@ -173,10 +175,9 @@ def speech_codebook_metrics(config, state, spectrograms: jax.Array, lengths) -> 
   model = vqvae.make_model(config)
   encode = jax.jit(lambda p, e, x: vqvae.encode_codes(model, p, e, x,
                                                        block_rows=config.rvq.block_rows))
-  codes = np.asarray(loop.map_batches(lambda x, _: encode(state.params, state.codebook.embed, x),
+  codes = np.asarray(data_lib.map_batches(lambda x, _: encode(state.params, state.codebook.embed, x),
                                       spectrograms, config.train.eval_batch_size))   # [N, h, w, L]
-  factor = 2 ** len(config.model.encoder_features)
-  columns = -(-np.asarray(lengths) // (config.audio.hop_length * factor))          # ceil
+  columns = -(-np.asarray(lengths) // (config.audio.hop_length * vqvae.downsampling(config)))          # ceil
   speech = np.arange(codes.shape[2])[None, :] < columns[:, None]                   # [N, w]
   kept = codes.transpose(0, 2, 1, 3)[speech].reshape(-1, codes.shape[-1])          # [M, L]
   counts = np.stack([np.bincount(kept[:, level], minlength=config.rvq.codes)
@@ -192,10 +193,10 @@ def evaluate_vqvae(config, workdir: str) -> dict:
   workdir = pathlib.Path(workdir)
   validation.validate_config(config, 1)
   classifier_train.check_trained(config.eval.classifier_workdir)
-  state = loop.restore_state(config, workdir)
-  classifier = classifier_train.load_classifier(config.eval.classifier_workdir)
+  state = vqvae_train.restore_state(config, workdir)
+  classifier = judge.load_classifier(config.eval.classifier_workdir)
   dataset = data_lib.load_dataset(config.data)
-  specs = {s: loop.prepare_spectrograms(dataset[s].waveforms, config.audio)
+  specs = {s: audio.prepare_spectrograms(dataset[s].waveforms, config.audio)
            for s in data_lib.SPLITS}
   test = dataset["test"]
   waves = jnp.asarray(test.waveforms)

@@ -18,11 +18,13 @@ import numpy as np
 import soundfile as sf
 
 from rvq_jax import audio
+from rvq_jax import data as data_lib
 from rvq_jax.eval import figures
+from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
-from rvq_jax.train import loop
 from rvq_jax.train import rngs
 from rvq_jax.train import steps
+from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import writer
 
 
@@ -30,22 +32,20 @@ def bits_per_second(config, counts: np.ndarray | None = None) -> dict[str, float
   """Bit rate of the codes: nominal L * log2(K) per latent position, and the entropy rate
   sum_l log2(perplexity_l) per position when code counts [L, K] are given."""
   bins, frames, _ = audio.spectrogram_shape(config.data.max_samples, config.audio)
-  factor = 4 ** len(config.model.encoder_features)
-  positions_per_second = bins * frames / factor / (config.data.max_samples /
-                                                    config.data.sample_rate)
+  positions_per_second = bins * frames / vqvae.downsampling(config)**2 / (
+      config.data.max_samples / config.data.sample_rate)
   out = {"nominal_bits_per_second":
          positions_per_second * config.rvq.levels * math.log2(config.rvq.codes)}
   if counts is not None:
-    p = counts / np.maximum(counts.sum(-1, keepdims=True), 1e-12)
-    entropy_bits = -np.sum(np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0), -1)
-    out["entropy_bits_per_second"] = float(positions_per_second * entropy_bits.sum())
+    perplexity = np.asarray(rvq.codebook_metrics(jnp.asarray(counts))["perplexity"], np.float64)
+    out["entropy_bits_per_second"] = float(positions_per_second * np.log2(perplexity).sum())
   return out
 
 
 def test_metrics(config, state: steps.TrainState, dataset, specs) -> dict:
   """Losses, spectrogram MSE, per-level codebook metrics and bit rates over the test split."""
   eval_step = jax.jit(steps.make_eval_step(config))
-  test = loop.evaluate(eval_step, state, specs["test"], config.train.eval_batch_size)
+  test = vqvae_train.evaluate(eval_step, state, specs["test"], config.train.eval_batch_size)
   counts = test.pop("counts")
   result = {"step": int(state.step), "split": "test", "examples": len(dataset["test"])}
   result.update({k: np.asarray(v).tolist() for k, v in test.items()})
@@ -73,7 +73,7 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
   split = dataset["test"]
   count = min(config.eval.num_audio, len(split))
   key = jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.EVAL))
-  waves = np.asarray(loop.map_batches(
+  waves = np.asarray(data_lib.map_batches(
       lambda x, start: rebuild(state.params, state.codebook.embed, x, jax.random.fold_in(key, start)),
       specs["test"][:count], config.train.eval_batch_size))
   for i in range(count):
@@ -99,5 +99,5 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
 
 def train_and_report(config, workdir: str) -> dict:
   """Trains or resumes in `workdir`, then writes the report. The `--mode=train` entry point."""
-  state, dataset, specs = loop.train(config, workdir)
+  state, dataset, specs = vqvae_train.train(config, workdir)
   return write_report(config, workdir, state, dataset, specs)

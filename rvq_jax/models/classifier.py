@@ -59,3 +59,17 @@ class DigitClassifier(nn.Module):
 def make_classifier(config) -> DigitClassifier:
   c = config.classifier
   return DigitClassifier(tuple(c.features), c.embedding_dim, 10, c.dropout)
+
+
+def make_predict_fn(config):
+  """Jitted `predict(params, spectrograms [B, bins, frames, 2]) -> (probabilities [B, 10],
+  embeddings [B, embedding_dim])` for spectrograms in `config.audio`'s representation."""
+  model = make_classifier(config)
+
+  @jax.jit
+  def predict(params, specs):
+    logits, embedding = model.apply(params, classifier_input(specs, config.audio,
+                                                             config.classifier.log_eps))
+    return jax.nn.softmax(logits), embedding
+
+  return predict

@@ -61,6 +61,11 @@ def make_model(config) -> VQVAE:
                compute_dtype=m.compute_dtype)
 
 
+def downsampling(config) -> int:
+  """Spectrogram bins (and frames) per latent row (and column): every encoder layer halves both."""
+  return 2 ** len(config.model.encoder_features)
+
+
 class ForwardOutput(NamedTuple):
   """`forward`'s results for a batch of B spectrograms.
 
@@ -85,18 +90,31 @@ def split_decoder_output(out: jax.Array, config):
   return out, None
 
 
+def autoencode(model, params, embed: jax.Array, x, num_levels=None, candidate_idx=None,
+               block_rows: int | None = None, statistic_groups: int = 1):
+  """Encode, residual-quantize with codebooks `embed` [L, K, D], decode: for any Flax module with
+  `encode(x) -> latents [B, ..., D]` and `decode(z)` methods.
+
+  Returns:
+    (decoded float32, latents float32 [B, ..., D], `rvq.QuantizeOutput` over the latent vectors).
+  """
+  latents = model.apply(params, x, method="encode").astype(jnp.float32)
+  flat = latents.reshape(-1, latents.shape[-1])
+  quant = rvq.quantize(embed, flat, num_levels, candidate_idx, block_rows, statistic_groups)
+  decoded = model.apply(params, quant.quantized.reshape(latents.shape), method="decode")
+  return decoded.astype(jnp.float32), latents, quant
+
+
 def forward(model: VQVAE, params, embed: jax.Array, x: jax.Array, config,
             num_levels=None, candidate_idx=None, statistic_groups=None) -> ForwardOutput:
-  """Encode, residual-quantize with codebooks `embed` [L, K, D], decode. x: [B, H, W, 2].
+  """`autoencode` with this project's config and decoder output. x: [B, H, W, 2].
 
   statistic_groups: overrides `config.rvq.statistic_groups` (a pmap step passes its share).
   """
-  latents = model.apply(params, x, method=VQVAE.encode).astype(jnp.float32)
-  flat = latents.reshape(-1, latents.shape[-1])
-  quant = rvq.quantize(embed, flat, num_levels, candidate_idx, config.rvq.block_rows,
-                       statistic_groups or config.rvq.statistic_groups)
-  out = model.apply(params, quant.quantized.reshape(latents.shape), method=VQVAE.decode)
-  mean, log_scale = split_decoder_output(out.astype(jnp.float32), config)
+  decoded, latents, quant = autoencode(model, params, embed, x, num_levels, candidate_idx,
+                                       config.rvq.block_rows,
+                                       statistic_groups or config.rvq.statistic_groups)
+  mean, log_scale = split_decoder_output(decoded, config)
   return ForwardOutput(mean, log_scale, latents, quant)
 
 

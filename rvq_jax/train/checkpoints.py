@@ -188,6 +188,25 @@ def write_config(workdir, config) -> None:
                                config.to_json_best_effort(indent=2) + "\n")
 
 
+def open_workdir(config, workdir, is_writer: bool = True) -> dict:
+  """Checks a resumed run's config against its saved config.json (before anything is written),
+  then writes config.json. Returns the resumable fields that changed ({field: [old, new]})."""
+  workdir = pathlib.Path(workdir)
+  if (workdir / WEIGHTS_FILE).exists():
+    raise errors.WorkdirError(
+        f"{workdir} holds shipped weights ({WEIGHTS_FILE}), not a training run; train in another "
+        "--workdir (the weights are read-only here).")
+  changes = {}
+  saved = read_saved_config(workdir)
+  if saved is not None and has_checkpoints(workdir):
+    changes = check_resume_config(saved, config)
+    if changes:
+      logging.info("Resuming with changed fields: %s", changes)
+  if is_writer:
+    write_config(workdir, config)
+  return changes
+
+
 # ------------------------------------------------------------------ saving and restoring
 def has_checkpoints(workdir) -> bool:
   """Whether `<workdir>/checkpoints` holds at least one step folder."""

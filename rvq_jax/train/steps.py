@@ -1,15 +1,21 @@
-"""TrainState, its creation, and the pure train and eval steps of the RVQ-VAE.
+"""TrainState, its creation, and the pure train and eval steps of an RVQ autoencoder.
 
-`make_train_step(config, axis_name=None)` returns `train_step(state, batch) -> (state, metrics)`:
-pure, jit-able, no host transfers. With `axis_name` (pmap / shard_map), gradients and metrics are
-averaged and the EMA statistics (counts and sums per code) summed over that axis, so every device
-applies the same codebook update. Under sharded `jit` leave `axis_name=None`: the compiler reduces.
+`make_train_step(model, optimizer, quantizer, loss_fn)` is the step for any Flax module with
+`encode` and `decode` methods around the residual quantizer: `train_step(state, batch) -> (state,
+metrics)`, pure, jit-able, no host transfers (examples/waveform_codec.py trains a 1-D codec on raw
+waveforms with it). `make_vqvae_train_step(config)` is this project's instance: the study's
+spectrogram VQ-VAE, its optimizer and loss, read from a config.
+
+With `axis_name` (pmap / shard_map), gradients and metrics are averaged and the EMA statistics
+(counts and sums per code) summed over that axis, so every device applies the same codebook
+update. Under sharded `jit` leave `axis_name=None`: the compiler reduces.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import jax
@@ -65,8 +71,48 @@ def make_optimizer(config) -> optax.GradientTransformation:
       else adam
 
 
+@dataclasses.dataclass(frozen=True)
+class QuantizerSettings:
+  """How the residual quantizer trains (the `rvq` config section, less its initialisation).
+
+  Attributes:
+    levels, codes: L levels of K codes.
+    decay, eps: the EMA's gamma and the Laplace smoothing of its counts (`rvq.ema_update`).
+    dropout, dropout_min_levels: quantizer dropout, training on U{dropout_min_levels..L} levels.
+    dead_code_steps: restart codes unused this many steps onto residuals of the batch (0: off).
+    restart_count, restart_candidates: the count a restarted code starts with; how many distinct
+      latent vectors per step are offered to restarts.
+    block_rows, statistic_groups: the nearest-code search's row blocks and the EMA sums' row
+      groups (speed and precision; the same function).
+  """
+  levels: int
+  codes: int
+  decay: float = 0.99
+  eps: float = 1e-5
+  dropout: bool = False
+  dropout_min_levels: int = 1
+  dead_code_steps: int = 0
+  restart_count: float = 1.0
+  restart_candidates: int = 1024
+  block_rows: int | None = 1024
+  statistic_groups: int = 16
+
+  @classmethod
+  def from_config(cls, r) -> "QuantizerSettings":
+    return cls(**{f.name: r[f.name] for f in dataclasses.fields(cls)})
+
+
+def init_state(params, optimizer: optax.GradientTransformation, codebook: rvq.CodebookState,
+               rng: jax.Array) -> TrainState:
+  """A step-0 `TrainState` from network params, their optimizer, codebooks and the per-step rng
+  (key data uint32 [2])."""
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params), codebook=codebook, rng=rng)
+
+
 def create_train_state(config, rng: jax.Array, first_batch: jax.Array) -> TrainState:
-  """Initial state. first_batch: float [B, H, W, 2] spectrograms (shapes; k-means init uses values).
+  """Initial state of this project's VQ-VAE. first_batch: float [B, H, W, 2] spectrograms (shapes;
+  k-means init uses values).
 
   rng: the run's root key (raw uint32 [2] key data, `rngs.root_key(config.seed)`); the parameters,
     codebooks and the state's per-step rng come from its PARAMS, CODEBOOK and STEP streams.
@@ -83,9 +129,7 @@ def create_train_state(config, rng: jax.Array, first_batch: jax.Array) -> TrainS
   else:
     codebook = rvq.init_codebooks(codebook_rng, r.levels, r.codes, config.model.latent_dim, r.init,
                                   r.uniform_scale, r.init_count)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=make_optimizer(config).init(params), codebook=codebook,
-                    rng=state_rng)
+  return init_state(params, make_optimizer(config), codebook, state_rng)
 
 
 def _losses(config, out: vqvae.ForwardOutput, x: jax.Array, weights: jax.Array):
@@ -101,56 +145,99 @@ def _losses(config, out: vqvae.ForwardOutput, x: jax.Array, weights: jax.Array):
   return (reconstruction * weights).sum() / norm, (mse * weights).sum() / norm
 
 
-def make_train_step(config, axis_name: str | None = None):
-  """Returns the pure `train_step(state, batch) -> (state, metrics)`. batch: [B, H, W, 2].
-
-  metrics: 'loss', 'reconstruction' (MSE, or Gaussian NLL per pixel), 'commitment' (sum over
-  levels), 'spectrogram_mse', per-level [L] 'commitment_per_level' and 'residual_norm', and
-  'counts' [L, K] (global code counts of this step), 'levels_used' (quantizer dropout), and
-  'finite' (1.0 when the loss and the updated params and codebooks are all finite).
-  """
-  model = vqvae.make_model(config)
-  tx = make_optimizer(config)
-  r = config.rvq
-
-  def loss_fn(params, codebook, batch, num_levels, candidate_idx, statistic_groups):
-    out = vqvae.forward(model, params, codebook.embed, batch, config, num_levels, candidate_idx,
-                        statistic_groups)
+def spectrogram_loss(config) -> Callable:
+  """The study's `loss_fn(decoded [B, H, W, C], batch [B, H, W, 2]) -> (reconstruction, metrics)`:
+  the spectrogram MSE, or the Gaussian decoder's per-pixel NLL (model3)."""
+  def loss_fn(decoded, batch):
+    mean, log_scale = vqvae.split_decoder_output(decoded, config)
+    out = vqvae.ForwardOutput(mean, log_scale, None, None)
     reconstruction, mse = _losses(config, out, batch, jnp.ones(batch.shape[:1]))
-    commitment = out.quant.commitment.sum()
-    loss = reconstruction + config.loss.beta * commitment
-    metrics = {"loss": loss, "reconstruction": reconstruction, "commitment": commitment,
-               "spectrogram_mse": mse, "commitment_per_level": out.quant.commitment,
-               "residual_norm": out.quant.residual_norm}
-    return loss, (metrics, out.quant)
+    return reconstruction, {"spectrogram_mse": mse}
+  return loss_fn
 
-  def train_step(state: TrainState, batch: jax.Array):
+
+# ------------------------------------------------------------------ shard arithmetic
+def shard_of(axis_name: str | None):
+  """(number of shards, this shard's index) of a step mapped over `axis_name` (pmap); (1, 0)
+  when the step sees the whole batch (one device, or sharded `jit`)."""
+  if axis_name is None:
+    return 1, 0
+  return lax.axis_size(axis_name), lax.axis_index(axis_name)
+
+
+def restart_candidate_rows(rng: jax.Array, local_rows: int, count: int,
+                           axis_name: str | None = None):
+  """`count` distinct latent rows offered to dead-code restarts, drawn over the *global* batch
+  (`local_rows` per shard) with the same draw on every shard, so a pmap step restarts the codes
+  a single-device step would.
+
+  Returns:
+    (idx int32 [count]: the rows in this shard's latents (clipped where another shard holds them),
+     held bool [count]: whether this shard holds each one). Each shard zeroes the candidates it
+    does not hold and a psum over the axis assembles them.
+  """
+  num_shards, shard = shard_of(axis_name)
+  # Distinct rows: a row drawn twice would offer the same vector to two dead codes, and the copy
+  # never wins a tie, so it goes dead again.
+  global_idx = jax.random.choice(rng, local_rows * num_shards, (count,), replace=False)
+  local_idx = global_idx - shard * local_rows
+  held = (local_idx >= 0) & (local_idx < local_rows)
+  return jnp.clip(local_idx, 0, local_rows - 1), held
+
+
+def local_statistic_groups(groups: int, axis_name: str | None = None) -> int:
+  """The EMA sums' row groups each shard forms: its share of `groups`, so the partial sums are the
+  ones one device would form (`rvq._code_counts_and_sums`)."""
+  return max(1, groups // shard_of(axis_name)[0])
+
+
+# ------------------------------------------------------------------ the steps
+def make_train_step(model, optimizer: optax.GradientTransformation, quantizer: QuantizerSettings,
+                    loss_fn: Callable, beta: float = 0.25, axis_name: str | None = None):
+  """Returns the pure `train_step(state, batch) -> (state, metrics)` of an RVQ autoencoder.
+
+  Args:
+    model: a Flax module with methods `encode(batch) -> latents [B, ..., D]` and `decode(z) ->
+      output` (any layout: images, spectrograms, waveforms); `state.params` are its parameters.
+    optimizer: the optax transformation of `state.opt_state`.
+    quantizer: how the codebooks `state.codebook` (`rvq.CodebookState` [L, K, D]) train.
+    loss_fn: `(decoded float32, batch) -> (reconstruction [], {name: []})`.
+    beta: weight of the commitment loss (summed over levels).
+    axis_name: the pmap / shard_map axis to reduce over; None on one device or under sharded jit.
+
+  metrics: 'loss', 'reconstruction', 'commitment' (sum over levels), those of `loss_fn`, per-level
+  [L] 'commitment_per_level' and 'residual_norm', 'counts' [L, K] (global code counts of this
+  step), 'levels_used' (quantizer dropout) and 'finite' (1.0 when the loss and the updated params
+  and codebooks are all finite).
+  """
+  q = quantizer
+  encode = functools.partial(model.apply, method="encode")
+
+  def loss_fn_all(params, codebook, batch, num_levels, candidate_idx, statistic_groups):
+    decoded, latents, quant = vqvae.autoencode(model, params, codebook.embed, batch, num_levels,
+                                               candidate_idx, q.block_rows, statistic_groups)
+    del latents
+    reconstruction, extra = loss_fn(decoded, batch)
+    commitment = quant.commitment.sum()
+    loss = reconstruction + beta * commitment
+    metrics = {"loss": loss, "reconstruction": reconstruction, "commitment": commitment, **extra,
+               "commitment_per_level": quant.commitment, "residual_norm": quant.residual_norm}
+    return loss, (metrics, quant)
+
+  def train_step(state: TrainState, batch):
     levels_rng, candidates_rng, restart_rng = (
         rngs.step_key(state.rng, state.step, purpose)
         for purpose in (rngs.LEVELS, rngs.CANDIDATES, rngs.RESTART))
-    num_levels = (jax.random.randint(levels_rng, (), r.dropout_min_levels, r.levels + 1)
-                  if r.dropout else r.levels)
-    # Restart candidates: latent positions drawn over the *global* batch, identical on every
-    # device; under pmap each device supplies the ones it holds and a psum assembles them, so
-    # the result equals the single-device step.
-    local_positions = batch.shape[0] * int(np.prod(batch.shape[1:3])) // 4 ** len(
-        config.model.encoder_features)
-    num_shards = 1 if axis_name is None else lax.axis_size(axis_name)
-    shard = 0 if axis_name is None else lax.axis_index(axis_name)
+    num_levels = (jax.random.randint(levels_rng, (), q.dropout_min_levels, q.levels + 1)
+                  if q.dropout else q.levels)
     candidate_idx, held = None, None
-    if r.dead_code_steps > 0:
-      # Distinct positions: a position drawn twice would offer the same vector to two dead
-      # codes, and the copy never wins a tie, so it goes dead again.
-      global_idx = jax.random.choice(candidates_rng, local_positions * num_shards,
-                                     (r.restart_candidates,), replace=False)
-      local_idx = global_idx - shard * local_positions
-      held = (local_idx >= 0) & (local_idx < local_positions)
-      candidate_idx = jnp.clip(local_idx, 0, local_positions - 1)
-    # Under pmap each device sums its rows in its share of the groups, so the partial sums are
-    # the ones one device would form (rvq._code_counts_and_sums).
-    statistic_groups = max(1, r.statistic_groups // num_shards)
-    grads, (metrics, quant) = jax.grad(loss_fn, has_aux=True, argnums=0)(
-        state.params, state.codebook, batch, num_levels, candidate_idx, statistic_groups)
+    if q.dead_code_steps > 0:
+      latent_shape = jax.eval_shape(encode, state.params, batch).shape   # at trace time
+      candidate_idx, held = restart_candidate_rows(
+          candidates_rng, int(np.prod(latent_shape[:-1])), q.restart_candidates, axis_name)
+    grads, (metrics, quant) = jax.grad(loss_fn_all, has_aux=True, argnums=0)(
+        state.params, state.codebook, batch, num_levels, candidate_idx,
+        local_statistic_groups(q.statistic_groups, axis_name))
     counts, sums, candidates = quant.counts, quant.sums, quant.candidates
     if held is not None:
       candidates = jnp.where(held[None, :, None], candidates, 0.0)
@@ -158,12 +245,12 @@ def make_train_step(config, axis_name: str | None = None):
       grads, metrics = lax.pmean((grads, metrics), axis_name)
       counts, sums, candidates = lax.psum((counts, sums, candidates), axis_name)
     # Levels dropped this step (quantizer dropout) saw no vectors: leave them as they are.
-    active = jnp.arange(r.levels) < num_levels
-    codebook = rvq.ema_update(state.codebook, counts, sums, r.decay, r.eps, active=active)
-    if r.dead_code_steps > 0:
-      codebook = rvq.restart_dead_codes(codebook, candidates, restart_rng, r.dead_code_steps,
-                                        r.restart_count, active=active)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    active = jnp.arange(q.levels) < num_levels
+    codebook = rvq.ema_update(state.codebook, counts, sums, q.decay, q.eps, active=active)
+    if q.dead_code_steps > 0:
+      codebook = rvq.restart_dead_codes(codebook, candidates, restart_rng, q.dead_code_steps,
+                                        q.restart_count, active=active)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(metrics["loss"]) & jnp.all(jnp.stack(
         [jnp.isfinite(x).all() for x in jax.tree.leaves((params, codebook.embed))]))
@@ -176,11 +263,20 @@ def make_train_step(config, axis_name: str | None = None):
   return train_step
 
 
-def make_eval_step(config, axis_name: str | None = None):
+def make_vqvae_train_step(config, axis_name: str | None = None):
+  """This project's train step, from a config: the study's VQ-VAE (`vqvae.make_model`), Adam
+  (`make_optimizer`), the `rvq` section and the spectrogram loss. batch: [B, H, W, 2]."""
+  return make_train_step(vqvae.make_model(config), make_optimizer(config),
+                         QuantizerSettings.from_config(config.rvq), spectrogram_loss(config),
+                         config.loss.beta, axis_name)
+
+
+def make_eval_step(config):
   """Returns the pure `eval_step(state, batch, weights) -> metrics` (all levels, no update).
 
   weights: float [B], 1 for real examples and 0 for padding; metrics are weighted means over the
-  batch plus 'weight' (the sum of weights) and 'counts' [L, K], so batches combine exactly.
+  batch plus 'weight' (the sum of weights) and 'counts' [L, K], so batches combine exactly
+  (`combine_eval_metrics`).
   """
   model = vqvae.make_model(config)
 
@@ -195,16 +291,10 @@ def make_eval_step(config, axis_name: str | None = None):
     commitment = per_level.sum()
     counts = jnp.einsum("n,lnk->lk", w_rows,
                         jax.nn.one_hot(out.quant.codes.T, config.rvq.codes, dtype=jnp.float32))
-    metrics = {"loss": reconstruction + config.loss.beta * commitment,
-               "reconstruction": reconstruction, "commitment": commitment,
-               "spectrogram_mse": mse, "commitment_per_level": per_level,
-               "weight": weights.sum(), "counts": counts}
-    if axis_name is not None:
-      total = lax.psum(metrics["weight"], axis_name)
-      metrics = {k: (lax.psum(v, axis_name) if k in ("weight", "counts")
-                     else lax.psum(v * metrics["weight"], axis_name) / jnp.maximum(total, 1.0))
-                 for k, v in metrics.items()}
-    return metrics
+    return {"loss": reconstruction + config.loss.beta * commitment,
+            "reconstruction": reconstruction, "commitment": commitment,
+            "spectrogram_mse": mse, "commitment_per_level": per_level,
+            "weight": weights.sum(), "counts": counts}
 
   return eval_step
 

@@ -1,4 +1,11 @@
-"""Config checks that run before anything compiles, naming the field at fault."""
+"""Config checks, in one place: one function per config section, run for every mode before
+anything compiles (`validate_config`), each failure a `ConfigError` naming the field at fault.
+
+A config holds the sections its job needs: the VQ-VAE's (data, audio, model, rvq, loss, optim,
+train, parallel), the classifier's (those and `classifier`), the prior's (target, prior, optim,
+train, parallel, sample); `validate_config` checks every section present, then the checks that
+span sections (the latent grid against the spectrogram, restart candidates against the batch).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,12 @@ from rvq_jax.models import conv_kernels
 from rvq_jax.models import vqvae
 from rvq_jax.train import parallel
 
-_COMPUTE_DTYPES = ("float32", "bfloat16")
-_INITS = ("uniform", "glorot_normal", "kmeans")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+INITS = ("uniform", "glorot_normal", "kmeans")
+TARGET_KINDS = ("quantized", "continuous")
+PREPROCESS = ("standardize", "none")
+BASES = ("gaussian", "mixture", "class_conditional")
+LOG_SCALES = ("tanh", "sigmoid")
 
 
 def _raise_first(checks) -> None:
@@ -19,8 +30,9 @@ def _raise_first(checks) -> None:
       raise errors.ConfigError(f"Invalid config: {message}")
 
 
+# ------------------------------------------------------------------ one function per section
 def optimizer_checks(config) -> list:
-  """Checks of the `optim` section (Adam), shared by the VQ-VAE and the prior."""
+  """The `optim` section (Adam), shared by the VQ-VAE and the prior."""
   o = config.optim
   return [
       (o.learning_rate > 0, f"optim.learning_rate={o.learning_rate} must be positive."),
@@ -38,8 +50,9 @@ def optimizer_checks(config) -> list:
   ]
 
 
-def loop_checks(t, num_devices: int) -> list:
-  """Checks of a `train` section (any model's loop)."""
+def loop_checks(config, num_devices: int) -> list:
+  """The `train` section (the driver's schedule, any model)."""
+  t = config.train
   return [
       (t.batch_size >= 1, f"train.batch_size={t.batch_size} must be positive."),
       (t.batch_size % num_devices == 0,
@@ -54,13 +67,66 @@ def loop_checks(t, num_devices: int) -> list:
   ]
 
 
-def validate_classifier_config(config) -> None:
-  """Raises ConfigError naming the field of `classifier` (and data/audio) that cannot work."""
-  data.validate_data_config(config.data)
-  audio.validate_audio_config(config.audio)
+def parallel_checks(config) -> list:
+  mode = config.parallel.mode
+  return [(mode in parallel.MODES,
+           f"parallel.mode={mode!r} is unknown; choose one of {parallel.MODES}.")]
+
+
+def model_checks(config) -> list:
+  """The `model` section (the VQ-VAE's encoder and decoder)."""
+  m = config.model
+  return [
+      (m.decoder in vqvae.DECODERS,
+       f"model.decoder={m.decoder!r} is unknown; choose one of {vqvae.DECODERS}."),
+      (m.conv_impl in conv_kernels.CONV_IMPLS,
+       f"model.conv_impl={m.conv_impl!r} is unknown; choose one of {conv_kernels.CONV_IMPLS}."),
+      (m.compute_dtype in COMPUTE_DTYPES,
+       f"model.compute_dtype={m.compute_dtype!r} is unknown; choose one of {COMPUTE_DTYPES}."),
+      (m.latent_dim >= 1, f"model.latent_dim={m.latent_dim} must be positive."),
+      (len(m.encoder_features) >= 1, "model.encoder_features needs at least one layer."),
+      (m.kernel_size >= 1, f"model.kernel_size={m.kernel_size} must be positive."),
+      (min(m.encoder_features, default=1) >= 1, "model.encoder_features must be positive widths."),
+  ]
+
+
+def rvq_checks(config, num_devices: int) -> list:
+  """The `rvq` section (the residual quantizer)."""
+  r = config.rvq
+  return [
+      (r.levels >= 1, f"rvq.levels={r.levels} must be at least 1."),
+      (r.codes >= 2, f"rvq.codes={r.codes} must be at least 2."),
+      (0.0 <= r.decay < 1.0, f"rvq.decay={r.decay} must be in [0, 1)."),
+      (r.init in INITS, f"rvq.init={r.init!r} is unknown; choose one of {INITS}."),
+      (not r.dropout or 1 <= r.dropout_min_levels <= r.levels,
+       f"rvq.dropout_min_levels={r.dropout_min_levels} must be in 1..rvq.levels={r.levels}."),
+      (r.dead_code_steps >= 0, "rvq.dead_code_steps must be >= 0 (0 turns restarts off)."),
+      (r.block_rows >= 1, f"rvq.block_rows={r.block_rows} must be positive."),
+      (r.statistic_groups >= 1, f"rvq.statistic_groups={r.statistic_groups} must be positive."),
+      (r.eps > 0, f"rvq.eps={r.eps} must be > 0 (it keeps unused codes from dividing by zero)."),
+      (r.init_count > 0, f"rvq.init_count={r.init_count} must be > 0."),
+      (r.dead_code_steps == 0 or (r.restart_count > 0 and r.restart_candidates >= 1),
+       "rvq.restart_count must be > 0 and rvq.restart_candidates >= 1 with dead-code restarts."),
+      (r.uniform_scale > 0 or r.init != "uniform",
+       f"rvq.uniform_scale={r.uniform_scale} must be > 0."),
+      (r.statistic_groups % num_devices == 0,
+       f"rvq.statistic_groups={r.statistic_groups} must be a multiple of the {num_devices} "
+       "devices (so every device sums whole groups and all device counts agree)."),
+  ]
+
+
+def loss_checks(config) -> list:
+  return [(config.loss.beta >= 0, f"loss.beta={config.loss.beta} must be >= 0.")]
+
+
+def classifier_checks(config, num_devices: int) -> list:
+  """The `classifier` section (and the degradations its report scores)."""
   c = config.classifier
   a = c.augment
-  _raise_first([
+  return [
+      (c.batch_size % num_devices == 0,
+       f"classifier.batch_size={c.batch_size} is not divisible by the {num_devices} devices; use "
+       "a multiple of the device count."),
       (c.learning_rate > 0, f"classifier.learning_rate={c.learning_rate} must be positive."),
       (c.weight_decay >= 0, f"classifier.weight_decay={c.weight_decay} must be >= 0."),
       (0 <= c.dropout < 1, f"classifier.dropout={c.dropout} must be in [0, 1)."),
@@ -81,50 +147,66 @@ def validate_classifier_config(config) -> None:
        f"classifier.features={tuple(c.features)} needs at least one positive width."),
       (c.embedding_dim >= 1, f"classifier.embedding_dim={c.embedding_dim} must be positive."),
       (c.noise_examples >= 1, f"classifier.noise_examples={c.noise_examples} must be positive."),
-  ])
-
-
-def validate_config(config, num_devices: int) -> None:
-  """Raises ConfigError naming the offending field; returns None for a usable config."""
-  data.validate_data_config(config.data)
-  audio.validate_audio_config(config.audio)
-  r, m, t = config.rvq, config.model, config.train
-  checks = optimizer_checks(config) + loop_checks(t, num_devices) + [
-      (r.levels >= 1, f"rvq.levels={r.levels} must be at least 1."),
-      (r.codes >= 2, f"rvq.codes={r.codes} must be at least 2."),
-      (0.0 <= r.decay < 1.0, f"rvq.decay={r.decay} must be in [0, 1)."),
-      (r.init in _INITS, f"rvq.init={r.init!r} is unknown; choose one of {_INITS}."),
-      (not r.dropout or 1 <= r.dropout_min_levels <= r.levels,
-       f"rvq.dropout_min_levels={r.dropout_min_levels} must be in 1..rvq.levels={r.levels}."),
-      (r.dead_code_steps >= 0, "rvq.dead_code_steps must be >= 0 (0 turns restarts off)."),
-      (m.decoder in vqvae.DECODERS,
-       f"model.decoder={m.decoder!r} is unknown; choose one of {vqvae.DECODERS}."),
-      (m.conv_impl in conv_kernels.CONV_IMPLS,
-       f"model.conv_impl={m.conv_impl!r} is unknown; choose one of {conv_kernels.CONV_IMPLS}."),
-      (m.compute_dtype in _COMPUTE_DTYPES,
-       f"model.compute_dtype={m.compute_dtype!r} is unknown; choose one of {_COMPUTE_DTYPES}."),
-      (r.block_rows >= 1, f"rvq.block_rows={r.block_rows} must be positive."),
-      (r.statistic_groups >= 1, f"rvq.statistic_groups={r.statistic_groups} must be positive."),
-      (m.latent_dim >= 1, f"model.latent_dim={m.latent_dim} must be positive."),
-      (len(m.encoder_features) >= 1, "model.encoder_features needs at least one layer."),
-      (config.parallel.mode in parallel.MODES,
-       f"parallel.mode={config.parallel.mode!r} is unknown; choose one of {parallel.MODES}."),
-      (r.eps > 0, f"rvq.eps={r.eps} must be > 0 (it keeps unused codes from dividing by zero)."),
-      (r.init_count > 0, f"rvq.init_count={r.init_count} must be > 0."),
-      (r.dead_code_steps == 0 or (r.restart_count > 0 and r.restart_candidates >= 1),
-       "rvq.restart_count must be > 0 and rvq.restart_candidates >= 1 with dead-code restarts."),
-      (r.uniform_scale > 0 or r.init != "uniform",
-       f"rvq.uniform_scale={r.uniform_scale} must be > 0."),
-      (r.statistic_groups % num_devices == 0,
-       f"rvq.statistic_groups={r.statistic_groups} must be a multiple of the {num_devices} "
-       "devices (so every device sums whole groups and all device counts agree)."),
-      (config.loss.beta >= 0, f"loss.beta={config.loss.beta} must be >= 0."),
-      (m.kernel_size >= 1, f"model.kernel_size={m.kernel_size} must be positive."),
-      (min(m.encoder_features, default=1) >= 1, "model.encoder_features must be positive widths."),
   ]
-  _raise_first(checks)
+
+
+def target_checks(config) -> list:
+  """The prior's `target` section (what it models)."""
+  t = config.target
+  return [
+      (t.spacing_queries >= 1 and t.spacing_references >= 1,
+       "target.spacing_queries and target.spacing_references must be positive."),
+      (t.levels is None or t.levels >= 1, f"target.levels={t.levels} must be >= 1 (unset: all)."),
+      (t.kind in TARGET_KINDS, f"target.kind={t.kind!r} is unknown; choose one of {TARGET_KINDS}."),
+      (t.preprocess in PREPROCESS,
+       f"target.preprocess={t.preprocess!r} is unknown; choose one of {PREPROCESS}."),
+      (t.dequantization >= 0, f"target.dequantization={t.dequantization} must be >= 0."),
+      (not t.projection_dim or t.projection_dim >= 1,
+       f"target.projection_dim={t.projection_dim} must be positive (0: no projection)."),
+  ]
+
+
+def prior_checks(config) -> list:
+  """The `prior` section (the RealNVP flow)."""
+  p = config.prior
+  return [
+      (p.kernel_size >= 1, f"prior.kernel_size={p.kernel_size} must be positive."),
+      (min(p.checkerboard_couplings, p.channel_couplings, p.final_couplings) >= 0,
+       "prior.*_couplings must be >= 0."),
+      (p.base != "mixture" or p.mixture_components >= 1,
+       f"prior.mixture_components={p.mixture_components} must be positive."),
+      (p.base in BASES, f"prior.base={p.base!r} is unknown; choose one of {BASES}."),
+      (p.log_scale in LOG_SCALES,
+       f"prior.log_scale={p.log_scale!r} is unknown; choose one of {LOG_SCALES}."),
+      (p.num_scales >= 1, f"prior.num_scales={p.num_scales} must be at least 1."),
+      (p.hidden >= 1 and p.res_blocks >= 0, "prior.hidden must be >= 1, prior.res_blocks >= 0."),
+  ]
+
+
+def sample_checks(config) -> list:
+  """The prior's `sample` section."""
+  s = config.sample
+  return [
+      (s.batch_size >= 1, "sample.batch_size must be positive."),
+      (s.num_wavs >= 0 and s.num_figures >= 0,
+       "sample.num_wavs and sample.num_figures must be >= 0."),
+      (all(temp > 0 for temp in tuple(s.temperatures) + (s.temperature,)),
+       "sample.temperature and sample.temperatures must be > 0."),
+      (s.num_samples >= 1, "sample.num_samples must be positive."),
+      (s.digit is None or 0 <= s.digit <= 9,
+       f"sample.digit={s.digit} must be a digit 0..9 (or unset)."),
+      (s.digit is None or "prior" not in config or config.prior.base == "class_conditional",
+       "sample.digit needs prior.base='class_conditional'."),
+  ]
+
+
+# ------------------------------------------------------------------ checks across sections
+def latent_grid_checks(config) -> None:
+  """The VQ-VAE's encoder must divide the spectrogram, and a batch must hold enough latent
+  vectors for restarts and k-means."""
+  m, r, t = config.model, config.rvq, config.train
   bins, frames, _ = audio.spectrogram_shape(config.data.max_samples, config.audio)
-  factor = 2 ** len(m.encoder_features)
+  factor = vqvae.downsampling(config)
   if bins % factor or frames % factor:
     raise errors.ConfigError(
         f"Invalid config: the spectrogram is {bins}x{frames} (data.max_samples, audio.frame_length, "
@@ -136,5 +218,40 @@ def validate_config(config, num_devices: int) -> None:
         f"Invalid config: rvq.restart_candidates={r.restart_candidates} exceeds the {positions} "
         "latent vectors of a batch (they are drawn without replacement); lower it.")
   if r.init == "kmeans" and positions < r.codes:
-    raise errors.ConfigError(f"Invalid config: rvq.init='kmeans' needs at least rvq.codes={r.codes} latent "
-                     "vectors in the first batch; raise train.batch_size.")
+    raise errors.ConfigError(f"Invalid config: rvq.init='kmeans' needs at least rvq.codes={r.codes} "
+                             "latent vectors in the first batch; raise train.batch_size.")
+
+
+def validate_target_shape(config, shape) -> None:
+  """The prior's squeezes must fit its target [H, W, C] (known once the VQ-VAE is loaded)."""
+  factor = 2 ** (config.prior.num_scales - 1)
+  h, w, _ = shape
+  if h % factor or w % factor:
+    raise errors.ConfigError(
+        f"Invalid config: prior.num_scales={config.prior.num_scales} squeezes the {h}x{w} target "
+        f"{config.prior.num_scales - 1} times; both sides must be divisible by {factor} (fewer "
+        "scales, or another target).")
+
+
+def validate_config(config, num_devices: int = 1) -> None:
+  """Checks every section `config` has, then the checks across sections; raises ConfigError
+  naming the first field at fault. `num_devices`: the devices the run's batch is split over."""
+  if "audio" in config:   # the prior's `data` only says where the data is; its VQ-VAE's is checked
+    data.validate_data_config(config.data)
+    audio.validate_audio_config(config.audio)
+  sections = (("optim", optimizer_checks), ("model", model_checks), ("loss", loss_checks),
+              ("target", target_checks),
+              ("prior", prior_checks), ("sample", sample_checks), ("parallel", parallel_checks))
+  checks = []
+  for name, section_checks in sections:
+    if name in config:
+      checks += section_checks(config)
+  if "train" in config:
+    checks += loop_checks(config, num_devices)
+  if "rvq" in config:
+    checks += rvq_checks(config, num_devices)
+  if "classifier" in config:
+    checks += classifier_checks(config, num_devices)
+  _raise_first(checks)
+  if "model" in config and "rvq" in config and "classifier" not in config:
+    latent_grid_checks(config)

@@ -94,20 +94,7 @@ def get_config():
   config.optim.final_lr_fraction = 0.0      # 'cosine': the end value / learning_rate
   config.optim.grad_clip_norm = 0.0         # 0: no clipping
 
-  # ---- training loop (rvq_jax.train.loop) ----
-  config.train = config_dict.ConfigDict()
-  config.train.batch_size = 32              # global batch, divisible by the device count
-  config.train.num_epochs = 100
-  config.train.num_steps = config_dict.placeholder(int)  # stop early at this step (tests, smoke)
-  config.train.log_every_steps = 10         # progress-bar refresh (one host sync each)
-  config.train.checkpoint_every_steps = 500
-  config.train.keep_checkpoints = 2
-  config.train.eval_batch_size = 64
-  config.train.progress_bar = True
-
-  # ---- parallelism ----
-  config.parallel = config_dict.ConfigDict()
-  config.parallel.mode = "auto"             # 'auto' (sharded if >1 device) | 'jit' | 'sharded' | 'pmap'
+  add_loop_sections(config)
 
   # ---- outputs at the end of training ----
   config.eval = config_dict.ConfigDict()
@@ -133,3 +120,21 @@ def get_config():
   config.figures = config_dict.ConfigDict()
   config.figures.example_recording = "9_jackson_0"  # Figure 1: a test-split "nine"
   return config
+
+
+def add_loop_sections(config) -> None:
+  """The `train` and `parallel` sections every trained model reads (the VQ-VAE, the prior)."""
+  # ---- training loop (rvq_jax.train.trainer; the classifier has its own batch and epochs) ----
+  config.train = config_dict.ConfigDict()
+  config.train.batch_size = 32              # global batch, divisible by the device count
+  config.train.num_epochs = 100
+  config.train.num_steps = config_dict.placeholder(int)  # stop early at this step (tests, smoke)
+  config.train.log_every_steps = 10         # progress-bar refresh (one host sync each)
+  config.train.checkpoint_every_steps = 500
+  config.train.keep_checkpoints = 2
+  config.train.eval_batch_size = 64
+  config.train.progress_bar = True
+
+  # ---- parallelism ----
+  config.parallel = config_dict.ConfigDict()
+  config.parallel.mode = "auto"             # 'auto' (sharded if >1 device) | 'jit' | 'sharded' | 'pmap'

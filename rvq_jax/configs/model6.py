@@ -19,7 +19,7 @@ accuracy 0.993 (originals 0.993); 4 of 8 levels PESQ-nb 3.36, 1 level digit accu
 The full 100-epoch run is still to do.
 """
 
-from configs import model5
+from rvq_jax.configs import model5
 
 
 def get_config():

@@ -6,7 +6,7 @@ and trying the pipeline, not for results.
 COMMAND: python -m rvq_jax.main --config=configs/quick.py --workdir=runs/quick
 """
 
-from configs import model5
+from rvq_jax.configs import model5
 
 
 def get_config():

@@ -3,7 +3,7 @@
 COMMAND: python -m rvq_jax.main --config=configs/model4.py --workdir=runs/model4
 """
 
-from configs import model2
+from rvq_jax.configs import model2
 
 
 def get_config():

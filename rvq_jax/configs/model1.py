@@ -13,7 +13,7 @@ PESQ-nb 2.79, STOI 0.898, SI-SDR 7.80 dB, LSD 10.95 dB, digit accuracy of recons
 (originals 0.993, runs/classifier); Griffin-Lim from the true magnitude: PESQ-nb 4.34, STOI 0.990.
 """
 
-from configs import default
+from rvq_jax.configs import default
 
 
 def get_config():

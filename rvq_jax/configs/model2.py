@@ -8,7 +8,7 @@ RESULTS (2026-12-02, 2-core CPU, one core: 30 of 100 epochs, --config.train.num_
   codes dead (perplexity 17), levels 1-4 use nearly all (perplexity 29-35).
 """
 
-from configs import model1
+from rvq_jax.configs import model1
 
 
 def get_config():

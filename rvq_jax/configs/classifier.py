@@ -15,7 +15,7 @@ RESULTS (2026-12-02, 2-core CPU, 30 epochs, 40 min on one core; pretrained/class
 
 from ml_collections import config_dict
 
-from configs import default
+from rvq_jax.configs import default
 
 
 def get_config():

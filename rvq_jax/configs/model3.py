@@ -11,7 +11,7 @@ RESULTS (2026-12-02, 2-core CPU, one core: 30 of 100 epochs, --config.train.num_
   512 codes dead.
 """
 
-from configs import model2
+from rvq_jax.configs import model2
 
 
 def get_config():

@@ -10,7 +10,7 @@ leaves 445 of 512 codes dead; over the positions that cover speech its perplexit
 392-475. Rate-distortion 1 -> 8 levels: PESQ-nb 1.47 -> 3.18, accuracy 0.45 -> 0.88.
 """
 
-from configs import model4
+from rvq_jax.configs import model4
 
 
 def get_config():

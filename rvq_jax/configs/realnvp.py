@@ -15,6 +15,8 @@ RESULTS (2026-11-24, 2-core CPU, on runs/model5 at step 500; docs/RESULTS.md "Re
 
 from ml_collections import config_dict
 
+from rvq_jax.configs import default
+
 
 def get_config():
   config = config_dict.ConfigDict()
@@ -65,21 +67,13 @@ def get_config():
   config.optim.final_lr_fraction = 0.0
   config.optim.grad_clip_norm = 10.0
 
-  config.train = config_dict.ConfigDict()
-  config.train.batch_size = 32
+  default.add_loop_sections(config)
   config.train.num_epochs = 40
   # 600 steps (8 epochs, ~15 min on one CPU core) is what docs/RESULTS.md ran; raise it freely.
   config.train.num_steps = config_dict.FieldReference(600, field_type=int)
   config.train.log_every_steps = 25
-  config.train.checkpoint_every_steps = 500
-  config.train.keep_checkpoints = 2
-  config.train.eval_batch_size = 64
-  config.train.progress_bar = True
 
-  config.parallel = config_dict.ConfigDict()
-  config.parallel.mode = "auto"             # 'auto' (sharded if >1 device) | 'jit' | 'sharded' | 'pmap'
-
-  # ---- sampling and scoring (rvq_jax.eval.prior) ----
+  # ---- sampling and scoring (rvq_jax.eval.prior_report) ----
   config.sample = config_dict.ConfigDict()
   config.sample.num_samples = 1000          # scored with the digit classifier
   config.sample.num_wavs = 50               # of them written to <workdir>/audio/samples/

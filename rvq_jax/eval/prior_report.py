@@ -30,17 +30,21 @@ from rvq_jax.eval import report
 from rvq_jax.models import realnvp
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
+from rvq_jax.eval import judge
 from rvq_jax.train import classifier as classifier_train
 from rvq_jax.train import prior
+from rvq_jax.train import prior_steps
+from rvq_jax.train import prior_targets
+from rvq_jax.train import validation
 from rvq_jax.train import rngs
 
 
 def _to_latent(targets, stats):
   """Target-space arrays [..., C] -> VQ-VAE latent space [..., D]."""
-  return prior.unproject(targets, stats["center"], stats["basis"]) if "center" in stats else targets
+  return prior_targets.unproject(targets, stats["center"], stats["basis"]) if "center" in stats else targets
 
 
-def make_decoder(run: prior.VQVAERun, levels: int):
+def make_decoder(run: prior_targets.VQVAERun, levels: int):
   """`decode(targets [B, h, w, C], stats, snap) -> spectrograms [B, H, W, 2]` (jitted)."""
   model = vqvae.make_model(run.config)
   params, embed = run.state.params, run.state.codebook.embed
@@ -59,10 +63,10 @@ def make_decoder(run: prior.VQVAERun, levels: int):
 
 def make_sampler(config, shape):
   """`sample(state, rng, labels [B], temperature) -> targets [B, h, w, C]` (jitted)."""
-  model = prior.make_model(config, shape)
+  model = prior_steps.make_model(config, shape)
 
   @jax.jit
-  def sample(state: prior.PriorState, rng, labels, temperature):
+  def sample(state: prior_steps.PriorState, rng, labels, temperature):
     return model.apply(state.params, rng, labels, state.stats["mean"], state.stats["std"],
                        temperature, method=realnvp.FlowPrior.sample)
 
@@ -97,8 +101,8 @@ def draw_samples(config, state, sample, decode, labels, temperature: float, snap
 class Scorer:
   """Scores spectrogram sets with the classifier against the real test and training sets."""
 
-  def __init__(self, config, run: prior.VQVAERun):
-    self.classifier = classifier_train.load_classifier(config.eval.classifier_workdir)
+  def __init__(self, config, run: prior_targets.VQVAERun):
+    self.classifier = judge.load_classifier(config.eval.classifier_workdir)
     self.audio_config = run.config.audio   # the VQ-VAE's representation, which it decodes to
     _, self.test_embeddings = self.classifier.predict(run.specs["test"], self.audio_config)
     _, self.train_embeddings = self.classifier.predict(run.specs["train"], self.audio_config)
@@ -129,7 +133,7 @@ class Scorer:
     return out
 
 
-def write_samples(config, workdir: pathlib.Path, run: prior.VQVAERun, latents, specs,
+def write_samples(config, workdir: pathlib.Path, run: prior_targets.VQVAERun, latents, specs,
                   labels) -> list[pathlib.Path]:
   """The first `sample.num_wavs` samples as WAV in <workdir>/audio/samples/ and Figure 3."""
   if jax.process_index() != 0:
@@ -152,16 +156,16 @@ def write_samples(config, workdir: pathlib.Path, run: prior.VQVAERun, latents, s
   return paths
 
 
-def evaluate_prior(config, workdir, state: prior.PriorState, targets: prior.Targets,
-                   run: prior.VQVAERun) -> dict:
+def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prior_targets.Targets,
+                   run: prior_targets.VQVAERun) -> dict:
   """Bits/dim, references and sample scores over `sample.temperatures` x snap; writes
   <workdir>/prior_eval.json, WAVs and figures. Returns the JSON contents."""
   workdir = pathlib.Path(workdir)
   levels = config.target.levels or run.config.rvq.levels
   decode = make_decoder(run, levels)
   scorer = Scorer(config, run)
-  eval_step = jax.jit(prior.make_prior_eval_step(config, targets.shape))
-  bpd = {s: prior.evaluate_bits_per_dim(eval_step, state, prior.fixed_noise_targets(
+  eval_step = jax.jit(prior_steps.make_prior_eval_step(config, targets.shape))
+  bpd = {s: prior_steps.evaluate_bits_per_dim(eval_step, state, prior_targets.fixed_noise_targets(
       config, targets, s), targets.splits[s][1], config.train.eval_batch_size)
          for s in ("validation", "test")}
   test_targets, test_labels = targets.splits["test"]
@@ -183,7 +187,7 @@ def evaluate_prior(config, workdir, state: prior.PriorState, targets: prior.Targ
       "references": {"real_test": scorer.score(run.specs["test"], test_labels),
                      "decoded_test_targets": scorer.score(decode_all(test_targets), test_labels),
                      "decoded_noisy_test_targets": scorer.score(decode_all(
-                         prior.fixed_noise_targets(config, targets, "test")), test_labels)},
+                         prior_targets.fixed_noise_targets(config, targets, "test")), test_labels)},
       "samples": [],
   }
   labels = sample_labels(config, config.sample.num_samples)
@@ -214,10 +218,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def _restore(config, workdir):
-  prior.validate_prior_config(config, 1)
+  validation.validate_config(config, 1)
   classifier_train.check_trained(config.eval.classifier_workdir)
-  run = prior.load_vqvae(config)
-  targets = prior.prepare_targets(config, run)
+  run = prior_targets.load_vqvae(config)
+  targets = prior_targets.prepare_targets(config, run)
   return prior.restore_prior(config, workdir, targets), targets, run
 
 
