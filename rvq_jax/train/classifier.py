@@ -42,10 +42,11 @@ class ClassifierState:
 
 
 def _optimizer(config, steps_per_epoch: int = 1):
-  """AdamW with linear warm-up (one epoch) and cosine decay to 0 over the run."""
+  """AdamW with linear warm-up (one epoch) and cosine decay to 0 over the run (a one-epoch run
+  decays over one step after its warm-up)."""
   c = config.classifier
-  schedule = optax.warmup_cosine_decay_schedule(0.0, c.learning_rate, steps_per_epoch,
-                                                steps_per_epoch * c.num_epochs)
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, c.learning_rate, steps_per_epoch, max(steps_per_epoch * c.num_epochs, steps_per_epoch + 1))
   return optax.adamw(schedule, weight_decay=c.weight_decay)
 
 
