@@ -66,7 +66,7 @@ class Codec:
   @property
   def multiple(self) -> int:
     """Samples a waveform's length must be a multiple of: hop x the encoder's time downsampling."""
-    return self.config.audio.hop_length * 2**len(self.config.model.encoder_features)
+    return self.config.audio.hop_length * vqvae.downsampling(self.config)
 
 
 def weights_fingerprint(params, embed) -> str:

@@ -12,7 +12,7 @@ from tests.conftest import REPO
 PACKAGE = REPO / "rvq_jax"
 # Lower number = lower layer. `errors` is the shared vocabulary of every layer.
 LAYERS = {"errors": 0, "audio": 1, "data": 1, "models": 2, "train": 3, "eval": 4,
-          "codec": 5, "export": 5, "main": 5, "configs": 5}
+          "codec": 5, "export": 5, "main": 5, "listening": 5, "configs": 5}
 
 
 def _layer(module: str) -> int:

@@ -14,6 +14,7 @@ from rvq_jax import export
 from rvq_jax.models import vqvae
 from rvq_jax.train import checkpoints
 from rvq_jax.train import vqvae as vqvae_train
+from tests.conftest import REPO
 from tests.test_train import tiny_config
 
 
@@ -122,3 +123,25 @@ def test_bad_inputs_are_one_line_errors_naming_the_file(shipped, tmp_path):
   too_many.codec.levels = 4
   with pytest.raises(errors.ConfigError, match="codec.levels=4"):
     codec.reconstruct_mode(too_many, str(pretrained), str(good), str(tmp_path / "o.wav"))
+
+
+def test_listening_examples_are_the_codec_reconstructions(fsdd_recordings, tmp_path):
+  """rvq_jax.listening writes the original clip and each shipped model's reconstruction (the
+  same samples `codec.reconstruct` gives, to 16-bit rounding) and one figure per clip."""
+  from rvq_jax import listening  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.data.data_dir = str(fsdd_recordings)
+  shipped = REPO / "pretrained" / "model5"
+  written = listening.write_examples([str(shipped)], ["7_theo_3"], config, tmp_path)
+  assert sorted(p.name for p in written) == ["7_theo_3_model5.wav", "7_theo_3_original.wav",
+                                             "listening_7_theo_3.png"]
+  original, rate = sf.read(fsdd_recordings / "7_theo_3.wav", dtype="float32")
+  copy, _ = sf.read(tmp_path / "audio" / "7_theo_3_original.wav", dtype="float32")
+  np.testing.assert_allclose(copy, original, atol=1 / 32768)
+  model = codec.load_codec(config, shipped)
+  expected = codec.reconstruct(model, original, model.config.rvq.levels)
+  got, rate = sf.read(tmp_path / "audio" / "7_theo_3_model5.wav", dtype="float32")
+  assert rate == 8000 and len(got) == len(original)
+  np.testing.assert_allclose(got, np.clip(expected, -1, 1), atol=2 / 32768)
+  assert (tmp_path / "figures" / "listening_7_theo_3.png").stat().st_size > 10_000

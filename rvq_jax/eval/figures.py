@@ -156,3 +156,28 @@ def latent_sample_figure(latent: np.ndarray, spectrogram: np.ndarray, audio_conf
   if title:
     fig.suptitle(title)
   return fig
+
+
+def waveforms_figure(rows: dict[str, np.ndarray], frame_length: int, hop_length: int,
+                     sample_rate: int, title: str = ""):
+  """Log-magnitude spectrograms (dB, one colour scale) of waveforms {label: [n]}, one row each,
+  from scipy's STFT (independent of the models' own), e.g. an original and its reconstructions."""
+  import scipy.signal  # pylint: disable=g-import-not-at-top
+  spectra = {}
+  for label, wave in rows.items():
+    freqs, times, z = scipy.signal.stft(wave, sample_rate, nperseg=frame_length,
+                                        noverlap=frame_length - hop_length)
+    spectra[label] = 20 * np.log10(np.abs(z) + 1e-6)
+  top = max(s.max() for s in spectra.values())
+  fig, axes = plt.subplots(len(rows), 1, figsize=(7, 2.2 * len(rows)), constrained_layout=True,
+                           squeeze=False)
+  for ax, (label, values) in zip(axes[:, 0], spectra.items()):
+    image = ax.imshow(values, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
+                      extent=(times[0], times[-1], 0, freqs[-1] / 1000), interpolation="nearest")
+    ax.set_title(label)
+    ax.set_ylabel("kHz")
+    fig.colorbar(image, ax=ax, label="dB")
+  axes[-1, 0].set_xlabel("time (s)")
+  if title:
+    fig.suptitle(title)
+  return fig
