@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
+from rvq_jax.eval import metrics
 from rvq_jax.models import classifier as classifier_lib
 from rvq_jax.train import classifier as classifier_train
 
@@ -53,3 +55,14 @@ def accuracy_report(classifier: Classifier, specs, split: data_lib.Split, speake
   per_speaker = {name: float(correct[split.speakers == i].mean())
                  for i, name in enumerate(speaker_names) if np.any(split.speakers == i)}
   return {"accuracy": float(correct.mean()), "per_speaker": per_speaker}
+
+
+def sample_scores(probs: np.ndarray, embeddings: np.ndarray, reference_embeddings) -> dict:
+  """Inception Score, class histogram (digits 0-9) and Fréchet distance of a set's classifier
+  outputs (probabilities [N, 10], embeddings [N, E]) against reference embeddings [M, E] (the real
+  test set): the sample metrics of every set the project scores."""
+  histogram = np.bincount(np.asarray(probs).argmax(-1), minlength=10) / len(probs)
+  return {"inception_score": float(metrics.inception_score(jnp.asarray(probs))),
+          "class_histogram": histogram.tolist(),
+          "frechet_distance": float(metrics.frechet_distance(jnp.asarray(embeddings),
+                                                             jnp.asarray(reference_embeddings)))}

@@ -25,7 +25,6 @@ import numpy as np
 
 from rvq_jax import audio
 from rvq_jax.eval import figures
-from rvq_jax.eval import metrics
 from rvq_jax.eval import report
 from rvq_jax.models import realnvp
 from rvq_jax.models import rvq
@@ -117,10 +116,7 @@ class Scorer:
   def score(self, spectrograms, requested=None) -> dict:
     probs, embeddings = self.classifier.predict(spectrograms, self.audio_config)
     out = {"examples": int(len(probs)),
-           "inception_score": float(metrics.inception_score(jnp.asarray(probs))),
-           "class_histogram": (np.bincount(probs.argmax(-1), minlength=10) / len(probs)).tolist(),
-           "frechet_distance": float(metrics.frechet_distance(
-               jnp.asarray(embeddings), jnp.asarray(self.test_embeddings)))}
+           **judge.sample_scores(probs, embeddings, self.test_embeddings)}
     if requested is not None:
       out["requested_digit_accuracy"] = float((probs.argmax(-1) == requested).mean())
     nearest = self.nearest_train_distance(embeddings)

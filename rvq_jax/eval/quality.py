@@ -39,14 +39,8 @@ from rvq_jax.train import validation
 
 
 def sample_quality(classifier, spectrograms, reference_embeddings: np.ndarray) -> dict:
-  """Inception Score, class histogram and Fréchet distance (classifier embeddings) of a set of
-  spectrograms [N, H, W, 2] against reference embeddings [M, E] (the real test set)."""
-  probs, embeddings = classifier.predict(spectrograms)
-  histogram = np.bincount(probs.argmax(-1), minlength=10) / len(probs)
-  return {"inception_score": float(metrics.inception_score(jnp.asarray(probs))),
-          "class_histogram": histogram.tolist(),
-          "frechet_distance": float(metrics.frechet_distance(jnp.asarray(embeddings),
-                                                             jnp.asarray(reference_embeddings)))}
+  """`judge.sample_scores` of spectrograms [N, H, W, 2] in the classifier's representation."""
+  return judge.sample_scores(*classifier.predict(spectrograms), reference_embeddings)
 
 
 def sample_metric_references(config, classifier, specs) -> dict:
