@@ -206,7 +206,7 @@ def test_a_shipped_vqvae_reproduces_its_eval_json_on_20_test_clips(name, fsdd_re
   assert len(scored) >= 10 and all(got is not None for got, _ in scored)
   np.testing.assert_allclose([g for g, _ in scored], [w for _, w in scored], atol=0.05)
   judge = judge_lib.load_classifier(SHIPPED_CLASSIFIER)
-  digits = np.asarray(judge.predict(recon)[0].argmax(-1))
+  digits = np.asarray(judge.predict(recon, config.audio)[0].argmax(-1))   # its representation
   assert (digits == np.asarray(saved["per_file"]["predicted_digit"][:n])).mean() >= 0.95
   accuracy = (digits == test.digits[:n]).mean()
   assert accuracy >= saved["classifier_accuracy"] - 0.15       # 20 clips of the 298 recorded
