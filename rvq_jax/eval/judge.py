@@ -36,16 +36,11 @@ class Classifier:
     return np.asarray(probs), np.asarray(embeddings)
 
 
-def make_classifier(config, params) -> Classifier:
-  """A judge from a classifier config and its parameters."""
-  return Classifier(config, params, classifier_lib.make_predict_fn(config))
-
-
 def load_classifier(workdir) -> Classifier:
   """The classifier trained in `workdir` (its config.json and latest checkpoint, or shipped
   weights)."""
   config, state = classifier_train.restore_classifier(workdir)
-  return make_classifier(config, state.params)
+  return Classifier(config, state.params, classifier_lib.make_predict_fn(config))
 
 
 def accuracy_report(classifier: Classifier, specs, split: data_lib.Split, speaker_names) -> dict:

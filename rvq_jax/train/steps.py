@@ -132,12 +132,13 @@ def create_train_state(config, rng: jax.Array, first_batch: jax.Array) -> TrainS
   return init_state(params, make_optimizer(config), codebook, state_rng)
 
 
-def _losses(config, out: vqvae.ForwardOutput, x: jax.Array, weights: jax.Array):
-  """Per-example-weighted reconstruction loss and spectrogram MSE. weights: [B]."""
-  per_pixel_se = (out.mean - x)**2
+def _losses(mean: jax.Array, log_scale: jax.Array | None, x: jax.Array, weights: jax.Array):
+  """Per-example-weighted reconstruction loss and spectrogram MSE of a reconstruction `mean` (and
+  the Gaussian decoder's `log_scale`, or None) against x, all [B, H, W, C]. weights: [B]."""
+  per_pixel_se = (mean - x)**2
   mse = jnp.mean(per_pixel_se, axis=(1, 2, 3))
-  if out.log_scale is not None:
-    nll = 0.5 * per_pixel_se * jnp.exp(-2 * out.log_scale) + out.log_scale + _HALF_LOG_2PI
+  if log_scale is not None:
+    nll = 0.5 * per_pixel_se * jnp.exp(-2 * log_scale) + log_scale + _HALF_LOG_2PI
     reconstruction = jnp.mean(nll, axis=(1, 2, 3))
   else:
     reconstruction = mse
@@ -150,8 +151,7 @@ def spectrogram_loss(config) -> Callable:
   the spectrogram MSE, or the Gaussian decoder's per-pixel NLL (model3)."""
   def loss_fn(decoded, batch):
     mean, log_scale = vqvae.split_decoder_output(decoded, config)
-    out = vqvae.ForwardOutput(mean, log_scale, None, None)
-    reconstruction, mse = _losses(config, out, batch, jnp.ones(batch.shape[:1]))
+    reconstruction, mse = _losses(mean, log_scale, batch, jnp.ones(batch.shape[:1]))
     return reconstruction, {"spectrogram_mse": mse}
   return loss_fn
 
@@ -282,7 +282,7 @@ def make_eval_step(config):
 
   def eval_step(state: TrainState, batch: jax.Array, weights: jax.Array):
     out = vqvae.forward(model, state.params, state.codebook.embed, batch, config)
-    reconstruction, mse = _losses(config, out, batch, weights)
+    reconstruction, mse = _losses(out.mean, out.log_scale, batch, weights)
     # Per-example commitment, so padded examples do not count.
     positions = out.latents.shape[1] * out.latents.shape[2]
     w_rows = jnp.repeat(weights, positions)
