@@ -37,7 +37,6 @@ from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax import errors
 from rvq_jax.models import vqvae
-from rvq_jax.train import checkpoints
 from rvq_jax.train import vqvae as vqvae_train
 
 CODES_FORMAT = 1
@@ -79,13 +78,8 @@ def weights_fingerprint(params, embed) -> str:
 def load_codec(config, workdir) -> Codec:
   """The VQ-VAE saved in `workdir` (checkpoints or weights.msgpack). `config` supplies the data
   location, used only when the weights do not record the data scale."""
-  saved = vqvae_train.saved_vqvae_config(workdir, config.data)
-  state = vqvae_train.restore_state(saved, workdir)
-  metadata = checkpoints.read_weights_metadata(workdir) or {}
-  scale = metadata.get("data_scale")
-  if scale is None:   # a training workdir: the scale is the training split's std
-    scale = data_lib.load_dataset(saved.data).scale
-  return Codec(saved, state.params, state.codebook.embed, float(scale),
+  saved, state, scale = vqvae_train.load_trained(workdir, config.data)
+  return Codec(saved, state.params, state.codebook.embed, scale,
                weights_fingerprint(state.params, state.codebook.embed))
 
 

@@ -1,10 +1,11 @@
 """`--mode=export --workdir=runs/<name> --output=pretrained/<name>`: shipped weights of a run.
 
-Writes the run's weights (parameters and codebooks; no optimizer state: a few MB) as
-`weights.msgpack`, with the data scale the model was trained at in its metadata, and copies the
-run's record beside it: config.json, eval.json / classifier_eval.json, report.md, metrics.jsonl and
-run_info.json. The folder then works as a `--workdir` for every mode that only reads (evaluate,
-reconstruct, encode, decode; a prior's `vqvae_workdir`; `eval.classifier_workdir`), and
+Writes the run's weights (parameters and codebooks, or a prior's parameters and target-space
+constants; no optimizer state: a few MB) as `weights.msgpack`, with the data scale the model was
+trained at in its metadata, and copies the run's record beside it: config.json, eval.json /
+classifier_eval.json / prior_eval.json, report.md, metrics.jsonl and run_info.json. The folder then
+works as a `--workdir` for every mode that only reads (evaluate, reconstruct, encode, decode,
+sample; a prior's `vqvae_workdir`; `eval.classifier_workdir`), and
 `python -m rvq_jax.eval.results --root=pretrained` rebuilds the results page from it.
 
 With `--weights=false` only the record is copied (no weights): how the ablation rows of the
@@ -23,15 +24,17 @@ from rvq_jax import data as data_lib
 from rvq_jax import errors
 from rvq_jax.train import checkpoints
 from rvq_jax.train import classifier as classifier_train
+from rvq_jax.train import prior as prior_train
+from rvq_jax.train import prior_targets
 from rvq_jax.train import vqvae as vqvae_train
 
-RECORD_FILES = ("config.json", "eval.json", "classifier_eval.json", "report.md", "metrics.jsonl",
-                "run_info.json")
+RECORD_FILES = ("config.json", "eval.json", "classifier_eval.json", "prior_eval.json", "report.md",
+                "metrics.jsonl", "run_info.json")
 
 
 def export(config, workdir: str, output: str | None, weights: bool = True) -> pathlib.Path:
-  """Exports the VQ-VAE (or, for a config with a `classifier` section, the classifier) trained in
-  `workdir` to the folder `output`; returns the weights file (the output folder when `weights` is
+  """Exports the VQ-VAE (or, for a config with a `classifier` / `prior` section, the classifier /
+  the RealNVP prior) trained in `workdir` to the folder `output`; returns the weights file (the output folder when `weights` is
   False: then only the run's record is copied, e.g. an ablation row kept for the results page)."""
   if not output:
     raise errors.ConfigError("--mode=export needs --output=<folder> (e.g. pretrained/model5).")
@@ -48,6 +51,11 @@ def export(config, workdir: str, output: str | None, weights: bool = True) -> pa
   if "classifier" in config:
     state = classifier_train.restore_classifier_state(workdir)
     metadata = {}
+  elif "prior" in config:
+    config = prior_train.saved_prior_config(config, workdir)
+    run = prior_targets.load_vqvae(config, with_data=False)
+    state = prior_train.restore_prior(config, workdir, run.config)
+    metadata = {"vqvae_workdir": config.vqvae_workdir}
   else:
     saved = vqvae_train.saved_vqvae_config(workdir, config.data)
     state = vqvae_train.restore_state(saved, workdir)

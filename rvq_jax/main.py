@@ -32,6 +32,7 @@ PRIOR_MODES = {
     "train": prior_report.train_and_evaluate,
     "evaluate": prior_report.evaluate,
     "sample": prior_report.sample,
+    "export": export.export,
 }
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).",

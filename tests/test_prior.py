@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from rvq_jax import export
 from rvq_jax.configs import realnvp as realnvp_config
 from rvq_jax.eval import prior_report
 from rvq_jax.eval import results
@@ -84,7 +85,7 @@ def _toy_state_and_batches(config, shape=(8, 8, 4), steps=5, batch=16):
   x = rng.standard_normal((steps * batch,) + shape).astype(np.float32) * 2 + 1
   labels = rng.integers(0, 10, steps * batch).astype(np.int32)
   stats = {"mean": np.ones(shape[-1], np.float32), "std": np.full(shape[-1], 2.0, np.float32),
-           "noise_std": np.float32(0.1)}
+           "noise_std": np.float32(0.1), "cell_width": np.float32(0.1 * np.sqrt(12))}
   state = prior_steps.create_prior_state(config, jax.random.key_data(jax.random.key(0)), stats,
                                    (jnp.asarray(x[:batch]), jnp.asarray(labels[:batch])))
   batches = [(jnp.asarray(x[i * batch:(i + 1) * batch]), jnp.asarray(labels[i * batch:(i + 1) *
@@ -169,22 +170,29 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
                                (workdir / "metrics.jsonl").read_text().splitlines())]
   assert steps == sorted(steps) and steps[-1] == 70
 
-  # The front door: class-conditional sampling of one digit.
+  # Shipped weights (parameters and target-space constants, no optimizer state) restore exactly.
+  shipped = tmp_path / "shipped_prior"
+  export.export(config, str(workdir), str(shipped))
+  restored = prior.restore_prior(config, str(shipped), run.config)
+  jax.tree.map(np.testing.assert_array_equal, (state.params, state.stats),
+               (restored.params, restored.stats))
+  assert (shipped / "prior_eval.json").exists()
+
+  # The front door samples one digit from the shipped prior with a bare config: the flow and its
+  # target space come from the prior's config.json, not from the command line.
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
   args = [f"--config.{k}={v}" for k, v in (
-      ("vqvae_workdir", config.vqvae_workdir), ("data.data_dir", config.data.data_dir),
-      ("data.cache_dir", config.data.cache_dir), ("eval.classifier_workdir",
-                                                  config.eval.classifier_workdir),
-      ("target.projection_dim", 4), ("prior.hidden", 8), ("prior.res_blocks", 1),
-      ("train.batch_size", 16), ("sample.num_samples", 20), ("sample.batch_size", 20),
-      ("sample.num_wavs", 3), ("sample.num_figures", 0), ("sample.digit", 7))]
+      ("data.data_dir", config.data.data_dir), ("data.cache_dir", config.data.cache_dir),
+      ("eval.classifier_workdir", config.eval.classifier_workdir), ("sample.num_samples", 20),
+      ("sample.batch_size", 20), ("sample.num_wavs", 3), ("sample.num_figures", 0),
+      ("sample.digit", 7))]
   out = subprocess.run([sys.executable, "-m", "rvq_jax.main", "--config=configs/realnvp.py",
-                        f"--workdir={workdir}", "--mode=sample"] + args,
+                        f"--workdir={shipped}", "--mode=sample"] + args,
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  names = {p.name for p in (workdir / "audio" / "samples").glob("7_sample_*.wav")}
+  names = {p.name for p in (shipped / "audio" / "samples").glob("7_sample_*.wav")}
   assert {"7_sample_0.wav", "7_sample_1.wav", "7_sample_2.wav"} <= names
-  samples = json.loads((workdir / "samples.json").read_text())
+  samples = json.loads((shipped / "samples.json").read_text())
   assert samples["digit"] == 7 and samples["examples"] == 20
 
 

@@ -55,9 +55,11 @@ def accuracy_report(classifier: Classifier, specs, split: data_lib.Split, speake
 def sample_scores(probs: np.ndarray, embeddings: np.ndarray, reference_embeddings) -> dict:
   """Inception Score, class histogram (digits 0-9) and Fréchet distance of a set's classifier
   outputs (probabilities [N, 10], embeddings [N, E]) against reference embeddings [M, E] (the real
-  test set): the sample metrics of every set the project scores."""
+  test set; None: no Fréchet distance): the sample metrics of every set the project scores."""
   histogram = np.bincount(np.asarray(probs).argmax(-1), minlength=10) / len(probs)
-  return {"inception_score": float(metrics.inception_score(jnp.asarray(probs))),
-          "class_histogram": histogram.tolist(),
-          "frechet_distance": float(metrics.frechet_distance(jnp.asarray(embeddings),
-                                                             jnp.asarray(reference_embeddings)))}
+  out = {"inception_score": float(metrics.inception_score(jnp.asarray(probs))),
+         "class_histogram": histogram.tolist()}
+  if reference_embeddings is not None:
+    out["frechet_distance"] = float(metrics.frechet_distance(jnp.asarray(embeddings),
+                                                             jnp.asarray(reference_embeddings)))
+  return out

@@ -98,14 +98,19 @@ def draw_samples(config, state, sample, decode, labels, temperature: float, snap
 
 
 class Scorer:
-  """Scores spectrogram sets with the classifier against the real test and training sets."""
+  """Scores spectrogram sets with the classifier against the real test and training sets (when
+  `run` was loaded with its data; without it, only the classifier's own scores: Inception Score,
+  class histogram, requested-digit accuracy)."""
 
   def __init__(self, config, run: prior_targets.VQVAERun):
     self.classifier = judge.load_classifier(config.eval.classifier_workdir)
     self.audio_config = run.config.audio   # the VQ-VAE's representation, which it decodes to
-    _, self.test_embeddings = self.classifier.predict(run.specs["test"], self.audio_config)
-    _, self.train_embeddings = self.classifier.predict(run.specs["train"], self.audio_config)
-    self.test_nearest = self.nearest_train_distance(self.test_embeddings)
+    self.scale, self.silent_rms_dbfs = run.scale, config.eval.silent_rms_dbfs
+    self.test_embeddings = None
+    if run.specs is not None:
+      _, self.test_embeddings = self.classifier.predict(run.specs["test"], self.audio_config)
+      _, self.train_embeddings = self.classifier.predict(run.specs["train"], self.audio_config)
+      self.test_nearest = self.nearest_train_distance(self.test_embeddings)
 
   def nearest_train_distance(self, embeddings: np.ndarray) -> np.ndarray:
     """Euclidean distance [N] from each embedding to its nearest training clip's."""
@@ -113,12 +118,28 @@ class Scorer:
     d2 = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None, :]
     return np.sqrt(np.maximum(np.asarray(d2.min(1)), 0.0))
 
+  def defects(self, spectrograms) -> dict:
+    """Shares of the set that are near-silent (RMS below `eval.silent_rms_dbfs`, dB re full scale)
+    or clipped (some sample beyond full scale, so clipped when written as 16-bit PCM)."""
+    rms, peak = [], []
+    for start in range(0, len(spectrograms), 100):
+      waves = np.asarray(audio.to_waveform(jnp.asarray(spectrograms[start:start + 100]),
+                                           self.audio_config)) * self.scale
+      rms.append(np.sqrt((waves**2).mean(-1)))
+      peak.append(np.abs(waves).max(-1))
+    rms_db = 20 * np.log10(np.maximum(np.concatenate(rms), 1e-10))
+    return {"near_silent_fraction": float((rms_db < self.silent_rms_dbfs).mean()),
+            "clipped_fraction": float((np.concatenate(peak) > 1.0).mean())}
+
   def score(self, spectrograms, requested=None) -> dict:
     probs, embeddings = self.classifier.predict(spectrograms, self.audio_config)
     out = {"examples": int(len(probs)),
            **judge.sample_scores(probs, embeddings, self.test_embeddings)}
     if requested is not None:
       out["requested_digit_accuracy"] = float((probs.argmax(-1) == requested).mean())
+    out.update(self.defects(spectrograms))
+    if self.test_embeddings is None:
+      return out
     nearest = self.nearest_train_distance(embeddings)
     out["memorization"] = {
         "median_nearest_train_distance": float(np.median(nearest)),
@@ -141,12 +162,12 @@ def write_samples(config, workdir: pathlib.Path, run: prior_targets.VQVAERun, la
   paths = []
   for i in range(count):
     name = f"{labels[i]}_sample_{i}.wav" if conditional else f"sample_{i}.wav"
-    report.write_wav(out_dir / name, run.dataset.unscale(waves[i]), run.dataset.sample_rate)
+    report.write_wav(out_dir / name, waves[i] * run.scale, run.config.data.sample_rate)
     paths.append(out_dir / name)
   for i in range(min(config.sample.num_figures, count)):
     title = f"sample {i}" + (f" (digit {labels[i]} requested)" if conditional else "")
     figures.save(figures.latent_sample_figure(latents[i], specs[i], run.config.audio,
-                                              run.dataset.sample_rate, title),
+                                              run.config.data.sample_rate, title),
                  workdir / "figures" / f"figure3_sample_{i}.png")
   logging.info("wrote %d samples to %s", count, out_dir)
   return paths
@@ -175,15 +196,21 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
                  "projection_dim": config.target.projection_dim,
                  "variance_kept": targets.variance_kept, "preprocess": config.target.preprocess,
                  "spacing": targets.spacing, "dequantization": config.target.dequantization,
-                 "noise_std": float(targets.stats["noise_std"])},
+                 "dequantization_noise": config.target.dequantization_noise,
+                 "noise_std": float(targets.stats["noise_std"]),
+                 "cell_width": float(targets.stats["cell_width"]),
+                 "distinct_cells": targets.distinct_cells},
       "prior": config.prior.to_dict(),
+      # Upper bound on the entropy of the grid-snapped latents, bits per dimension.
       "bits_per_dim": bpd,
       # What the decoder makes of real latents: clean, and with the dequantization noise that
       # the prior's samples carry by construction.
       "references": {"real_test": scorer.score(run.specs["test"], test_labels),
                      "decoded_test_targets": scorer.score(decode_all(test_targets), test_labels),
                      "decoded_noisy_test_targets": scorer.score(decode_all(
-                         prior_targets.fixed_noise_targets(config, targets, "test")), test_labels)},
+                         prior_targets.fixed_noise_targets(
+                             config, targets, "test", config.target.dequantization_noise)),
+                         test_labels)},
       "samples": [],
   }
   labels = sample_labels(config, config.sample.num_samples)
@@ -213,27 +240,30 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return evaluate_prior(config, workdir, state, targets, run)
 
 
-def _restore(config, workdir):
+def evaluate(config, workdir: str) -> dict:
+  """`--mode=evaluate`: re-score a trained prior (prior_eval.json)."""
+  config = prior.saved_prior_config(config, workdir)
   validation.validate_config(config, 1)
   classifier_train.check_trained(config.eval.classifier_workdir)
   run = prior_targets.load_vqvae(config)
   targets = prior_targets.prepare_targets(config, run)
-  return prior.restore_prior(config, workdir, targets), targets, run
-
-
-def evaluate(config, workdir: str) -> dict:
-  """`--mode=evaluate`: re-score a trained prior (prior_eval.json)."""
-  return evaluate_prior(config, workdir, *_restore(config, workdir))
+  state = prior.restore_prior(config, workdir, run.config)
+  return evaluate_prior(config, workdir, state, targets, run)
 
 
 def sample(config, workdir: str) -> dict:
   """`--mode=sample`: `sample.num_samples` samples at `sample.temperature` / `sample.snap` (of
-  `sample.digit` when set); WAVs, Figure 3 and their scores in <workdir>/samples.json."""
-  state, targets, run = _restore(config, workdir)
+  `sample.digit` when set); WAVs, Figure 3 and their classifier scores in <workdir>/samples.json.
+  Needs only the prior, its VQ-VAE and the classifier (e.g. all three shipped), not the data."""
+  config = prior.saved_prior_config(config, workdir)
+  validation.validate_config(config, 1)
+  classifier_train.check_trained(config.eval.classifier_workdir)
+  run = prior_targets.load_vqvae(config, with_data=False)
+  state = prior.restore_prior(config, workdir, run.config)
   workdir = pathlib.Path(workdir)
   labels = sample_labels(config, config.sample.num_samples)
   decode = make_decoder(run, config.target.levels or run.config.rvq.levels)
-  sample_fn = make_sampler(config, targets.shape)
+  sample_fn = make_sampler(config, prior_targets.target_shape(config, run.config))
   latents, specs = draw_samples(config, state, sample_fn, decode, labels,
                                 config.sample.temperature, config.sample.snap,
                                 seed_offset=1 if config.sample.digit is None else

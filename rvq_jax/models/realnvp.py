@@ -339,3 +339,10 @@ def make_prior(prior_config, shape: tuple[int, int, int]) -> FlowPrior:
 def bits_per_dim(log_prob: jax.Array, dims: int) -> jax.Array:
   """-log p / (D ln 2): log_prob in nats over D dimensions -> bits per dimension."""
   return -log_prob / (dims * np.log(2.0))
+
+
+def discrete_bits_per_dim(log_prob: jax.Array, dims: int, cell_width) -> jax.Array:
+  """Upper bound on -log2 P(x) / D for a discrete x on a grid of cell width `cell_width`, from the
+  density's log p(x + u) at x plus one uniform draw u over x's cell (P(x) = the density's mass in
+  the cell; Jensen: -log2 P(x) <= E_u[-log2 p(x + u)] - D log2(cell_width))."""
+  return bits_per_dim(log_prob, dims) - jnp.log2(cell_width)

@@ -40,7 +40,8 @@ from rvq_jax.train import writer
 
 STATE, EXTRA = "default", "extra"
 WEIGHTS_FILE = "weights.msgpack"
-WEIGHT_FIELDS = ("step", "params", "codebook")   # what inference needs of any state
+# What inference needs of any state (a prior's `stats` are the constants of its target space).
+WEIGHT_FIELDS = ("step", "params", "codebook", "stats")
 DAMAGED_DIR = "damaged_checkpoints"
 LOCK_FILE = "LOCK"
 

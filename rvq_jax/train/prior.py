@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import functools
 
+from absl import logging
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from rvq_jax.train import checkpoints
@@ -22,8 +25,8 @@ from rvq_jax.train import validation
 
 
 def make_task(config, targets: prior_targets.Targets) -> trainer.Task:
-  """The prior as a `trainer.Task`: training targets with their digit labels; bits/dim of the
-  validation and test targets (one fixed noise draw) at every epoch end."""
+  """The prior as a `trainer.Task`: training targets with their digit labels; the bound on the
+  bits/dim of the validation and test latents (one fixed draw of cell noise) at every epoch end."""
   shape = targets.shape
   eval_step = jax.jit(prior_steps.make_prior_eval_step(config, shape))
   held_out = {s: (prior_targets.fixed_noise_targets(config, targets, s), targets.splits[s][1])
@@ -41,11 +44,13 @@ def make_task(config, targets: prior_targets.Targets) -> trainer.Task:
       make_step=functools.partial(prior_steps.make_prior_train_step, config, shape),
       examples=(np.asarray(train_x), np.asarray(train_labels)),
       evaluate=evaluate,
-      loss_key="bits_per_dim",
+      loss_key=prior_steps.train_loss_key(config),
       divergence_advice="lower optim.learning_rate (or raise target.dequantization or lower "
       "optim.grad_clip_norm in a new workdir)",
       run_info=dict(target_shape=list(shape), spacing=targets.spacing,
                     noise_std=float(targets.stats["noise_std"]),
+                    cell_width=float(targets.stats["cell_width"]),
+                    distinct_cells=targets.distinct_cells,
                     variance_kept=targets.variance_kept))
 
 
@@ -62,11 +67,42 @@ def train_prior(config, workdir: str, run: prior_targets.VQVAERun | None = None)
   return state, targets, run
 
 
-def restore_prior(config, workdir, targets: prior_targets.Targets) -> prior_steps.PriorState:
-  """The latest checkpointed `PriorState` in `workdir` (on the default device)."""
-  x, labels = targets.splits["train"]
-  first = (jnp.asarray(x[:config.train.batch_size]), jnp.asarray(labels[:config.train.batch_size]))
-  abstract = jax.eval_shape(lambda r, b: prior_steps.create_prior_state(config, r, targets.stats, b),
+# Sections a read-only mode takes from its command line; the rest define the trained prior.
+COMMAND_SECTIONS = ("sample", "eval", "data", "parallel")
+
+
+def saved_prior_config(config, workdir) -> ml_collections.ConfigDict:
+  """The config a trained prior was made with (<workdir>/config.json) for the modes that only read
+  it: the flow, its target space and its VQ-VAE as saved, the command's `sample`, `eval`, `data`
+  and `parallel` sections (and fields added since the file was written from the command's
+  defaults). A shipped prior thus samples with a bare `--config=configs/realnvp.py`."""
+  saved = checkpoints.read_saved_config(workdir)
+  if saved is None:
+    return config
+  merged = ml_collections.ConfigDict(config.to_dict())
+  for key, value in saved.items():
+    if key in COMMAND_SECTIONS or key not in merged:
+      continue
+    if isinstance(value, dict):
+      for field, v in value.items():
+        if field in merged[key]:
+          merged[key][field] = tuple(v) if isinstance(v, list) else v
+    else:
+      merged[key] = value
+  if merged.vqvae_workdir != config.vqvae_workdir:
+    logging.info("the prior in %s models the VQ-VAE in %s (its config.json)", workdir,
+                 merged.vqvae_workdir)
+  return merged
+
+
+def restore_prior(config, workdir, vq_config) -> prior_steps.PriorState:
+  """The latest checkpointed `PriorState` in `workdir` (or its shipped weights), on the default
+  device; shapes come from the configs, so no targets need preparing."""
+  shape = prior_targets.target_shape(config, vq_config)
+  first = (jnp.zeros((config.train.batch_size,) + shape), jnp.zeros(config.train.batch_size,
+                                                                    jnp.int32))
+  stats = prior_targets.stats_template(config, vq_config)
+  abstract = jax.eval_shape(lambda r, b: prior_steps.create_prior_state(config, r, stats, b),
                             jax.random.key_data(jax.random.key(0)), first)
   return checkpoints.restore_for_reading(
       workdir, abstract, "train the prior first (python -m rvq_jax.main "

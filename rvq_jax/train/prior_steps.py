@@ -1,6 +1,7 @@
 """The RealNVP prior's state and pure steps: `PriorState`, its creation (actnorm initialised from a
 dequantized batch), `make_prior_train_step` (mean bits/dim of freshly dequantized targets) and
-`make_prior_eval_step` / `evaluate_bits_per_dim` on targets with a fixed noise draw."""
+`make_prior_eval_step` / `evaluate_bits_per_dim`: the bound on the discrete latents' bits/dim from
+held-out targets with one fixed draw of uniform cell noise (see `prior_targets`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import optax
 
 from rvq_jax import data as data_lib
 from rvq_jax.models import realnvp
+from rvq_jax.train import prior_targets
 from rvq_jax.train import rngs
 from rvq_jax.train import steps
 
@@ -27,7 +29,8 @@ class PriorState:
     step: int32 [] optimizer steps taken.
     params: Flax params of `realnvp.FlowPrior`.
     opt_state: optax state.
-    stats: the target-space constants of `Targets.stats` (fixed during training).
+    stats: the target-space constants of `Targets.stats` (fixed during training; noise_std and
+      cell_width set the dequantization).
     rng: PRNG key data uint32 [2]; step i draws its dequantization noise from fold_in(rng, i).
   """
   step: jax.Array
@@ -48,7 +51,8 @@ def create_prior_state(config, rng: jax.Array, stats: dict, first_batch) -> Prio
   model = make_model(config, targets.shape[1:])
   init_rng, noise_rng, state_rng = (rngs.stream(rng, tag)
                                     for tag in (rngs.PARAMS, rngs.INIT_NOISE, rngs.STEP))
-  noisy = targets + stats["noise_std"] * jax.random.normal(noise_rng, targets.shape)
+  noisy = targets + prior_targets.dequantization_noise(
+      noise_rng, targets.shape, config.target.dequantization_noise, stats)
   params = model.init(init_rng, noisy, labels, stats["mean"], stats["std"],
                       method=realnvp.FlowPrior.log_prob)
   return PriorState(step=jnp.zeros((), jnp.int32), params=params,
@@ -56,31 +60,41 @@ def create_prior_state(config, rng: jax.Array, stats: dict, first_batch) -> Prio
                     stats=jax.tree.map(jnp.asarray, stats), rng=state_rng)
 
 
+def train_loss_key(config) -> str:
+  """The training loss's name: with uniform noise it is the bound on the discrete latents'
+  bits/dim; with Gaussian noise only the differential cross-entropy of the noisy targets."""
+  return "bits_per_dim" if config.target.dequantization_noise == "uniform" else "noisy_cross_entropy"
+
+
 def make_prior_train_step(config, shape, axis_name: str | None = None):
   """Returns the pure `prior_train_step(state, (targets, labels)) -> (state, metrics)`.
 
-  targets: float32 [B, H, W, C] (B local under pmap), labels int32 [B]. Loss: mean bits/dim of
-  the dequantized batch. The noise is drawn for the global batch and sliced, so pmap, sharded
-  and single-device runs of the same global batch take the same step. metrics: 'bits_per_dim',
-  'grad_norm', 'finite'.
+  targets: float32 [B, H, W, C] grid-snapped (B local under pmap), labels int32 [B]. Loss: mean
+  bits/dim of the dequantized batch (`train_loss_key`). The noise is drawn for the global batch
+  and sliced, so pmap, sharded and single-device runs of the same global batch take the same
+  step. metrics: the loss, 'grad_norm', 'finite'.
   """
   model = make_model(config, shape)
   tx = steps.make_optimizer(config)
   dims = int(np.prod(shape))
+  kind = config.target.dequantization_noise
+  loss_key = train_loss_key(config)
 
   def loss_fn(params, x, labels, stats):
     log_prob = model.apply(params, x, labels, stats["mean"], stats["std"],
                            method=realnvp.FlowPrior.log_prob)
+    if kind == "uniform":
+      return jnp.mean(realnvp.discrete_bits_per_dim(log_prob, dims, stats["cell_width"]))
     return jnp.mean(realnvp.bits_per_dim(log_prob, dims))
 
   def prior_train_step(state: PriorState, batch):
     targets, labels = batch
     local = targets.shape[0]
     shards, shard = steps.shard_of(axis_name)
-    noise = jax.random.normal(rngs.step_key(state.rng, state.step, rngs.NOISE),
-                              (local * shards,) + targets.shape[1:])
-    noise = lax.dynamic_slice_in_dim(noise, shard * local, local)
-    x = targets + state.stats["noise_std"] * noise
+    noise = prior_targets.dequantization_noise(rngs.step_key(state.rng, state.step, rngs.NOISE),
+                                               (local * shards,) + targets.shape[1:], kind,
+                                               state.stats)
+    x = targets + lax.dynamic_slice_in_dim(noise, shard * local, local)
     loss, grads = jax.value_and_grad(loss_fn)(state.params, x, labels, state.stats)
     if axis_name is not None:
       loss, grads = lax.pmean((loss, grads), axis_name)
@@ -88,7 +102,7 @@ def make_prior_train_step(config, shape, axis_name: str | None = None):
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
         [jnp.isfinite(p).all() for p in jax.tree.leaves(params)]))
-    metrics = {"bits_per_dim": loss, "grad_norm": optax.tree.norm(grads),
+    metrics = {loss_key: loss, "grad_norm": optax.tree.norm(grads),
                "finite": finite.astype(jnp.float32)}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
@@ -96,22 +110,24 @@ def make_prior_train_step(config, shape, axis_name: str | None = None):
 
 
 def make_prior_eval_step(config, shape):
-  """`eval_step(state, targets, labels, weights) -> (weighted bits/dim sum, weight sum)`; targets
-  already carry their fixed dequantization noise."""
+  """`eval_step(state, targets, labels, weights) -> (weighted bits/dim sum, weight sum)`: the
+  bound on the discrete latents' bits/dim; targets already carry their fixed uniform cell noise
+  (`prior_targets.fixed_noise_targets`)."""
   model = make_model(config, shape)
   dims = int(np.prod(shape))
 
   def eval_step(state: PriorState, targets, labels, weights):
     log_prob = model.apply(state.params, targets, labels, state.stats["mean"], state.stats["std"],
                            method=realnvp.FlowPrior.log_prob)
-    return (realnvp.bits_per_dim(log_prob, dims) * weights).sum(), weights.sum()
+    bound = realnvp.discrete_bits_per_dim(log_prob, dims, state.stats["cell_width"])
+    return (bound * weights).sum(), weights.sum()
 
   return eval_step
 
 
 def evaluate_bits_per_dim(eval_step, state, x: np.ndarray, labels: np.ndarray,
                           batch_size: int) -> float:
-  """Mean bits/dim over all of x [N, H, W, C] (padding weighted out)."""
+  """Mean of `eval_step`'s bits/dim over all of x [N, H, W, C] (padding weighted out)."""
   total, weight = 0.0, 0.0
   for (chunk, start, real) in data_lib.padded_batches(x, batch_size):
     lab = np.zeros(batch_size, np.int32)

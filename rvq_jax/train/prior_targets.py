@@ -5,13 +5,24 @@ latents [N, 32, 32, 128] (sums of code vectors, `target.levels` of them), or the
 continuous output; optionally projected on the leading `target.projection_dim` principal directions
 of the training latents (a fixed linear map; `unproject` maps samples back for the decoder).
 
-Dequantization: quantized latents take a finite set of values, on which a continuous density can
-grow without bound, so each training batch gets fresh Gaussian noise of std
-`target.dequantization * spacing`, where `spacing` is the median distance from a distinct target
-vector to its nearest distinct neighbour divided by sqrt(C) (a per-dimension spacing). Validation
-and test use one fixed draw of that noise (`fixed_noise_targets`), so their bits/dim are comparable
-across epochs; every bits/dim is of the noisy (dequantized) target and is only comparable at the
-same noise.
+Dequantization and the likelihood bound: quantized latents take a finite set of values, on which a
+continuous density can grow without bound. The targets are therefore snapped onto a grid of cell
+width `cell_width` (the discrete variable the prior models; `distinct_cells` says how many of the
+distinct latent vectors keep a cell of their own, i.e. how nearly the grid is as fine as the
+codes), and each training batch gets fresh noise of std `target.dequantization * spacing`, where
+`spacing` is the median distance from a distinct target vector to its nearest distinct neighbour
+divided by sqrt(C) (a per-dimension spacing): uniform over the target's grid cell (the default;
+the cell's width is sqrt(12) x that std) or Gaussian of that std.
+
+Held-out targets get one fixed draw of *uniform* cell noise u (`fixed_noise_targets`), whatever
+the training noise, so their bits/dim is a bound on the discrete latents (Theis et al., 2016; Ho et
+al., 2019): P(x) = integral of p over x's cell, and by Jensen's inequality
+    -log2 P(x) <= E_u[-log2 p(x + u)] - D log2(cell_width),
+so `realnvp.discrete_bits_per_dim` = differential bits/dim - log2(cell_width) bounds the
+entropy of the gridded latents from above, in any units, for any flow (a Gaussian-trained one too,
+only less tightly). The differential bits/dim of Gaussian-noised targets alone is no such bound
+(it depends on units and goes negative); it is logged only as the Gaussian runs' training loss,
+named `noisy_cross_entropy`.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from rvq_jax import errors
 from rvq_jax.data import download
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
+from rvq_jax.train import checkpoints
 from rvq_jax.train import rngs
 from rvq_jax.train import steps
 from rvq_jax.train import vqvae as vqvae_train
@@ -44,28 +56,53 @@ from rvq_jax.train import writer as writer_lib
 # ------------------------------------------------------------------ the VQ-VAE whose latents we model
 @dataclasses.dataclass(frozen=True)
 class VQVAERun:
-  """A trained VQ-VAE: its config (from the run's config.json), state, data and spectrograms."""
+  """A trained VQ-VAE: its config (from the run's config.json), state, data scale (the model sees
+  waveforms / scale) and, when loaded with its data, the dataset and spectrograms per split."""
   config: ml_collections.ConfigDict
   state: steps.TrainState
-  dataset: Any
-  specs: dict
+  scale: float
+  dataset: Any = None
+  specs: dict | None = None
 
 
-def load_vqvae(config) -> VQVAERun:
-  """The VQ-VAE in `config.vqvae_workdir`, with its dataset (data location from the prior's config
-  when set there)."""
+def load_vqvae(config, with_data: bool = True) -> VQVAERun:
+  """The VQ-VAE in `config.vqvae_workdir` (a run or shipped weights), with its dataset (data
+  location from the prior's config when set there) unless `with_data` is False: sampling needs
+  only the decoder, and shipped weights record their data scale."""
   workdir = pathlib.Path(config.vqvae_workdir)
   if not (workdir / "config.json").exists():
     raise errors.MissingError(
         f"config.vqvae_workdir={str(workdir)!r} holds no trained VQ-VAE (no config.json). Train one "
         f"first: python -m rvq_jax.main --config=configs/model5.py --workdir={workdir}")
-  vq_config = vqvae_train.saved_vqvae_config(workdir, config.data)
-  state = vqvae_train.restore_state(vq_config, workdir)
+  vq_config, state, scale = vqvae_train.load_trained(workdir, config.data)
   _warn_if_unfinished(workdir, int(state.step))
+  if not with_data:
+    return VQVAERun(vq_config, state, scale)
   dataset = data_lib.load_dataset(vq_config.data)
   specs = {s: audio.prepare_spectrograms(dataset[s].waveforms, vq_config.audio)
            for s in data_lib.SPLITS}
-  return VQVAERun(vq_config, state, dataset, specs)
+  return VQVAERun(vq_config, state, scale, dataset, specs)
+
+
+def target_shape(config, vq_config) -> tuple[int, int, int]:
+  """(h, w, C) of the prior's targets: the VQ-VAE's latent grid, C = `target.projection_dim` or
+  the latent size."""
+  bins, frames, _ = audio.spectrogram_shape(vq_config.data.max_samples, vq_config.audio)
+  down = vqvae.downsampling(vq_config)
+  return (bins // down, frames // down,
+          config.target.projection_dim or vq_config.model.latent_dim)
+
+
+def stats_template(config, vq_config) -> dict[str, np.ndarray]:
+  """Zeros shaped like `Targets.stats` (to restore a prior without preparing its targets)."""
+  channels = target_shape(config, vq_config)[-1]
+  stats = {"mean": np.zeros(channels, np.float32), "std": np.ones(channels, np.float32),
+           "noise_std": np.float32(1.0), "cell_width": np.float32(1.0)}
+  if config.target.projection_dim:
+    latent = vq_config.model.latent_dim
+    stats.update(center=np.zeros(latent, np.float32),
+                 basis=np.zeros((latent, channels), np.float32))
+  return stats
 
 
 def _warn_if_unfinished(workdir: pathlib.Path, step: int) -> None:
@@ -79,7 +116,10 @@ def _warn_if_unfinished(workdir: pathlib.Path, step: int) -> None:
 
 
 def _codes_cache_path(config, run: VQVAERun) -> pathlib.Path:
+  # The run's checkpoints, or the weights file of an exported model (pretrained/<name>).
   ckpt = (pathlib.Path(config.vqvae_workdir) / "checkpoints").absolute()
+  if not ckpt.exists():
+    ckpt = ckpt.parent / checkpoints.WEIGHTS_FILE
   key = hashlib.sha256(json.dumps([str(ckpt), int(run.state.step), ckpt.stat().st_mtime_ns,
                                    {s: len(run.dataset[s]) for s in data_lib.SPLITS}]).encode())
   return download.cache_root(config.data) / "prior_codes" / f"{key.hexdigest()[:16]}.npz"
@@ -164,13 +204,15 @@ def latent_spacing(targets: np.ndarray, num_queries: int, num_references: int,
 
 @dataclasses.dataclass(frozen=True)
 class Targets:
-  """The prior's data: per split (targets float32 [N, H, W, C], digit labels int32 [N]), and the
-  constants of the target space: `stats` (mean, std [C] for standardisation; noise_std [];
-  center [D] and basis [D, C] when projected), `spacing`, `variance_kept`."""
+  """The prior's data: per split (targets float32 [N, H, W, C] snapped to the grid, digit labels
+  int32 [N]), and the constants of the target space: `stats` (mean, std [C] for standardisation;
+  noise_std [] and cell_width [] in target units; center [D] and basis [D, C] when projected),
+  `spacing`, `variance_kept`, `distinct_cells` (see `distinct_cells`)."""
   splits: dict[str, tuple[np.ndarray, np.ndarray]]
   stats: dict[str, np.ndarray]
   spacing: float
   variance_kept: float
+  distinct_cells: float
 
   @property
   def shape(self) -> tuple[int, int, int]:
@@ -196,17 +238,55 @@ def prepare_targets(config, run: VQVAERun) -> Targets:
     stats.update(mean=np.zeros(channels, np.float32), std=np.ones(channels, np.float32))
   spacing = latent_spacing(train, t.spacing_queries, t.spacing_references, config.seed)
   stats["noise_std"] = np.float32(t.dequantization * spacing)
-  splits = {s: (v.astype(np.float32), run.dataset[s].digits.astype(np.int32))
+  stats["cell_width"] = np.float32(UNIFORM_WIDTH_PER_STD * stats["noise_std"])
+  distinct = distinct_cells(train, float(stats["cell_width"]), t.spacing_queries * 100,
+                            config.seed)
+  splits = {s: (snap_to_grid(v, stats["cell_width"]), run.dataset[s].digits.astype(np.int32))
             for s, v in latents.items()}
-  logging.info("prior targets %s (%s, %.4f of the variance kept); spacing %.4f, dequantization "
-               "noise std %.4f", train.shape[1:], t.kind, kept, spacing, stats["noise_std"])
-  return Targets(splits, {k: np.asarray(v, np.float32) for k, v in stats.items()}, spacing, kept)
+  logging.info("prior targets %s (%s, %.4f of the variance kept); spacing %.4f, %s noise std "
+               "%.4f, grid cell %.4f (%.4f of the distinct latent vectors keep their own cell)",
+               train.shape[1:], t.kind, kept, spacing, t.dequantization_noise, stats["noise_std"],
+               stats["cell_width"], distinct)
+  return Targets(splits, {k: np.asarray(v, np.float32) for k, v in stats.items()}, spacing, kept,
+                 distinct)
 
 
-def fixed_noise_targets(config, targets: Targets, split: str) -> np.ndarray:
-  """`split`'s targets plus one fixed draw of the dequantization noise (seeded by config.seed)."""
+# A uniform distribution of width w has std w / sqrt(12).
+UNIFORM_WIDTH_PER_STD = math.sqrt(12.0)
+
+
+def snap_to_grid(x: np.ndarray, cell_width: float) -> np.ndarray:
+  """x [..., C] -> the centres of their cells on the grid cell_width * Z^C (float32)."""
+  return (cell_width * np.round(np.asarray(x, np.float64) / cell_width)).astype(np.float32)
+
+
+def distinct_cells(targets: np.ndarray, cell_width: float, max_vectors: int, seed: int) -> float:
+  """Of the distinct vectors among (a random subset of `max_vectors` of) `targets` [..., C], the
+  fraction whose grid cell holds no other: 1.0 means the snapped latents lose no code path."""
+  rng = np.random.default_rng(seed)
+  flat = targets.reshape(-1, targets.shape[-1])
+  flat = np.unique(flat[rng.choice(len(flat), min(len(flat), max_vectors), replace=False)], axis=0)
+  _, counts = np.unique(np.round(flat.astype(np.float64) / cell_width).astype(np.int64), axis=0,
+                        return_counts=True)
+  return float((counts == 1).sum() / len(flat))
+
+
+def fixed_noise_targets(config, targets: Targets, split: str, kind: str = "uniform") -> np.ndarray:
+  """`split`'s targets plus one fixed draw (seeded by config.seed) of dequantization noise: by
+  default uniform over their grid cells, the held-out set whose bits/dim bounds the discrete
+  latents'."""
   x = targets.splits[split][0]
   key = jax.random.fold_in(jax.random.wrap_key_data(rngs.seed_stream(config.seed,
                                                                      rngs.HELD_OUT_NOISE)),
                            data_lib.SPLITS.index(split))
-  return x + targets.stats["noise_std"] * np.asarray(jax.random.normal(key, x.shape))
+  return x + np.asarray(dequantization_noise(key, x.shape, kind, targets.stats))
+
+
+def dequantization_noise(key, shape, kind: str, stats) -> jax.Array:
+  """Noise [shape] added to grid-snapped targets: 'uniform' over the cell (width
+  stats['cell_width']) or 'gaussian' of std stats['noise_std']."""
+  if kind == "uniform":
+    return stats["cell_width"] * (jax.random.uniform(key, shape) - 0.5)
+  if kind == "gaussian":
+    return stats["noise_std"] * jax.random.normal(key, shape)
+  raise ValueError(f"Unknown target.dequantization_noise {kind!r}")

@@ -20,6 +20,7 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 INITS = ("uniform", "glorot_normal", "kmeans")
 TARGET_KINDS = ("quantized", "continuous")
 PREPROCESS = ("standardize", "none")
+DEQUANTIZATION_NOISE = ("uniform", "gaussian")
 BASES = ("gaussian", "mixture", "class_conditional")
 LOG_SCALES = ("tanh", "sigmoid")
 
@@ -160,7 +161,11 @@ def target_checks(config) -> list:
       (t.kind in TARGET_KINDS, f"target.kind={t.kind!r} is unknown; choose one of {TARGET_KINDS}."),
       (t.preprocess in PREPROCESS,
        f"target.preprocess={t.preprocess!r} is unknown; choose one of {PREPROCESS}."),
-      (t.dequantization >= 0, f"target.dequantization={t.dequantization} must be >= 0."),
+      (t.dequantization > 0, f"target.dequantization={t.dequantization} must be > 0: the "
+       "likelihood bound needs grid cells of positive width (0.25 is the default)."),
+      (t.dequantization_noise in DEQUANTIZATION_NOISE,
+       f"target.dequantization_noise={t.dequantization_noise!r} is unknown; choose one of "
+       f"{DEQUANTIZATION_NOISE}."),
       (not t.projection_dim or t.projection_dim >= 1,
        f"target.projection_dim={t.projection_dim} must be positive (0: no projection)."),
   ]

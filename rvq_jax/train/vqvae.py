@@ -107,6 +107,19 @@ def restore_state(config, workdir) -> steps.TrainState:
       "--workdir=...)")
 
 
+def load_trained(workdir, data_location=None) -> tuple[ml_collections.ConfigDict, steps.TrainState,
+                                                      float]:
+  """(config, state, data scale) of the VQ-VAE in `workdir` (a training run or shipped weights).
+  The scale (the training split's waveform std, PCM units: the model sees waveforms / scale) comes
+  from the weights' metadata; only a training workdir, which has none, loads its data for it."""
+  config = saved_vqvae_config(workdir, data_location)
+  state = restore_state(config, workdir)
+  scale = (checkpoints.read_weights_metadata(workdir) or {}).get("data_scale")
+  if scale is None:
+    scale = data_lib.load_dataset(config.data).scale
+  return config, state, float(scale)
+
+
 def evaluate(eval_step, state, examples: jax.Array, batch_size: int) -> dict:
   """Weighted-mean eval metrics over all `examples` [N, H, W, 2], plus per-level codebook use."""
   batches = []
