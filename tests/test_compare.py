@@ -5,6 +5,8 @@ import json
 import pytest
 
 from rvq_jax.eval import compare
+from rvq_jax.eval import record
+from rvq_jax.eval import render
 from rvq_jax.eval import report
 from rvq_jax.eval import results
 from tests.conftest import REPO
@@ -41,8 +43,10 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
   assert "Trained **1 of 2 epochs** (3 steps, batch 16)" in page          # model1 from runs
   assert "### model2\n\nCOMMAND" in page and "| mu law 4 bit |" in page   # from pretrained/
   # The comparison table reads the test metrics of a run's eval.json (shipped model2 here).
-  shipped = json.loads((REPO / "pretrained" / "model2" / "eval.json").read_text())["reconstruction"]
-  row = compare.summary_table({"model2": REPO / "pretrained" / "model2"}).splitlines()[2]
+  shipped = json.loads((REPO / "pretrained" / "model2" / "eval.json").read_text())["quality"][
+      "reconstruction"]
+  row = render.summary_table({"model2": render.read_run(REPO / "pretrained" / "model2")}
+                             ).splitlines()[2]
   assert f"| {shipped['pesq_nb']:.2f} ({shipped['pesq_nb_corpus']:.2f}) |" in row
   assert f"| {shipped['stoi']:.3f} ({shipped['stoi_corpus']:.3f}) |" in row
   assert f"| {shipped['classifier_accuracy']:.3f} |" in row
@@ -56,7 +60,52 @@ def test_the_ablation_section_reads_the_kept_records():
   assert rows and set(rows) <= set(results.ABLATION_RUNS)
   for name, line in rows.items():
     saved = json.loads((REPO / "docs" / "ablation" / name / "eval.json").read_text())
-    rec, rd = saved["reconstruction"], saved["rate_distortion"]
+    rec, rd = saved["quality"]["reconstruction"], saved["rate_distortion"]
     assert f"| {rec['pesq_nb']:.2f} ({rec['pesq_nb_corpus']:.2f}) |" in line
     assert f"| {rd[len(rd) // 2 - 1]['pesq_nb']:.2f} | {rd[0]['classifier_accuracy']:.3f} |" in line
-    assert f"({min(saved['speech_codebook_perplexity']):.0f})" in line
+    assert f"({min(saved['codebook']['speech']['perplexity']):.0f})" in line
+
+
+def _legacy_layout(result: dict, evaluated: bool) -> dict:
+  """A schema-2 record laid out as eval.json was before the schema: all keys at the top level,
+  'reconstruction' a loss after training and the full-rate quality row after evaluation."""
+  loss, codebook = result["test"]["loss"], result["codebook"]
+  old = {"step": result["step"], "split": "test", "examples": result["examples"],
+         "loss": loss["total"], "commitment": loss["commitment"],
+         "commitment_per_level": loss["commitment_per_level"],
+         "reconstruction": loss["reconstruction"],
+         "spectrogram_mse": result["test"]["spectrogram_mse"],
+         "codebook_perplexity": codebook["perplexity"], "codebook_usage": codebook["usage"],
+         "codebook_dead_codes": codebook["dead_codes"],
+         "nominal_bits_per_second": codebook["nominal_bits_per_second"],
+         "entropy_bits_per_second": codebook["entropy_bits_per_second"]}
+  if evaluated:
+    speech = codebook["speech"]
+    old.update(speech_codebook_perplexity=speech["perplexity"], speech_codebook_usage=speech[
+        "usage"], speech_position_fraction=speech["position_fraction"],
+               reconstruction=result["quality"]["reconstruction"],
+               classifier_accuracy_original=result["quality"]["original_classifier_accuracy"],
+               baselines=result["quality"]["baselines"], rate_distortion=result["rate_distortion"])
+  return old
+
+
+def test_eval_json_written_before_the_schema_reads_as_schema_2(tmp_path):
+  """A record of each older layout (after --mode=train, after --mode=evaluate) loads as the schema-2
+  record, the converter rewrites it in place, and the renderers give the same page for both."""
+  shipped = record.load(REPO / "pretrained" / "model6")
+  assert shipped["schema"] == record.SCHEMA and "quality" in shipped
+  trained = {k: v for k, v in shipped.items() if k not in ("quality", "rate_distortion")}
+  trained["codebook"] = {k: v for k, v in shipped["codebook"].items() if k != "speech"}
+  trained["test"] = dict(shipped["test"], loss=dict(shipped["test"]["loss"], reconstruction=0.0123))
+  assert record.upgrade(_legacy_layout(trained, evaluated=False)) == trained
+  # Evaluation overwrote the reconstruction loss in the old layout: it is missing, not invented.
+  evaluated = dict(shipped, test=dict(shipped["test"], loss=dict(shipped["test"]["loss"],
+                                                                 reconstruction=None)))
+  path = tmp_path / "eval.json"
+  path.write_text(json.dumps(_legacy_layout(evaluated, evaluated=True)))
+  assert record.load(path) == evaluated
+  record.main(["record", str(path)])
+  assert json.loads(path.read_text()) == evaluated
+  assert render.report_page("m", record.load(path)) == render.report_page("m", evaluated)
+  with pytest.raises(ValueError, match="newer than this code"):
+    record.upgrade({"schema": record.SCHEMA + 1})

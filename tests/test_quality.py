@@ -108,19 +108,19 @@ def test_evaluate_mode_on_a_vqvae_workdir(tiny_vqvae_run):
   assert [r["levels"] for r in result["rate_distortion"]] == [1, 2, 3]
   rates = [r["nominal_bits_per_second"] for r in result["rate_distortion"]]
   assert rates == [4000.0, 8000.0, 12000.0]
-  base = result["baselines"]
+  base, rec = result["quality"]["baselines"], result["quality"]["reconstruction"]
   assert base["stft_round_trip"]["si_sdr_db"] > 60          # the codec's upper bound
   assert base["stft_round_trip"]["classifier_accuracy"] == pytest.approx(
-      result["classifier_accuracy_original"], abs=0.01)
-  assert result["reconstruction"]["si_sdr_db"] < base["stft_round_trip"]["si_sdr_db"]
+      result["quality"]["original_classifier_accuracy"], abs=0.01)
+  assert rec["si_sdr_db"] < base["stft_round_trip"]["si_sdr_db"]
   # PESQ-nb and STOI: the STFT round trip is transparent; a 4-step model is far from it.
   assert base["stft_round_trip"]["pesq_nb_corpus"] > 4.4 and base["stft_round_trip"]["stoi"] > 0.99
   for key in ("pesq_nb", "pesq_nb_corpus", "stoi", "stoi_corpus"):
-    assert result["reconstruction"][key] < base["stft_round_trip"][key]
-  assert result["reconstruction"]["perceptual_examples"] == 40
+    assert rec[key] < base["stft_round_trip"][key]
+  assert rec["perceptual_examples"] == 40
   # The reference codecs sit between the two: 4-bit mu-law and 20 dB SNR noise are intelligible.
   for name in ("mu_law_4_bit", "white_noise_20_db_snr"):
-    assert result["reconstruction"]["stoi"] < base[name]["stoi"] < base["stft_round_trip"]["stoi"]
+    assert rec["stoi"] < base[name]["stoi"] < base["stft_round_trip"]["stoi"]
     assert base[name]["classifier_accuracy"] > 0.9
   text = (workdir / "report.md").read_text()
   assert "| reconstructions |" in text and "griffin_lim_8_iterations" in text
@@ -153,13 +153,13 @@ def test_speech_codebook_metrics_count_only_the_recorded_columns(tiny_vqvae_run,
           np.add.at(counts[level], codes[clip, :, column, level], 1)
   p = counts / counts.sum(-1, keepdims=True)
   perplexity = np.exp(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), -1))
-  np.testing.assert_allclose(got["speech_codebook_perplexity"], perplexity, rtol=1e-5)
-  np.testing.assert_allclose(got["speech_codebook_usage"], (counts > 0).mean(-1))
-  assert got["speech_position_fraction"] == pytest.approx(kept / (len(specs) * codes.shape[2]))
-  assert 0.2 < got["speech_position_fraction"] < 0.8          # FSDD clips are mostly padding
+  np.testing.assert_allclose(got["perplexity"], perplexity, rtol=1e-5)
+  np.testing.assert_allclose(got["usage"], (counts > 0).mean(-1))
+  assert got["position_fraction"] == pytest.approx(kept / (len(specs) * codes.shape[2]))
+  assert 0.2 < got["position_fraction"] < 0.8          # FSDD clips are mostly padding
   full = quality.speech_codebook_metrics(config, state, specs, np.full(64, 8192))
   whole = report.test_metrics(config, state, {"test": test}, {"test": specs})
-  np.testing.assert_allclose(full["speech_codebook_perplexity"], whole["codebook_perplexity"],
+  np.testing.assert_allclose(full["perplexity"], whole["codebook"]["perplexity"],
                              rtol=1e-4)
 
 
@@ -174,7 +174,8 @@ def _shipped_vqvaes():
   found = []
   for folder in sorted((REPO / "pretrained").iterdir()):
     path = folder / "eval.json"
-    if path.exists() and "per_file" in json.loads(path.read_text()).get("reconstruction", {}):
+    if path.exists() and "per_file" in json.loads(path.read_text()).get("quality", {}).get(
+        "reconstruction", {}):
       found.append(folder.name)
   return found
 
@@ -190,7 +191,7 @@ def test_a_shipped_vqvae_reproduces_its_eval_json_on_20_test_clips(name, fsdd_re
   from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
   from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
   folder = REPO / "pretrained" / name
-  saved = json.loads((folder / "eval.json").read_text())["reconstruction"]
+  saved = json.loads((folder / "eval.json").read_text())["quality"]["reconstruction"]
   config = vqvae_train.saved_vqvae_config(folder, {"data_dir": str(fsdd_recordings)})
   state = vqvae_train.restore_state(config, folder)
   test = fsdd_dataset["test"]

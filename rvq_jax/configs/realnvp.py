@@ -59,6 +59,8 @@ def get_config():
   config.prior.invertible_1x1 = False       # Glow's 1x1 convolution before every coupling
   config.prior.base = "class_conditional"   # 'gaussian' | 'mixture' | 'class_conditional'
   config.prior.mixture_components = 4       # 'mixture' base: Gaussians per dimension
+  # The digit (one-hot) as an input to every coupling's conditioner, not only to the base.
+  config.prior.label_conditioning = False
 
   # ---- optimisation (steps.make_optimizer: Adam, warm-up, clipping) ----
   config.optim = config_dict.ConfigDict()

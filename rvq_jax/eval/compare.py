@@ -11,24 +11,16 @@ commitment) and <root>/summary.md (final metrics of every run found).
 from __future__ import annotations
 
 import importlib
-import json
 import pathlib
 
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
 from rvq_jax import errors
 from rvq_jax.eval import figures
+from rvq_jax.eval import render
 from rvq_jax.train import writer
-
-
-def perceptual_cell(row: dict, key: str, digits: int) -> str:
-  """'per-file mean (corpus)' of a PESQ or STOI entry; '-' in rows written before they existed."""
-  if key not in row:
-    return "-"
-  return f"{row[key]:.{digits}f} ({row[key + '_corpus']:.{digits}f})"
 
 
 def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
@@ -40,39 +32,6 @@ def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
       config.train.num_epochs = num_epochs
     logging.info("Training %s into %s", name, root / name)
     report.train_and_report(config, str(root / name))
-
-
-def summary_table(workdirs: dict) -> str:
-  """Markdown table of each run's last train/validation epoch and its test eval.json.
-
-  workdirs: {run name: its workdir}; runs without metrics are left out. The test columns are
-  filled once `--mode=evaluate` has written eval.json (PESQ-nb and STOI: per-file mean, corpus
-  value in brackets; digit accuracy of the reconstructions by the shipped classifier).
-  """
-  header = ("| run | epochs | steps | train loss | val loss | val rec | val commit | test spec. MSE |"
-            " PESQ-nb | STOI | digit accuracy | test perplexity per level |"
-            " test dead codes per level | kbit/s (nominal / entropy) |")
-  lines = [header, "|" + "---|" * 14]
-  for name, workdir in workdirs.items():
-    records = writer.read_metrics(workdir)
-    if not records:
-      continue
-    train = [r for r in records if r["split"] == "train"][-1]
-    val = [r for r in records if r["split"] == "validation"][-1]
-    eval_path = pathlib.Path(workdir) / "eval.json"
-    test = json.loads(eval_path.read_text()) if eval_path.exists() else {}
-    rec = test.get("reconstruction") if isinstance(test.get("reconstruction"), dict) else {}
-    fmt = lambda xs: " ".join(f"{x:.0f}" for x in xs) if xs else "-"
-    accuracy = f"{rec['classifier_accuracy']:.3f}" if "classifier_accuracy" in rec else "-"
-    lines.append(
-        f"| {name} | {val['epoch']} | {val['step']} | {train['loss']:.4f} | {val['loss']:.4f} | "
-        f"{val['reconstruction']:.4f} | {val['commitment']:.4f} | "
-        f"{test.get('spectrogram_mse', float('nan')):.4f} | {perceptual_cell(rec, 'pesq_nb', 2)} | "
-        f"{perceptual_cell(rec, 'stoi', 3)} | {accuracy} | {fmt(test.get('codebook_perplexity'))} | "
-        f"{fmt(test.get('codebook_dead_codes'))} | "
-        f"{test.get('nominal_bits_per_second', np.nan) / 1000:.1f} / "
-        f"{test.get('entropy_bits_per_second', np.nan) / 1000:.1f} |")
-  return "\n".join(lines) + "\n"
 
 
 def draw_pair(roots, pair, path) -> pathlib.Path:
@@ -94,7 +53,8 @@ def compare(root, models, pair) -> tuple[pathlib.Path, pathlib.Path]:
   roots = [pathlib.Path(r) for r in (root if isinstance(root, (list, tuple)) else [root])]
   figure = draw_pair(roots, pair, roots[0] / "figure2_loss_curves.png")
   table = roots[0] / "summary.md"
-  table.write_text(summary_table({m: find_workdir(roots, m, "metrics.jsonl") for m in models}))
+  table.write_text(render.summary_table(
+      {m: render.read_run(find_workdir(roots, m, "metrics.jsonl")) for m in models}))
   return figure, table
 
 

@@ -104,12 +104,12 @@ def loss_curves_figure(runs: dict[str, list[dict]]):
 
 
 def codebook_usage_figure(result: dict):
-  """Per-level perplexity and fraction of codes used, from an eval.json dict."""
+  """Per-level perplexity and fraction of codes used, from an eval.json record (schema 2)."""
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
-  levels = np.arange(len(result["codebook_perplexity"]))
-  axes[0].bar(levels, result["codebook_perplexity"])
+  levels = np.arange(len(result["codebook"]["perplexity"]))
+  axes[0].bar(levels, result["codebook"]["perplexity"])
   axes[0].set_title("codebook perplexity per level")
-  axes[1].bar(levels, result["codebook_usage"])
+  axes[1].bar(levels, result["codebook"]["usage"])
   axes[1].set_ylim(0, 1)
   axes[1].set_title("fraction of codes used (test split)")
   for ax in axes:

@@ -25,9 +25,10 @@ import numpy as np
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax.data import augment
-from rvq_jax.eval import compare
 from rvq_jax.eval import figures
 from rvq_jax.eval import metrics
+from rvq_jax.eval import record
+from rvq_jax.eval import render
 from rvq_jax.eval import report
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
@@ -158,7 +159,7 @@ def _reconstruct_fn(config):
 
 
 def speech_codebook_metrics(config, state, spectrograms: jax.Array, lengths) -> dict:
-  """Per-level perplexity and usage of the test codes at the latent positions that cover the
+  """{'perplexity' [L], 'usage' [L], 'position_fraction'} of the test codes at the latent positions that cover the
   recording, leaving out the zero padding after it (over half of FSDD's 1.024 s frames): a
   silent position takes one code, so the whole-grid perplexity is capped by the padding share.
 
@@ -177,9 +178,9 @@ def speech_codebook_metrics(config, state, spectrograms: jax.Array, lengths) -> 
   counts = np.stack([np.bincount(kept[:, level], minlength=config.rvq.codes)
                      for level in range(codes.shape[-1])]).astype(np.float32)
   m = rvq.codebook_metrics(jnp.asarray(counts))
-  return {"speech_codebook_perplexity": np.asarray(m["perplexity"]).tolist(),
-          "speech_codebook_usage": np.asarray(m["usage"]).tolist(),
-          "speech_position_fraction": float(speech.mean())}
+  return {"perplexity": np.asarray(m["perplexity"]).tolist(),
+          "usage": np.asarray(m["usage"]).tolist(),
+          "position_fraction": float(speech.mean())}
 
 
 def evaluate_vqvae(config, workdir: str) -> dict:
@@ -201,8 +202,8 @@ def evaluate_vqvae(config, workdir: str) -> dict:
     return float((predicted_digits(classifier, spectrograms, config.audio) == labels).mean())
 
   result = report.test_metrics(config, state, dataset, specs)
-  result.update(speech_codebook_metrics(config, state, specs["test"], test.lengths))
-  result["classifier_accuracy_original"] = accuracy(specs["test"])
+  result["codebook"]["speech"] = speech_codebook_metrics(config, state, specs["test"],
+                                                         test.lengths)
   rate_distortion = []
   reconstruct = _reconstruct_fn(config)
   for n in range(1, config.rvq.levels + 1):
@@ -218,63 +219,21 @@ def evaluate_vqvae(config, workdir: str) -> dict:
     if full_rate:
       row["per_file"]["predicted_digit"] = digits.tolist()
     rate_distortion.append(row)
-  result["reconstruction"] = rate_distortion[-1]
+  result["quality"] = {
+      "reconstruction": rate_distortion[-1],
+      "original_classifier_accuracy": accuracy(specs["test"]),
+      "baselines": {
+          name: dict(waveform_metrics(config, waves, degraded, lengths),
+                     classifier_accuracy=accuracy(audio.to_spectrogram(degraded, config.audio)))
+          for name, degraded in degraded_test_waveforms(config, dataset, specs["test"]).items()}}
   result["rate_distortion"] = rate_distortion
-
-  result["baselines"] = {
-      name: dict(waveform_metrics(config, waves, degraded, lengths),
-                 classifier_accuracy=accuracy(audio.to_spectrogram(degraded, config.audio)))
-      for name, degraded in degraded_test_waveforms(config, dataset, specs["test"]).items()}
-  (workdir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+  record.write(workdir / "eval.json", result)
   figures.save(figures.codebook_usage_figure(result), workdir / "figures" / "codebook_usage.png")
   figures.save(figures.rate_distortion_figure(rate_distortion),
                workdir / "figures" / "rate_distortion.png")
-  (workdir / "report.md").write_text(markdown_report(workdir.name, result))
+  (workdir / "report.md").write_text(render.report_page(workdir.name, result))
+  q = result["quality"]
   logging.info("evaluate: SI-SDR %.2f dB, accuracy %.3f on reconstructions (%.3f on originals)",
-               result["reconstruction"]["si_sdr_db"], result["reconstruction"]["classifier_accuracy"],
-               result["classifier_accuracy_original"])
+               q["reconstruction"]["si_sdr_db"], q["reconstruction"]["classifier_accuracy"],
+               q["original_classifier_accuracy"])
   return result
-
-
-def markdown_report(name: str, result: dict) -> str:
-  """A short markdown page of an eval.json written by `evaluate_vqvae`."""
-  rec = result["reconstruction"]
-  cell = compare.perceptual_cell
-  lines = [f"# {name}: test-split evaluation (step {result['step']})", "",
-           f"{result['examples']} test recordings. Bit rate {result['nominal_bits_per_second'] / 1000:.1f}"
-           f" kbit/s nominal, {result['entropy_bits_per_second'] / 1000:.1f} kbit/s entropy.", "",
-           "PESQ-nb and STOI: the mean over the files each can score (FSDD clips are often too "
-           "short), and in brackets the corpus value (STOI: all clips concatenated; PESQ: 8 s "
-           "segments of the concatenation).", "",
-           "| | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |",
-           "|---|---|---|---|---|---|---|",
-           f"| originals | - | - | - | - | - | {result['classifier_accuracy_original']:.3f} |"]
-  rows = [("reconstructions", rec)] + [(f"baseline: {b}", r) for b, r in result["baselines"].items()]
-  for label, row in rows:
-    lines.append(f"| {label} | {cell(row, 'pesq_nb', 2)} | {cell(row, 'stoi', 3)} | "
-                 f"{row['si_sdr_db']:.2f} | {row['log_spectral_distance_db']:.2f} | "
-                 f"{row['mr_stft_distance']:.3f} | {row['classifier_accuracy']:.3f} |")
-  lines += ["", f"Losses: total {result['loss']:.4f}, reconstruction {result['reconstruction_loss']:.4f}"
-            if "reconstruction_loss" in result else
-            f"Spectrogram MSE {result['spectrogram_mse']:.4f}; commitment {result['commitment']:.4f}.",
-            "", "| levels | kbit/s | spectrogram MSE | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | "
-            "accuracy |", "|---|---|---|---|---|---|---|---|"]
-  for row in result["rate_distortion"]:
-    lines.append(f"| {row['levels']} | {row['nominal_bits_per_second'] / 1000:.1f} | "
-                 f"{row['spectrogram_mse']:.4f} | {cell(row, 'pesq_nb', 2)} | "
-                 f"{cell(row, 'stoi', 3)} | {row['si_sdr_db']:.2f} | "
-                 f"{row['log_spectral_distance_db']:.2f} | {row['classifier_accuracy']:.3f} |")
-  speech = result.get("speech_codebook_perplexity", [float("nan")] * len(result["codebook_usage"]))
-  lines += ["", "Codebook use over all test latent positions, and the perplexity over the "
-            f"{result.get('speech_position_fraction', float('nan')):.0%} of positions that cover "
-            "the recordings (the rest is zero padding, which takes one code).", "",
-            "| level | perplexity | perplexity (speech) | usage | dead codes |",
-            "|---|---|---|---|---|"]
-  for level, (p, ps, u, d) in enumerate(zip(result["codebook_perplexity"], speech,
-                                            result["codebook_usage"],
-                                            result["codebook_dead_codes"])):
-    lines.append(f"| {level} | {p:.1f} | {ps:.1f} | {u:.3f} | {d:.0f} |")
-  lines += ["", "![rate-distortion](figures/rate_distortion.png)",
-            "![codebook usage](figures/codebook_usage.png)",
-            "![loss curves](figures/loss_curves.png)", ""]
-  return "\n".join(lines)

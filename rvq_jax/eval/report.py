@@ -7,7 +7,6 @@ the recording's length).
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 
@@ -20,6 +19,7 @@ import soundfile as sf
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax.eval import figures
+from rvq_jax.eval import record
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
 from rvq_jax.train import rngs
@@ -43,14 +43,13 @@ def bits_per_second(config, counts: np.ndarray | None = None) -> dict[str, float
 
 
 def test_metrics(config, state: steps.TrainState, dataset, specs) -> dict:
-  """Losses, spectrogram MSE, per-level codebook metrics and bit rates over the test split."""
+  """Losses, spectrogram MSE, per-level codebook metrics and bit rates over the test split: the
+  training-time eval.json record (`rvq_jax.eval.record`)."""
   eval_step = jax.jit(steps.make_eval_step(config))
   test = vqvae_train.evaluate(eval_step, state, specs["test"], config.train.eval_batch_size)
   counts = test.pop("counts")
-  result = {"step": int(state.step), "split": "test", "examples": len(dataset["test"])}
-  result.update({k: np.asarray(v).tolist() for k, v in test.items()})
-  result.update(bits_per_second(config, counts))
-  return result
+  return record.from_test_metrics(state.step, len(dataset["test"]), test,
+                                  bits_per_second(config, counts))
 
 
 def write_wav(path: pathlib.Path, waveform: np.ndarray, sample_rate: int) -> None:
@@ -65,7 +64,7 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
   if jax.process_index() != 0:
     return {}
   result = test_metrics(config, state, dataset, specs)
-  (workdir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+  record.write(workdir / "eval.json", result)
 
   model = vqvae.make_model(config)
   rebuild = jax.jit(lambda p, e, x, key: audio.to_waveform(
@@ -91,9 +90,10 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
     figures.save(fig, workdir / "figures" / f"reconstruction_{split.names[i]}.png")
   figures.save(figures.loss_curves_figure({workdir.name: writer.read_metrics(workdir)}),
                workdir / "figures" / "loss_curves.png")
+  loss = result["test"]["loss"]
   logging.info("test: loss %.5f (rec %.5f, commit %.5f), spectrogram MSE %.5f; %d WAV pairs in %s",
-               result["loss"], result["reconstruction"], result["commitment"],
-               result["spectrogram_mse"], count, workdir / "audio")
+               loss["total"], loss["reconstruction"], loss["commitment"],
+               result["test"]["spectrogram_mse"], count, workdir / "audio")
   return result
 
 

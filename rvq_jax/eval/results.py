@@ -18,6 +18,8 @@ from absl import app
 from absl import flags
 
 from rvq_jax.eval import compare
+from rvq_jax.eval import record
+from rvq_jax.eval import render
 from rvq_jax.train import writer
 
 _MODELS = [f"model{i}" for i in range(1, 7)]   # the study's five, then the project's recipe
@@ -74,7 +76,7 @@ def _run_section(workdir: pathlib.Path, out_dir: pathlib.Path, name: str) -> lis
   if not records or config is None:
     return [f"### {name}", "", "Not run yet.", ""]
   info = _load(workdir / "run_info.json") or [{}]
-  result = _load(workdir / "eval.json") or {}
+  result = record.load(workdir)
   train = [r for r in records if r["split"] == "train"][-1]
   val = [r for r in records if r["split"] == "validation"][-1]
   hours = wall_seconds(records, config["train"]["batch_size"]) / 3600
@@ -92,35 +94,17 @@ def _run_section(workdir: pathlib.Path, out_dir: pathlib.Path, name: str) -> lis
            f"| train (last epoch mean) | {train['loss']:.4f} | {train['reconstruction']:.4f} | "
            f"{train['commitment']:.4f} |",
            f"| validation | {val['loss']:.4f} | {val['reconstruction']:.4f} | {val['commitment']:.4f} |"]
-  if "test" == result.get("split"):
-    lines.append(f"| test | {result['loss']:.4f} | {result['spectrogram_mse']:.4f} (MSE) | "
-                 f"{result['commitment']:.4f} |")
-  if "reconstruction" in result and isinstance(result["reconstruction"], dict):
-    rec = result["reconstruction"]
-    cell = compare.perceptual_cell
-    lines += ["", "PESQ-nb and STOI: the mean over the clips each can score, in brackets the corpus "
-              "value.", "",
-              "| | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | MR-STFT | digit accuracy |",
-              "|---|---|---|---|---|---|---|",
-              f"| test originals | - | - | - | - | - | {result['classifier_accuracy_original']:.3f} |"]
-    for label, row in [("reconstructions", rec)] + [(f"baseline: {b}", r)
-                                                    for b, r in result["baselines"].items()]:
-      lines.append(f"| {label} | {cell(row, 'pesq_nb', 2)} | {cell(row, 'stoi', 3)} | "
-                   f"{row['si_sdr_db']:.2f} | {row['log_spectral_distance_db']:.2f} | "
-                   f"{row['mr_stft_distance']:.3f} | {row['classifier_accuracy']:.3f} |")
-    lines += ["", "Rate-distortion (decoding the first n levels):", "",
-              "| levels | kbit/s | PESQ-nb | STOI | SI-SDR (dB) | LSD (dB) | accuracy |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['levels']} | {r['nominal_bits_per_second'] / 1000:.1f} | "
-              f"{cell(r, 'pesq_nb', 2)} | {cell(r, 'stoi', 3)} | {r['si_sdr_db']:.2f} | "
-              f"{r['log_spectral_distance_db']:.2f} | {r['classifier_accuracy']:.3f} |"
-              for r in result["rate_distortion"]]
-  if "codebook_perplexity" in result:
-    lines += ["", f"Codes: {result['nominal_bits_per_second'] / 1000:.1f} kbit/s nominal, "
-              f"{result['entropy_bits_per_second'] / 1000:.1f} kbit/s entropy. Per level (test): "
-              "perplexity " + " ".join(f"{p:.0f}" for p in result["codebook_perplexity"]) +
-              "; dead codes " + " ".join(f"{d:.0f}" for d in result["codebook_dead_codes"]) +
-              f" of {config['rvq']['codes']}."]
+  if result:
+    loss = result["test"]["loss"]
+    lines.append(f"| test | {loss['total']:.4f} | {result['test']['spectrogram_mse']:.4f} (MSE) | "
+                 f"{loss['commitment']:.4f} |")
+  if result and "quality" in result:
+    lines += ["", render.PERCEPTUAL_NOTE, ""] + render.quality_table(result)
+    lines += ["", "Rate-distortion (decoding the first n levels):", ""]
+    lines += render.rate_distortion_table(result)
+  if result:
+    lines += ["", f"Codes: {render.bit_rate_sentence(result)}. Per level (test), of "
+              f"{config['rvq']['codes']} codes:", ""] + render.codebook_table(result)
   lines.append("")
   for fig in ("loss_curves.png", "rate_distortion.png", "codebook_usage.png"):
     source = workdir / "figures" / fig
@@ -166,7 +150,7 @@ def _ablation_section(roots: list[pathlib.Path]) -> list[str]:
   """One row per ablation run found: full-rate quality, the rate-distortion targets (PESQ at half
   the levels, digit accuracy at one level) and codebook use, all on the test split."""
   runs = {name: _find(roots, name, "eval.json") for name in ABLATION_RUNS}
-  runs = {name: (w, _load(w / "eval.json"), _load(w / "config.json"))
+  runs = {name: (w, record.load(w), _load(w / "config.json"))
           for name, w in runs.items() if (w / "eval.json").exists()}
   if not runs:
     return []
@@ -182,17 +166,18 @@ def _ablation_section(roots: list[pathlib.Path]) -> list[str]:
            "| row | change | steps | PESQ-nb | STOI | LSD (dB) | SI-SDR (dB) | digit acc. | "
            "PESQ-nb, half | digit acc., 1 level | min usage | min perplexity (speech) | h |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-  cell = compare.perceptual_cell
+  cell = render.perceptual_cell
   for name, (workdir, result, config) in runs.items():
-    rec, rd = result["reconstruction"], result["rate_distortion"]
+    rec, rd, codebook = result["quality"]["reconstruction"], result["rate_distortion"], result[
+        "codebook"]
     half, one = rd[len(rd) // 2 - 1], rd[0]
     hours = wall_seconds(writer.read_metrics(workdir), config["train"]["batch_size"]) / 3600
     lines.append(
         f"| {name} | {ABLATION_RUNS[name][1]} | {result['step']} | {cell(rec, 'pesq_nb', 2)} | "
         f"{cell(rec, 'stoi', 3)} | {rec['log_spectral_distance_db']:.2f} | {rec['si_sdr_db']:.2f} "
         f"| {rec['classifier_accuracy']:.3f} | {half['pesq_nb']:.2f} | "
-        f"{one['classifier_accuracy']:.3f} | {min(result['codebook_usage']):.3f} | "
-        f"{min(result['codebook_perplexity']):.0f} ({_min_cell(result, 'speech_codebook_perplexity')}) "
+        f"{one['classifier_accuracy']:.3f} | {min(codebook['usage']):.3f} | "
+        f"{min(codebook['perplexity']):.0f} ({_min_cell(codebook.get('speech', {}), 'perplexity')}) "
         f"| {hours:.2f} |")
   lines += ["", "Overrides per row: " + "; ".join(
       f"`{name}`: `{flags or '(none)'}`" for name, (flags, _) in ABLATION_RUNS.items()
@@ -297,7 +282,8 @@ def write_results(root, out) -> pathlib.Path:
   present = [m for m in _MODELS if writer.read_metrics(_find(roots, m, "metrics.jsonl"))]
   if {"model1", "model5"} <= set(present):
     compare.draw_pair(roots, ["model1", "model5"], out.parent / "figures" / "figure2_loss_curves.png")
-    table = compare.summary_table({m: _find(roots, m, "metrics.jsonl") for m in _MODELS})
+    table = render.summary_table({m: render.read_run(_find(roots, m, "metrics.jsonl"))
+                                  for m in _MODELS})
     lines += ["Figure 2 (model1 against model5: train solid, validation dashed):", "",
               "![figure 2](figures/figure2_loss_curves.png)", "", table, ""]
   for name in _MODELS:

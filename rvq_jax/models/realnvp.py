@@ -149,7 +149,8 @@ class AffineCoupling(nn.Module):
   """A `distrax.MaskedCoupling` with an affine inner bijector and a ResNet conditioner.
 
   The conditioner sees the masked input plus the mask as an extra channel (Distrax passes only
-  `where(mask, x, 0)`, which cannot tell a masked-out entry from a zero). The log-scale is bounded:
+  `where(mask, x, 0)`, which cannot tell a masked-out entry from a zero) and, with
+  `label_conditioning`, the digit as ten one-hot channels. The log-scale is bounded:
   'tanh': learned per-channel multiplier x tanh(h) (Real NVP's code); 'sigmoid': log of
   sigmoid(h + 2) / sigmoid(2) (Glow's, shifted so that h = 0 is the identity).
   """
@@ -165,12 +166,17 @@ class AffineCoupling(nn.Module):
     if self.log_scale_form == "tanh":
       self.tanh_scale = self.param("tanh_scale", nn.initializers.ones, (channels,))
 
-  def _conditioner(self, masked_x):
+  def _conditioner(self, masked_x, labels=None):
     mask_channel = jnp.broadcast_to(jnp.asarray(self.mask[..., :1], masked_x.dtype),
                                     masked_x.shape[:-1] + (1,))
     if not np.all(self.mask == self.mask[..., :1]):   # channel mask: the channel is all ones
       mask_channel = jnp.ones_like(mask_channel)
-    shift, raw = jnp.split(self.net(jnp.concatenate([masked_x, mask_channel], -1)), 2, axis=-1)
+    inputs = [masked_x, mask_channel]
+    if labels is not None:   # [B] digits -> [B, H, W, 10], the same at every position
+      one_hot = jax.nn.one_hot(labels, NUM_CLASSES, dtype=masked_x.dtype)
+      inputs.append(jnp.broadcast_to(one_hot[:, None, None, :],
+                                     masked_x.shape[:-1] + (NUM_CLASSES,)))
+    shift, raw = jnp.split(self.net(jnp.concatenate(inputs, -1)), 2, axis=-1)
     if self.log_scale_form == "tanh":
       log_scale = self.tanh_scale * jnp.tanh(raw)
     else:
@@ -178,9 +184,10 @@ class AffineCoupling(nn.Module):
                    - jax.nn.log_sigmoid(_GLOW_SCALE_OFFSET))
     return shift, log_scale
 
-  def __call__(self) -> distrax.Bijector:
+  def __call__(self, labels=None) -> distrax.Bijector:
+    """The coupling bijector; `labels` [B] (or None) are closed over by its conditioner."""
     return distrax.MaskedCoupling(
-        mask=jnp.asarray(self.mask), conditioner=self._conditioner,
+        mask=jnp.asarray(self.mask), conditioner=lambda x: self._conditioner(x, labels),
         bijector=lambda p: distrax.ScalarAffine(shift=p[0], log_scale=p[1]))
 
 
@@ -203,15 +210,15 @@ class FlowStep(nn.Module):
       c = self.mask.shape[-1]
       self.mixing = self.param("mixing", nn.initializers.orthogonal(), (c, c))
 
-  def __call__(self) -> list[distrax.Bijector]:
-    """Bijectors in the order they are applied to data."""
+  def __call__(self, labels=None) -> list[distrax.Bijector]:
+    """Bijectors in the order they are applied to data (`labels` [B]: see AffineCoupling)."""
     layers = []
     if self.actnorm:
       layers.append(ActNorm(self.norm))
     if self.invertible_1x1:
       c = self.mask.shape[-1]
       layers.append(distrax.Block(distrax.UnconstrainedAffine(self.mixing, jnp.zeros(c)), 2))
-    layers.append(self.coupling())
+    layers.append(self.coupling(labels))
     return layers
 
 
@@ -228,6 +235,8 @@ class FlowPrior(nn.Module):
     num_scales, checkerboard, channel, final: flow layout (see the module docstring).
     base: 'gaussian' (N(0, I)), 'mixture' (a learned per-dimension mixture of Gaussians) or
       'class_conditional' (one learned mean and log-scale image per digit).
+    label_conditioning: every coupling's conditioner also sees the digit (one-hot channels), so
+      the whole flow, not only the base, depends on the label.
   """
   shape: tuple[int, int, int]
   num_scales: int
@@ -242,6 +251,7 @@ class FlowPrior(nn.Module):
   invertible_1x1: bool
   base: str
   mixture_components: int
+  label_conditioning: bool = False
 
   def setup(self):
     steps, (h, w, c) = [], self.shape
@@ -268,15 +278,18 @@ class FlowPrior(nn.Module):
       self.class_log_scale = self.param("class_log_scale", nn.initializers.zeros,
                                         (NUM_CLASSES,) + self.shape)
 
-  def data_to_latent(self, mean=None, std=None) -> distrax.Bijector:
-    """The normalising bijector [..., H, W, C] -> [..., H, W, C]; with `mean`, `std` [C], a fixed
-    standardisation comes first."""
+  def data_to_latent(self, mean=None, std=None, labels=None) -> distrax.Bijector:
+    """The normalising bijector [B, H, W, C] -> [B, H, W, C]; with `mean`, `std` [C], a fixed
+    standardisation comes first. `labels` [B] are required with `label_conditioning`."""
+    if self.label_conditioning and labels is None:
+      raise ValueError("FlowPrior(label_conditioning=True) needs the labels of its inputs.")
+    labels = labels if self.label_conditioning else None
     inner = None
     for board, chan in reversed(self.scales):
-      layers = [b for s in board for b in s()]
+      layers = [b for s in board for b in s(labels)]
       if chan:
         layers.append(Squeeze())
-        layers += [b for s in chan for b in s()]
+        layers += [b for s in chan for b in s(labels)]
         layers.append(FactorOut(inner))
         layers.append(distrax.Inverse(Squeeze()))
       inner = _chain(layers)
@@ -307,7 +320,7 @@ class FlowPrior(nn.Module):
     """p(x | labels) over [B, H, W, C] as a Distrax `Transformed` (sampling runs the flow's
     inverse)."""
     return distrax.Transformed(self.base_distribution(labels, temperature),
-                               distrax.Inverse(self.data_to_latent(mean, std)))
+                               distrax.Inverse(self.data_to_latent(mean, std, labels)))
 
   def log_prob(self, x, labels, mean=None, std=None):
     """log p(x) in nats, [B], for x [B, H, W, C]."""
@@ -317,12 +330,12 @@ class FlowPrior(nn.Module):
     """[B, H, W, C] samples, one per label."""
     return self.distribution(labels, mean, std, temperature).sample(seed=rng)
 
-  def forward_and_log_det(self, x, mean=None, std=None):
+  def forward_and_log_det(self, x, mean=None, std=None, labels=None):
     """(latent [B, H, W, C], log|det d latent / dx| [B]); for tests and inspection."""
-    return self.data_to_latent(mean, std).forward_and_log_det(x)
+    return self.data_to_latent(mean, std, labels).forward_and_log_det(x)
 
-  def inverse(self, z, mean=None, std=None):
-    return self.data_to_latent(mean, std).inverse(z)
+  def inverse(self, z, mean=None, std=None, labels=None):
+    return self.data_to_latent(mean, std, labels).inverse(z)
 
 
 def make_prior(prior_config, shape: tuple[int, int, int]) -> FlowPrior:
@@ -333,7 +346,14 @@ def make_prior(prior_config, shape: tuple[int, int, int]) -> FlowPrior:
                    final=p.final_couplings, hidden=p.hidden, num_blocks=p.res_blocks,
                    kernel_size=p.kernel_size, log_scale_form=p.log_scale, actnorm=p.actnorm,
                    invertible_1x1=p.invertible_1x1, base=p.base,
-                   mixture_components=p.mixture_components)
+                   mixture_components=p.mixture_components,
+                   label_conditioning=p.label_conditioning)
+
+
+def is_conditional(prior_config) -> bool:
+  """Whether a prior from `config.prior` models p(x | digit) (a class base or label-conditioned
+  couplings), so that samples can be asked for a digit."""
+  return prior_config.base == "class_conditional" or prior_config.label_conditioning
 
 
 def bits_per_dim(log_prob: jax.Array, dims: int) -> jax.Array:

@@ -13,6 +13,7 @@ from rvq_jax import audio
 from rvq_jax import data
 from rvq_jax import errors
 from rvq_jax.models import conv_kernels
+from rvq_jax.models import realnvp
 from rvq_jax.models import vqvae
 from rvq_jax.train import parallel
 
@@ -200,8 +201,9 @@ def sample_checks(config) -> list:
       (s.num_samples >= 1, "sample.num_samples must be positive."),
       (s.digit is None or 0 <= s.digit <= 9,
        f"sample.digit={s.digit} must be a digit 0..9 (or unset)."),
-      (s.digit is None or "prior" not in config or config.prior.base == "class_conditional",
-       "sample.digit needs prior.base='class_conditional'."),
+      (s.digit is None or "prior" not in config or realnvp.is_conditional(config.prior),
+       "sample.digit needs a conditional prior: prior.base='class_conditional' or "
+       "prior.label_conditioning=True."),
   ]
 
 
