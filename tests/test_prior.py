@@ -47,6 +47,7 @@ def tiny_prior_config(vqvae_dir, fsdd_recordings):
   config.eval.classifier_workdir = str(SHIPPED_CLASSIFIER)
   config.target.projection_dim = 4
   config.prior.hidden, config.prior.res_blocks = 8, 1
+  config.prior.label_conditioning = True   # the digit in the couplings too: every path sees it
   config.train.batch_size = 16
   config.train.progress_bar = False
   config.train.checkpoint_every_steps = 20
@@ -98,6 +99,7 @@ def test_prior_step_pmap_and_sharded_equal_one_device():
   assert jax.device_count() == 8
   config = realnvp_config.get_config()
   config.prior.hidden, config.prior.res_blocks = 8, 1
+  config.prior.label_conditioning = True   # the digit in the couplings too: every path sees it
   config.optim.warmup_steps = 2
   shape = (8, 8, 4)
   state0, batches = _toy_state_and_batches(config, shape)
@@ -153,14 +155,27 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert {r["split"] for r in records} == {"train", "validation", "test"}
 
-  # The results page shows the run's numbers and Figure 3.
+  # Per requested digit (4 samples each here), consistent with the overall share.
+  for row in result["samples"]:
+    per_digit = row["requested_digit_accuracy_per_digit"]
+    assert len(per_digit) == 10 and np.mean(per_digit) == pytest.approx(
+        row["requested_digit_accuracy"])
+  assert (workdir / "figures" / "class_grid.png").stat().st_size > 10_000
+
+  # The results page shows the run as the shipped prior: its targets, every setting, the figures.
   root = tmp_path / "runs"
-  (root / "prior_ablation").mkdir(parents=True)
-  (root / "prior_ablation" / "base").symlink_to(workdir)
+  root.mkdir()
+  (root / results.SHIPPED_PRIOR).symlink_to(workdir)
   page = results.write_results(root, tmp_path / "docs" / "RESULTS.md").read_text()
-  row = result["samples"][0]
-  assert "| prior_ablation/base | " in page and f"| {row['inception_score']:.2f} | " in page
-  assert (tmp_path / "docs" / "figures" / "figure3_prior_sample.png").exists()
+  shown = results.shipped_setting(result, json.loads((workdir / "config.json").read_text()))
+  assert shown["temperature"] == config.sample.temperature and shown["snap"] == config.sample.snap
+  assert "### The shipped prior" in page and f"| {shown['inception_score']:.2f} | " in page
+  targets = results.prior_target_rows(result, shown)
+  assert len(targets) == 6 and all(f"| {name} | {value} |" in page for name, value, _ in targets)
+  assert (shown["inception_score"] >= 0.8 * result["references"]["real_test"]["inception_score"]
+          ) == targets[0][2]
+  for name in ("prior_figure3_sample_0.png", "prior_class_grid.png"):
+    assert (tmp_path / "docs" / "figures" / name).exists()
 
   # Resume: a longer run continues from the checkpoint instead of starting again.
   config.train.num_steps = 70

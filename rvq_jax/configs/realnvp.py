@@ -90,6 +90,7 @@ def get_config():
   config.sample.temperatures = (1.0, 0.7)   # scored settings: temperatures x snap_settings
   config.sample.snap_settings = (False, True)
   config.sample.num_figures = 4             # Figure 3: a sampled latent beside its spectrogram
+  config.sample.grid_columns = 4            # conditional prior: samples per digit in class_grid.png
 
   config.eval = config_dict.ConfigDict()
   config.eval.classifier_workdir = "pretrained/classifier"

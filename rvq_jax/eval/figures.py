@@ -158,6 +158,37 @@ def latent_sample_figure(latent: np.ndarray, spectrogram: np.ndarray, audio_conf
   return fig
 
 
+def class_grid_figure(spectrograms: np.ndarray, digits: np.ndarray, audio_config,
+                      sample_rate: int, title: str = ""):
+  """Class-conditional samples as a grid of magnitude spectrograms (dB, one colour scale): one
+  row per digit 0-9, one column per sample.
+
+  Args:
+    spectrograms: [10, k, bins, frames, 2] in `audio_config.representation`, row d asked for d.
+    digits: [10, k] the digit the classifier hears in each (shown above it).
+  """
+  spectra = 20 * np.log10(np.abs(np.asarray(audio.to_complex(
+      np.asarray(spectrograms), audio_config))) + 1e-6)                   # [10, k, bins, frames]
+  rows, cols, bins, frames = spectra.shape
+  top = spectra.max()
+  extent = (0, frames * audio_config.hop_length / sample_rate, 0, sample_rate / 2 / 1000)
+  fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.5 * rows), constrained_layout=True,
+                           squeeze=False, sharex=True, sharey=True)
+  for d in range(rows):
+    for j in range(cols):
+      ax = axes[d, j]
+      ax.imshow(spectra[d, j], origin="lower", aspect="auto", extent=extent, cmap="magma",
+                vmin=top - 80, vmax=top, interpolation="nearest")
+      ax.set_title(f"heard: {digits[d, j]}", fontsize=7)
+      ax.tick_params(labelsize=6)
+    axes[d, 0].set_ylabel(f"digit {d}\nkHz", fontsize=8)
+  for ax in axes[-1]:
+    ax.set_xlabel("time (s)", fontsize=7)
+  if title:
+    fig.suptitle(title)
+  return fig
+
+
 def waveforms_figure(rows: dict[str, np.ndarray], frame_length: int, hop_length: int,
                      sample_rate: int, title: str = ""):
   """Log-magnitude spectrograms (dB, one colour scale) of waveforms {label: [n]}, one row each,

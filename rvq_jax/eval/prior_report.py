@@ -119,6 +119,10 @@ class Scorer:
     d2 = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None, :]
     return np.sqrt(np.maximum(np.asarray(d2.min(1)), 0.0))
 
+  def heard(self, spectrograms) -> np.ndarray:
+    """The digit [N] the classifier hears in each spectrogram."""
+    return self.classifier.predict(spectrograms, self.audio_config)[0].argmax(-1)
+
   def defects(self, spectrograms) -> dict:
     """Shares of the set that are near-silent (RMS below `eval.silent_rms_dbfs`, dB re full scale)
     or clipped (some sample beyond full scale, so clipped when written as 16-bit PCM)."""
@@ -157,10 +161,20 @@ class Scorer:
 
 
 def write_samples(config, workdir: pathlib.Path, run: prior_targets.VQVAERun, latents, specs,
-                  labels) -> list[pathlib.Path]:
-  """The first `sample.num_wavs` samples as WAV in <workdir>/audio/samples/ and Figure 3."""
+                  labels, heard=None) -> list[pathlib.Path]:
+  """The first `sample.num_wavs` samples as WAV in <workdir>/audio/samples/, Figure 3, and for a
+  conditional prior sampled for every digit, the grid of `sample.grid_columns` samples per digit
+  (`heard` [N]: the classifier's digit for each sample, shown above it)."""
   if jax.process_index() != 0:
     return []
+  columns = config.sample.grid_columns
+  rows = [np.flatnonzero(labels == d)[:columns] for d in range(realnvp.NUM_CLASSES)]
+  if realnvp.is_conditional(config.prior) and columns and all(len(r) == columns for r in rows):
+    rows = np.stack(rows)
+    figures.save(figures.class_grid_figure(
+        specs[rows], heard[rows], run.config.audio, run.config.data.sample_rate,
+        f"class-conditional samples, T={config.sample.temperature}"
+        f"{', snapped' if config.sample.snap else ''}"), workdir / "figures" / "class_grid.png")
   out_dir = workdir / "audio" / "samples"
   count = min(config.sample.num_wavs, len(specs))
   waves = np.asarray(audio.to_waveform(jnp.asarray(specs[:count]), run.config.audio))
@@ -233,7 +247,7 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
                    f", requested digit {row['requested_digit_accuracy']:.3f}" if requested is not None
                    else "")
       if temperature == config.sample.temperature and snap == config.sample.snap:
-        write_samples(config, workdir, run, latents, specs, labels)
+        write_samples(config, workdir, run, latents, specs, labels, scorer.heard(specs))
   if jax.process_index() == 0:
     (workdir / "prior_eval.json").write_text(json.dumps(result, indent=2) + "\n")
   return result
@@ -274,8 +288,9 @@ def sample(config, workdir: str) -> dict:
                                 config.sample.temperature, config.sample.snap,
                                 seed_offset=1 if config.sample.digit is None else
                                 2 + config.sample.digit)
-  write_samples(config, workdir, run, latents, specs, labels)
-  scores = Scorer(config, run).score(
+  scorer = Scorer(config, run)
+  write_samples(config, workdir, run, latents, specs, labels, scorer.heard(specs))
+  scores = scorer.score(
       specs, labels if realnvp.is_conditional(config.prior) else None)
   scores.update(temperature=config.sample.temperature, snap=config.sample.snap,
                 digit=config.sample.digit)

@@ -194,8 +194,8 @@ def sample_checks(config) -> list:
   s = config.sample
   return [
       (s.batch_size >= 1, "sample.batch_size must be positive."),
-      (s.num_wavs >= 0 and s.num_figures >= 0,
-       "sample.num_wavs and sample.num_figures must be >= 0."),
+      (s.num_wavs >= 0 and s.num_figures >= 0 and s.grid_columns >= 0,
+       "sample.num_wavs, sample.num_figures and sample.grid_columns must be >= 0."),
       (all(temp > 0 for temp in tuple(s.temperatures) + (s.temperature,)),
        "sample.temperature and sample.temperatures must be > 0."),
       (s.num_samples >= 1, "sample.num_samples must be positive."),
