@@ -109,3 +109,21 @@ def test_eval_json_written_before_the_schema_reads_as_schema_2(tmp_path):
   assert render.report_page("m", record.load(path)) == render.report_page("m", evaluated)
   with pytest.raises(ValueError, match="newer than this code"):
     record.upgrade({"schema": record.SCHEMA + 1})
+
+
+def test_the_prior_ablation_section_reads_the_kept_records():
+  """docs/ablation/prior_<row> (record-only exports of prior runs) render as rows of the results
+  page: each run's bound once, then one line per scored sample setting, cells from its
+  prior_eval.json."""
+  kept = results._prior_ablation_section([REPO / "docs" / "ablation"])  # pylint: disable=protected-access
+  names = [line.split(" | ")[0][2:] for line in kept if line.startswith("| prior_")]
+  assert names and set(names) <= set(results.PRIOR_ABLATION)
+  for name in names:
+    saved = json.loads((REPO / "docs" / "ablation" / name / "prior_eval.json").read_text())
+    start = next(i for i, line in enumerate(kept) if line.startswith(f"| {name} |"))
+    block = kept[start:start + len(saved["samples"])]
+    assert f"| {saved['bits_per_dim']['test']:.3f} |" in block[0]
+    for line, row in zip(block, saved["samples"]):
+      assert f"| {row['temperature']} | {'yes' if row['snap'] else 'no'} | " in line
+      assert f"| {row['inception_score']:.2f} | {row['frechet_distance']:.1f} |" in line
+      assert f"| {row['requested_digit_accuracy']:.3f} (" in line

@@ -4,6 +4,7 @@ on latents of a tiny VQ-VAE trained on the real FSDD."""
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -228,3 +229,29 @@ def test_bad_prior_configs_fail_before_compiling(tmp_path):
   config.vqvae_workdir = str(tmp_path / "missing")
   with pytest.raises(FileNotFoundError, match="configs/model5.py"):
     prior_targets.load_vqvae(config)
+
+
+SHIPPED_PRIOR = REPO / "pretrained" / "prior"
+
+
+@pytest.mark.skipif(not (SHIPPED_PRIOR / "weights.msgpack").exists(), reason="no shipped prior")
+def test_the_shipped_prior_speaks_the_requested_digits_without_the_data(tmp_path):
+  """pretrained/prior straight from the checkout, with no FSDD anywhere: the front door samples 50
+  (five of each digit) at the shipped setting, and the classifier hears the requested digit as
+  often as prior_eval.json recorded for its 1,000 samples there (binomial tolerance)."""
+  workdir = tmp_path / "prior"
+  shutil.copytree(SHIPPED_PRIOR, workdir)          # samples are written beside the weights
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="",
+             FSDD_DIR=str(tmp_path / "no_data_here"), RVQ_JAX_CACHE=str(tmp_path / "cache"))
+  out = subprocess.run([sys.executable, "-m", "rvq_jax.main", "--config=configs/realnvp.py",
+                        f"--workdir={workdir}", "--mode=sample", "--config.sample.num_samples=50",
+                        "--config.sample.num_wavs=10"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  config = json.loads((workdir / "config.json").read_text())
+  recorded = results.shipped_setting(json.loads((workdir / "prior_eval.json").read_text()), config)
+  got = json.loads((workdir / "samples.json").read_text())
+  assert got["examples"] == 50 and got["temperature"] == recorded["temperature"]
+  p = recorded["requested_digit_accuracy"]
+  assert abs(got["requested_digit_accuracy"] - p) <= 3 * np.sqrt(p * (1 - p) / 50) + 0.02
+  assert len(list((workdir / "audio" / "samples").glob("*_sample_*.wav"))) == 10

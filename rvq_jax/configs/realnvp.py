@@ -84,10 +84,10 @@ def get_config():
   config.sample.num_samples = 1000          # scored with the digit classifier
   config.sample.num_wavs = 50               # of them written to <workdir>/audio/samples/
   config.sample.batch_size = 100
-  config.sample.temperature = 1.0           # base std multiplier for the WAVs written
+  config.sample.temperature = 0.7           # base std multiplier of --mode=sample and the WAVs
   config.sample.snap = False                # snap decoded latents to the nearest RVQ code path
   config.sample.digit = config_dict.placeholder(int)  # class-conditional: speak this digit
-  config.sample.temperatures = (1.0, 0.7)   # scored settings: temperatures x snap_settings
+  config.sample.temperatures = (1.0, 0.7, 0.5)  # scored settings: temperatures x snap_settings
   config.sample.snap_settings = (False, True)
   config.sample.num_figures = 4             # Figure 3: a sampled latent beside its spectrogram
   config.sample.grid_columns = 4            # conditional prior: samples per digit in class_grid.png

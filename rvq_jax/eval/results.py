@@ -198,6 +198,8 @@ PRIOR_ABLATION = {
     "prior_label_gauss": ("--config.prior.label_conditioning=True --config.prior.base=gaussian",
                           "label-conditioned couplings, N(0, I) base"),
     "prior_mixture": ("--config.prior.base=mixture", "unconditional: mixture base"),
+    "prior_model5": ("--config.vqvae_workdir=pretrained/model5",
+                     "on the study's model5 instead of model6 (its own PCA-16 and grid)"),
     "prior_deq25": ("--config.target.dequantization=0.25", "dequantization 0.25"),
     "prior_gaussnoise": ("--config.target.dequantization_noise=gaussian",
                          "Gaussian dequantization noise (training loss not a bound)"),
@@ -353,10 +355,11 @@ def _prior_ablation_section(roots: list[pathlib.Path]) -> list[str]:
            f"| row | change | bound | T | snap | {_SAMPLE_HEADER} |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   for name, result in runs.items():
-    for row in result["samples"]:
-      lines.append(f"| {name} | {PRIOR_ABLATION[name][1]} | "
-                   f"{result['bits_per_dim']['test']:.3f} | {row['temperature']} | "
-                   f"{'yes' if row['snap'] else 'no'} | {_sample_cells(row)} |")
+    for i, row in enumerate(result["samples"]):   # the run's name, change and bound once
+      first = (f"{name} | {PRIOR_ABLATION[name][1]} | {result['bits_per_dim']['test']:.3f}"
+               if i == 0 else " | | ")
+      lines.append(f"| {first} | {row['temperature']} | {'yes' if row['snap'] else 'no'} | "
+                   f"{_sample_cells(row)} |")
   lines += ["", "Overrides per row: " + "; ".join(
       f"`{name}`: `{flags or '(none)'}`" for name, (flags, _) in PRIOR_ABLATION.items()
       if name in runs) + ".", ""]
