@@ -57,7 +57,7 @@ def tiny_prior_config(vqvae_dir, fsdd_recordings):
   config.sample.batch_size = 20
   config.sample.num_wavs = 10
   config.sample.num_figures = 1
-  config.sample.temperatures = (1.0,)
+  config.sample.temperatures = (config.sample.temperature,)   # the setting --mode=sample uses
   return config
 
 
@@ -168,7 +168,7 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   root.mkdir()
   (root / results.SHIPPED_PRIOR).symlink_to(workdir)
   page = results.write_results(root, tmp_path / "docs" / "RESULTS.md").read_text()
-  shown = results.shipped_setting(result, json.loads((workdir / "config.json").read_text()))
+  shown = results.shipped_setting(result, config.sample)
   assert shown["temperature"] == config.sample.temperature and shown["snap"] == config.sample.snap
   assert "### The shipped prior" in page and f"| {shown['inception_score']:.2f} | " in page
   targets = results.prior_target_rows(result, shown)
@@ -217,7 +217,7 @@ def test_bad_prior_configs_fail_before_compiling(tmp_path):
       (lambda c: setattr(c.prior, "base", "flow"), "prior.base"),
       (lambda c: setattr(c.target, "kind", "codes"), "target.kind"),
       (lambda c: c.update({"prior": dict(base="gaussian"), "sample": dict(digit=7)}),
-       "sample.digit needs prior.base"),
+       "sample.digit needs a conditional prior"),
       (lambda c: setattr(c.train, "batch_size", 12), "train.batch_size=12 is not divisible"),
   ]
   for mutate, message in cases:
@@ -248,8 +248,7 @@ def test_the_shipped_prior_speaks_the_requested_digits_without_the_data(tmp_path
                         "--config.sample.num_wavs=10"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  config = json.loads((workdir / "config.json").read_text())
-  recorded = results.shipped_setting(json.loads((workdir / "prior_eval.json").read_text()), config)
+  recorded = results.shipped_setting(json.loads((workdir / "prior_eval.json").read_text()))
   got = json.loads((workdir / "samples.json").read_text())
   assert got["examples"] == 50 and got["temperature"] == recorded["temperature"]
   p = recorded["requested_digit_accuracy"]

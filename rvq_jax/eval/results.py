@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from rvq_jax.configs import realnvp as realnvp_config
 from rvq_jax.eval import compare
 from rvq_jax.eval import record
 from rvq_jax.eval import render
@@ -228,7 +229,8 @@ def _sample_cells(row: dict) -> str:
              if "near_silent_fraction" in row else "-")
   memo = row.get("memorization")
   memorised = _fraction(memo["fraction_closer_than_1st_percentile_of_real_test"]) if memo else "-"
-  fd = f"{row['frechet_distance']:.1f}" if "frechet_distance" in row else "-"
+  # A set against itself scores 0 up to rounding: no "-0.0".
+  fd = f"{max(row['frechet_distance'], 0.0):.1f}" if "frechet_distance" in row else "-"
   return (f"{row['inception_score']:.2f} | {fd} | {_histogram_range(row['class_histogram'])} | "
           f"{requested} | {defects} | {memorised}")
 
@@ -237,11 +239,13 @@ _SAMPLE_HEADER = ("IS | FD | class shares | requested digit (worst digit) | near
                   "| memorised")
 
 
-def shipped_setting(result: dict, config: dict) -> dict:
-  """The scored row of prior_eval.json at the config's own sampling setting (what --mode=sample
-  writes)."""
-  return next(r for r in result["samples"] if r["temperature"] == config["sample"]["temperature"]
-              and r["snap"] == config["sample"]["snap"])
+def shipped_setting(result: dict, sample=None) -> dict:
+  """The scored row of prior_eval.json at the sampling setting `sample` (a `config.sample`;
+  default: configs/realnvp.py's, which is what `--mode=sample` uses, since the sampling section
+  comes from the command, not from the trained prior's config.json)."""
+  sample = sample or realnvp_config.get_config().sample
+  return next((r for r in result["samples"] if r["temperature"] == sample.temperature
+               and r["snap"] == sample.snap), None)
 
 
 def prior_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
@@ -285,7 +289,10 @@ def _shipped_prior_section(folder: pathlib.Path, out_dir: pathlib.Path) -> list[
   result, config = _load(folder / "prior_eval.json"), _load(folder / "config.json")
   if not result or not config:
     return ["No shipped prior yet: see configs/realnvp.py for the commands.", ""]
-  t, row = result["target"], shipped_setting(result, config)
+  t, row = result["target"], shipped_setting(result)
+  if row is None:
+    return [f"`{folder}/prior_eval.json` has no scores at the sampling setting of "
+            "configs/realnvp.py; re-run `--mode=evaluate` on it.", ""]
   records = writer.read_metrics(folder)
   lines = [f"### The shipped prior (`pretrained/{SHIPPED_PRIOR}`)", "",
            f"COMMAND: `python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior "
@@ -335,6 +342,12 @@ def _shipped_prior_section(folder: pathlib.Path, out_dir: pathlib.Path) -> list[
       target.parent.mkdir(parents=True, exist_ok=True)
       shutil.copy(source, target)
       lines += [f"{caption}:", "", f"![{name[:-4]}](figures/{target.name})", ""]
+  wavs = sorted((out_dir / "audio").glob("prior_digit*.wav"))
+  if wavs:
+    lines += [f"Listening: {len(wavs)} samples in `docs/audio/prior_digit<d>_<a|b>.wav`, the grid's "
+              "first two of each digit (`--mode=sample --config.sample.num_samples=40 "
+              "--config.sample.num_wavs=20` at the default setting; WAVs `<d>_sample_<d>` and "
+              "`<d>_sample_1<d>`), beside the reconstructions above.", ""]
   return lines
 
 
@@ -350,8 +363,8 @@ def _prior_ablation_section(roots: list[pathlib.Path]) -> list[str]:
            "--config.vqvae_workdir=pretrained/model6 --config.target.dequantization=0.1 "
            f"--config.train.num_steps=<steps> --config.sample.num_samples=500 <overrides>`; steps: "
            f"{', '.join(map(str, steps))}. Bound: test bits per dimension of the grid-snapped "
-           "latents (comparable between rows with the same target only). Samples at T=0.7 and "
-           "T=1.0, each not snapped / snapped to the RVQ code path.", "",
+           "latents (comparable between rows with the same target only). Samples at T=1.0 and "
+           "T=0.7, not snapped (the first rows also snapped to the RVQ code path).", "",
            f"| row | change | bound | T | snap | {_SAMPLE_HEADER} |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   for name, result in runs.items():
