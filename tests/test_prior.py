@@ -168,7 +168,7 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   root.mkdir()
   (root / results.SHIPPED_PRIOR).symlink_to(workdir)
   page = results.write_results(root, tmp_path / "docs" / "RESULTS.md").read_text()
-  shown = results.shipped_setting(result, config.sample)
+  shown = results.shipped_setting(result)
   assert shown["temperature"] == config.sample.temperature and shown["snap"] == config.sample.snap
   assert "### The shipped prior" in page and f"| {shown['inception_score']:.2f} | " in page
   targets = results.prior_target_rows(result, shown)

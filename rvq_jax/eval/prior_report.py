@@ -221,6 +221,8 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
                  "cell_width": float(targets.stats["cell_width"]),
                  "distinct_cells": targets.distinct_cells},
       "prior": config.prior.to_dict(),
+      # The setting of the WAVs and figures written, and of --mode=sample with the same config.
+      "sampling": {"temperature": float(config.sample.temperature), "snap": config.sample.snap},
       # Upper bound on the entropy of the grid-snapped latents, bits per dimension.
       "bits_per_dim": bpd,
       # What the decoder makes of real latents: clean, and with the dequantization noise that

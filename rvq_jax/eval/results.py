@@ -18,7 +18,6 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from rvq_jax.configs import realnvp as realnvp_config
 from rvq_jax.eval import compare
 from rvq_jax.eval import record
 from rvq_jax.eval import render
@@ -239,13 +238,13 @@ _SAMPLE_HEADER = ("IS | FD | class shares | requested digit (worst digit) | near
                   "| memorised")
 
 
-def shipped_setting(result: dict, sample=None) -> dict:
-  """The scored row of prior_eval.json at the sampling setting `sample` (a `config.sample`;
-  default: configs/realnvp.py's, which is what `--mode=sample` uses, since the sampling section
-  comes from the command, not from the trained prior's config.json)."""
-  sample = sample or realnvp_config.get_config().sample
-  return next((r for r in result["samples"] if r["temperature"] == sample.temperature
-               and r["snap"] == sample.snap), None)
+def shipped_setting(result: dict) -> dict | None:
+  """The scored row of prior_eval.json at the setting its WAVs and figures were drawn at (the
+  config's `sample.temperature` / `sample.snap`, also `--mode=sample`'s); None in records written
+  before it was recorded."""
+  sampling = result.get("sampling")
+  return next((r for r in result["samples"] if sampling and r["temperature"] ==
+               sampling["temperature"] and r["snap"] == sampling["snap"]), None)
 
 
 def prior_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
@@ -291,8 +290,8 @@ def _shipped_prior_section(folder: pathlib.Path, out_dir: pathlib.Path) -> list[
     return ["No shipped prior yet: see configs/realnvp.py for the commands.", ""]
   t, row = result["target"], shipped_setting(result)
   if row is None:
-    return [f"`{folder}/prior_eval.json` has no scores at the sampling setting of "
-            "configs/realnvp.py; re-run `--mode=evaluate` on it.", ""]
+    return [f"`{folder}/prior_eval.json` does not say which setting it sampled at; re-run "
+            "`--mode=evaluate` on it.", ""]
   records = writer.read_metrics(folder)
   lines = [f"### The shipped prior (`pretrained/{SHIPPED_PRIOR}`)", "",
            f"COMMAND: `python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior "
@@ -344,10 +343,9 @@ def _shipped_prior_section(folder: pathlib.Path, out_dir: pathlib.Path) -> list[
       lines += [f"{caption}:", "", f"![{name[:-4]}](figures/{target.name})", ""]
   wavs = sorted((out_dir / "audio").glob("prior_digit*.wav"))
   if wavs:
-    lines += [f"Listening: {len(wavs)} samples in `docs/audio/prior_digit<d>_<a|b>.wav`, the grid's "
-              "first two of each digit (`--mode=sample --config.sample.num_samples=40 "
-              "--config.sample.num_wavs=20` at the default setting; WAVs `<d>_sample_<d>` and "
-              "`<d>_sample_1<d>`), beside the reconstructions above.", ""]
+    lines += [f"Listening: {len(wavs)} samples in `docs/audio/prior_digit<d>_<a|b>.wav`, the "
+              "grid's first two of each digit (the WAVs `<d>_sample_<d>` and `<d>_sample_1<d>` "
+              "that the evaluation writes at its sampling setting).", ""]
   return lines
 
 
