@@ -128,3 +128,26 @@ def test_the_prior_ablation_section_reads_the_kept_records():
       assert f"| {row['inception_score']:.2f} | {row['frechet_distance']:.1f} |" in line
       if "requested_digit_accuracy" in row:    # conditional priors only
         assert f"| {row['requested_digit_accuracy']:.3f} (" in line
+
+
+def test_bound_plateau_reads_the_shipped_priors_curve():
+  """The "trained until the bound stops falling" verdict, on the shipped prior's own metrics:
+  the best bound of the last window against the best before it, checked against a plain scan of
+  the records; a still-falling curve (the first half of the same run) is not called a plateau."""
+  records = [json.loads(line) for line in
+             (REPO / "pretrained" / "prior" / "metrics.jsonl").read_text().splitlines()]
+  plateau = results.bound_plateau(records, window=1000)
+  last = max(r["step"] for r in records if r["split"] == "validation")
+  before = after = float("inf")
+  for r in records:
+    if r["split"] == "validation":
+      if r["step"] <= last - 1000:
+        before = min(before, r["bits_per_dim"])
+      else:
+        after = min(after, r["bits_per_dim"])
+  assert plateau == {"last_step": last, "best_before": before, "best_last": after,
+                     "drop": before - after}
+  # Early in training the bound falls by far more than the tolerance per 1,000 steps.
+  early = [r for r in records if r["step"] <= 2500]
+  assert results.bound_plateau(early, window=1000)["drop"] > 3 * results.PLATEAU_TOLERANCE
+  assert results.bound_plateau(early, window=1500) is None   # too short to tell

@@ -119,9 +119,9 @@ class Scorer:
     d2 = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None, :]
     return np.sqrt(np.maximum(np.asarray(d2.min(1)), 0.0))
 
-  def heard(self, spectrograms) -> np.ndarray:
-    """The digit [N] the classifier hears in each spectrogram."""
-    return self.classifier.predict(spectrograms, self.audio_config)[0].argmax(-1)
+  def predict(self, spectrograms) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's digit probabilities [N, 10] and embeddings [N, E] of a spectrogram set."""
+    return self.classifier.predict(spectrograms, self.audio_config)
 
   def defects(self, spectrograms) -> dict:
     """Shares of the set that are near-silent (RMS below `eval.silent_rms_dbfs`, dB re full scale)
@@ -136,8 +136,10 @@ class Scorer:
     return {"near_silent_fraction": float((rms_db < self.silent_rms_dbfs).mean()),
             "clipped_fraction": float((np.concatenate(peak) > 1.0).mean())}
 
-  def score(self, spectrograms, requested=None) -> dict:
-    probs, embeddings = self.classifier.predict(spectrograms, self.audio_config)
+  def score(self, spectrograms, requested=None, predicted=None) -> dict:
+    """Scores of a spectrogram set [N, H, W, 2] (`requested` [N]: the digits asked for, for a
+    conditional prior; `predicted`: `predict(spectrograms)` when the caller already has it)."""
+    probs, embeddings = self.predict(spectrograms) if predicted is None else predicted
     out = {"examples": int(len(probs)),
            **judge.sample_scores(probs, embeddings, self.test_embeddings)}
     if requested is not None:
@@ -242,14 +244,15 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
     for snap in config.sample.snap_settings:
       latents, specs = draw_samples(config, state, sample_fn, decode, labels, temperature, snap)
       row = {"temperature": float(temperature), "snap": snap}
-      row.update(scorer.score(specs, requested))
+      predicted = scorer.predict(specs)
+      row.update(scorer.score(specs, requested, predicted))
       result["samples"].append(row)
       logging.info("samples T=%.2f snap=%s: IS %.3f, FD %.1f%s", temperature, snap,
                    row["inception_score"], row["frechet_distance"],
                    f", requested digit {row['requested_digit_accuracy']:.3f}" if requested is not None
                    else "")
       if temperature == config.sample.temperature and snap == config.sample.snap:
-        write_samples(config, workdir, run, latents, specs, labels, scorer.heard(specs))
+        write_samples(config, workdir, run, latents, specs, labels, predicted[0].argmax(-1))
   if jax.process_index() == 0:
     (workdir / "prior_eval.json").write_text(json.dumps(result, indent=2) + "\n")
   return result
@@ -291,9 +294,10 @@ def sample(config, workdir: str) -> dict:
                                 seed_offset=1 if config.sample.digit is None else
                                 2 + config.sample.digit)
   scorer = Scorer(config, run)
-  write_samples(config, workdir, run, latents, specs, labels, scorer.heard(specs))
+  predicted = scorer.predict(specs)
+  write_samples(config, workdir, run, latents, specs, labels, predicted[0].argmax(-1))
   scores = scorer.score(
-      specs, labels if realnvp.is_conditional(config.prior) else None)
+      specs, labels if realnvp.is_conditional(config.prior) else None, predicted)
   scores.update(temperature=config.sample.temperature, snap=config.sample.snap,
                 digit=config.sample.digit)
   if jax.process_index() == 0:

@@ -207,8 +207,13 @@ PRIOR_ABLATION = {
     "prior_proj32": ("--config.target.projection_dim=32", "PCA-32 target"),
     "prior_levels2": ("--config.target.levels=2", "the first 2 of 8 levels only"),
     "prior_continuous": ("--config.target.kind=continuous", "the pre-quantization latent"),
+    "prior_wide": ("--config.prior.hidden=64", "conditioner width 64 (not 32)"),
+    "prior_scales3": ("--config.prior.num_scales=3", "3 scales (not 2)"),
 }
 SHIPPED_PRIOR = "prior"   # <root>/prior: the shipped prior (pretrained/prior)
+# <root>/prior_model5_plateau: the same prior on the study's model5, trained to its plateau
+# (a record-only export in docs/ablation).
+MODEL5_PRIOR = "prior_model5_plateau"
 
 
 def _fraction(x) -> str:
@@ -284,26 +289,68 @@ def _bound_curve(records: list[dict], points: int = 12) -> str:
   return ", ".join(f"{step}: {bpd:.3f}" for step, bpd in shown)
 
 
-def _shipped_prior_section(folder: pathlib.Path, out_dir: pathlib.Path) -> list[str]:
+# "Trained until the validation bound stops falling" (issue 16), read off the curve: the best
+# validation bound of the last PLATEAU_WINDOW_STEPS steps improves on the best before them by
+# less than PLATEAU_TOLERANCE bits/dim (the epoch-to-epoch scatter of the bound is about 0.005).
+PLATEAU_WINDOW_STEPS = 1000
+PLATEAU_TOLERANCE = 0.005
+
+
+def bound_plateau(records: list[dict], window: int = PLATEAU_WINDOW_STEPS) -> dict | None:
+  """How much the best validation bound fell over the last `window` steps of a prior's run.
+
+  records: metrics.jsonl records (`split`, `step`, `bits_per_dim`). Returns {"last_step",
+  "best_before", "best_last", "drop"} (bits/dim; drop = best_before - best_last, negative when
+  the last window never reached the earlier best) or None when the run is shorter than twice the
+  window (too short to tell).
+  """
+  val = [(r["step"], r["bits_per_dim"]) for r in records if r["split"] == "validation"]
+  if not val or val[-1][0] < 2 * window:
+    return None
+  last = val[-1][0]
+  before = min(b for s, b in val if s <= last - window)
+  recent = min(b for s, b in val if s > last - window)
+  return {"last_step": last, "best_before": before, "best_last": recent, "drop": before - recent}
+
+
+def _plateau_sentence(records: list[dict]) -> str:
+  plateau = bound_plateau(records)
+  if plateau is None:
+    return "Too short to say whether the bound has stopped falling."
+  verdict = ("it has stopped falling" if plateau["drop"] < PLATEAU_TOLERANCE else
+             "**it was still falling**")
+  return (f"Over the last {PLATEAU_WINDOW_STEPS} steps the best validation bound went from "
+          f"{plateau['best_before']:.4f} to {plateau['best_last']:.4f} "
+          f"({plateau['drop']:+.4f} bits/dim): {verdict} (criterion: less than "
+          f"{PLATEAU_TOLERANCE} bits/dim per {PLATEAU_WINDOW_STEPS} steps).")
+
+
+def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str,
+                       export: str, shipped: bool) -> list[str]:
+  """One fully trained prior: command, target, bound curve, targets, every scored setting; the
+  shipped one also with its figures and WAVs (copied into out_dir as prior_*)."""
   result, config = _load(folder / "prior_eval.json"), _load(folder / "config.json")
   if not result or not config:
-    return ["No shipped prior yet: see configs/realnvp.py for the commands.", ""]
+    return ([f"{heading}", "", "No shipped prior yet: see configs/realnvp.py for the commands.", ""]
+            if shipped else [])
   t, row = result["target"], shipped_setting(result)
   if row is None:
     return [f"`{folder}/prior_eval.json` does not say which setting it sampled at; re-run "
             "`--mode=evaluate` on it.", ""]
   records = writer.read_metrics(folder)
-  lines = [f"### The shipped prior (`pretrained/{SHIPPED_PRIOR}`)", "",
-           f"COMMAND: `python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior "
-           f"--config.vqvae_workdir={config['vqvae_workdir']} "
+  lines = [heading, "",
+           f"COMMAND: `python -m rvq_jax.main --config=configs/realnvp.py "
+           f"--workdir=runs/{folder.name} --config.vqvae_workdir={config['vqvae_workdir']} "
            f"--config.target.dequantization={t['dequantization']} "
            f"--config.train.num_steps={config['train']['num_steps']} "
            f"--config.train.num_epochs={config['train']['num_epochs']}"
            + (" --config.prior.label_conditioning=True"
               if config["prior"].get("label_conditioning") else "") + "`, then `--mode=export "
-           f"--output=pretrained/{SHIPPED_PRIOR}`. Sample sevens from it: `python -m rvq_jax.main "
-           f"--config=configs/realnvp.py --workdir=pretrained/{SHIPPED_PRIOR} --mode=sample "
-           "--config.sample.digit=7`.", "",
+           f"--output={export}`"
+           + (". Sample sevens from it: `python -m rvq_jax.main "
+              f"--config=configs/realnvp.py --workdir={export} --mode=sample "
+              "--config.sample.digit=7`." if shipped else " --weights=false` (the record only)."),
+           "",
            f"Target: the {'x'.join(map(str, t['shape']))} {t['kind']} latents of "
            f"`{config['vqvae_workdir']}` ({t['projection_dim']} principal directions, "
            f"{t['variance_kept']:.1%} of the variance), snapped to a grid of cell "
@@ -314,7 +361,7 @@ def _shipped_prior_section(folder: pathlib.Path, out_dir: pathlib.Path) -> list[
                "label_conditioning") else "") + f"; {result['step']} steps.", "",
            "Validation bound (bits per dimension of the discrete latents, an upper bound on their "
            "entropy; step: value): " + _bound_curve(records) + f". Test: "
-           f"{result['bits_per_dim']['test']:.4f}.", "",
+           f"{result['bits_per_dim']['test']:.4f}. " + _plateau_sentence(records), "",
            f"Targets at its sampling setting (T={row['temperature']}, "
            f"{'snapped' if row['snap'] else 'not snapped'}; {row['examples']} samples, "
            "scored by the shipped classifier):", "",
@@ -331,6 +378,8 @@ def _shipped_prior_section(folder: pathlib.Path, out_dir: pathlib.Path) -> list[
     lines.append(f"| samples T={r['temperature']}{', snapped' if r['snap'] else ''} | "
                  f"{_sample_cells(r)} |")
   lines.append("")
+  if not shipped:
+    return lines
   for name, caption in (("figure3_sample_0.png", "Figure 3: a sampled latent (first channel) "
                          "beside its decoded spectrogram"),
                         ("class_grid.png", "Class-conditional samples, one row per requested "
@@ -378,7 +427,7 @@ def _prior_ablation_section(roots: list[pathlib.Path]) -> list[str]:
 
 
 def _prior_section(roots: list[pathlib.Path], out_dir: pathlib.Path) -> list[str]:
-  """The RealNVP prior: the shipped prior against the targets, then the ablation."""
+  """The RealNVP prior: the shipped prior against the targets, the same on model5, the ablation."""
   lines = ["## RealNVP prior", "",
            "Samples are scored with the shipped digit classifier: Inception Score (IS, at most 10), "
            "Fréchet distance (FD) of classifier embeddings to the real test set, the range of the "
@@ -386,7 +435,12 @@ def _prior_section(roots: list[pathlib.Path], out_dir: pathlib.Path) -> list[str
            "(and for the worst digit), near-silent (RMS below -55 dBFS) and clipped samples, and "
            "the memorised share: samples closer (classifier space) to a training clip than the "
            "closest 1% of real test clips, which are certainly not copies.", ""]
-  lines += _shipped_prior_section(_find(roots, SHIPPED_PRIOR, "prior_eval.json"), out_dir)
+  lines += _prior_run_section(_find(roots, SHIPPED_PRIOR, "prior_eval.json"), out_dir,
+                              f"### The shipped prior (`pretrained/{SHIPPED_PRIOR}`)",
+                              f"pretrained/{SHIPPED_PRIOR}", shipped=True)
+  lines += _prior_run_section(_find(roots, MODEL5_PRIOR, "prior_eval.json"), out_dir,
+                              "### The same prior on the study's model5",
+                              f"docs/ablation/{MODEL5_PRIOR}", shipped=False)
   return lines + _prior_ablation_section(roots)
 
 
