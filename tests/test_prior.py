@@ -138,7 +138,8 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   test_x = prior_targets.fixed_noise_targets(config, targets, "test")
   initial = prior_steps.evaluate_bits_per_dim(eval_step, init, test_x, targets.splits["test"][1], 64)
   assert result["bits_per_dim"]["test"] < initial - 0.1
-  assert result["target"]["noise_std"] == pytest.approx(0.25 * result["target"]["spacing"])
+  assert result["target"]["noise_std"] == pytest.approx(
+      config.target.dequantization * result["target"]["spacing"])
 
   # Scores: shapes and sanity; decoded real latents recognised far above chance.
   assert len(result["samples"]) == 2 and {r["snap"] for r in result["samples"]} == {False, True}
@@ -161,6 +162,14 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
     per_digit = row["requested_digit_accuracy_per_digit"]
     assert len(per_digit) == 10 and np.mean(per_digit) == pytest.approx(
         row["requested_digit_accuracy"])
+    # What each requested digit was heard as, against the other fields computed from the same
+    # classifier outputs: rows of 4, the diagonal is the accuracy, columns the class histogram.
+    counts = np.array(row["requested_heard_counts"])
+    assert counts.shape == (10, 10) and (counts.sum(1) == 4).all()
+    np.testing.assert_allclose(np.diag(counts) / 4, per_digit)
+    np.testing.assert_allclose(counts.sum(0) / 40, row["class_histogram"])
+    assert np.mean(row["near_silent_fraction_per_digit"]) == pytest.approx(
+        row["near_silent_fraction"])
   assert (workdir / "figures" / "class_grid.png").stat().st_size > 10_000
 
   # The results page shows the run as the shipped prior: its targets, every setting, the figures.

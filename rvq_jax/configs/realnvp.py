@@ -12,9 +12,8 @@ RESULTS (2026-12-03, 2-core CPU, the first command; docs/RESULTS.md "RealNVP pri
   validation bound 2.032 bits/dim of the discrete latents, test 2.014 (2.61 after one epoch, 2.14
   at 1,000 steps, 2.07 at 6,000; the last 1,000 steps gained 0.0045: stopped falling). Samples at
   T=0.5 (the default): Inception Score 7.63 (real test 9.52; real test latents decoded 9.48),
-  requested digit 0.857 (worst digit 6: 0.32: of 200 requested sixes, `--mode=sample
-  --config.sample.digit=6 --config.sample.num_samples=200`, 25% are near-silent and they are
-  heard as 6 / 3 / 2 / 0 in 39 / 22 / 19 / 12%), class shares 3.3%-13.0%, FD 206, 5.8%
+  requested digit 0.857 (worst digit 6: 0.32; 30% of the requested sixes are
+  near-silent, and they are heard as 2 or 3 in 23% and 17%), class shares 3.3%-13.0%, FD 206, 5.8%
   quieter than any real clip, none memorised.
   At T=0.7: IS 7.11, requested 0.750, class shares 5.3%-13.1%, FD 155. Against the same prior at
   6,000 steps (IS 7.72, requested 0.866, FD 180, near-silent 15.7%): the bound fell 0.03 and the

@@ -123,9 +123,9 @@ class Scorer:
     """The classifier's digit probabilities [N, 10] and embeddings [N, E] of a spectrogram set."""
     return self.classifier.predict(spectrograms, self.audio_config)
 
-  def defects(self, spectrograms) -> dict:
-    """Shares of the set that are near-silent (RMS below `eval.silent_rms_dbfs`, dB re full scale)
-    or clipped (some sample beyond full scale, so clipped when written as 16-bit PCM)."""
+  def quiet_and_clipped(self, spectrograms) -> tuple[np.ndarray, np.ndarray]:
+    """Per spectrogram [N]: near-silent (RMS below `eval.silent_rms_dbfs`, dB re full scale) and
+    clipped (some sample beyond full scale, so clipped when written as 16-bit PCM)."""
     rms, peak = [], []
     for start in range(0, len(spectrograms), 100):
       waves = np.asarray(audio.to_waveform(jnp.asarray(spectrograms[start:start + 100]),
@@ -133,8 +133,7 @@ class Scorer:
       rms.append(np.sqrt((waves**2).mean(-1)))
       peak.append(np.abs(waves).max(-1))
     rms_db = 20 * np.log10(np.maximum(np.concatenate(rms), 1e-10))
-    return {"near_silent_fraction": float((rms_db < self.silent_rms_dbfs).mean()),
-            "clipped_fraction": float((np.concatenate(peak) > 1.0).mean())}
+    return rms_db < self.silent_rms_dbfs, np.concatenate(peak) > 1.0
 
   def score(self, spectrograms, requested=None, predicted=None) -> dict:
     """Scores of a spectrogram set [N, H, W, 2] (`requested` [N]: the digits asked for, for a
@@ -142,14 +141,22 @@ class Scorer:
     probs, embeddings = self.predict(spectrograms) if predicted is None else predicted
     out = {"examples": int(len(probs)),
            **judge.sample_scores(probs, embeddings, self.test_embeddings)}
+    quiet, clipped = self.quiet_and_clipped(spectrograms)
+    out.update(near_silent_fraction=float(quiet.mean()), clipped_fraction=float(clipped.mean()))
     if requested is not None:
-      correct = probs.argmax(-1) == requested
+      heard = probs.argmax(-1)
+      correct = heard == requested
       out["requested_digit_accuracy"] = float(correct.mean())
+      asked = [requested == d for d in range(realnvp.NUM_CLASSES)]
       # Per requested digit 0-9 (None for a digit not asked for): the target holds for each.
       out["requested_digit_accuracy_per_digit"] = [
-          float(correct[requested == d].mean()) if np.any(requested == d) else None
-          for d in range(realnvp.NUM_CLASSES)]
-    out.update(self.defects(spectrograms))
+          float(correct[a].mean()) if a.any() else None for a in asked]
+      # Why a digit misses: how often it came out near-silent, and what it was heard as
+      # (rows: requested digit, columns: heard digit, counts).
+      out["near_silent_fraction_per_digit"] = [float(quiet[a].mean()) if a.any() else None
+                                               for a in asked]
+      out["requested_heard_counts"] = [
+          np.bincount(heard[a], minlength=realnvp.NUM_CLASSES).tolist() for a in asked]
     if self.test_embeddings is None:
       return out
     nearest = self.nearest_train_distance(embeddings)

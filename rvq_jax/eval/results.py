@@ -325,6 +325,26 @@ def _plateau_sentence(records: list[dict]) -> str:
           f"{PLATEAU_TOLERANCE} bits/dim per {PLATEAU_WINDOW_STEPS} steps).")
 
 
+def _per_digit_table(row: dict) -> list[str]:
+  """Per requested digit at one scored setting: recognised, near-silent, and what else it was
+  heard as (the two most frequent other digits); empty for records without these fields."""
+  counts = row.get("requested_heard_counts")
+  if not counts:
+    return []
+  lines = ["", "Per requested digit at this setting (why a digit misses):", "",
+           "| requested | recognised | near-silent | heard instead (share of its samples) |",
+           "|---|---|---|---|"]
+  for digit, (heard, quiet) in enumerate(zip(counts, row["near_silent_fraction_per_digit"])):
+    total = sum(heard)
+    if not total:
+      continue
+    others = sorted((n, d) for d, n in enumerate(heard) if d != digit and n)[::-1][:2]
+    instead = ", ".join(f"{d} ({_fraction(n / total)})" for n, d in others) or "-"
+    lines.append(f"| {digit} | {_fraction(heard[digit] / total)} | {_fraction(quiet)} | "
+                 f"{instead} |")
+  return lines
+
+
 def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str,
                        export: str, shipped: bool) -> list[str]:
   """One fully trained prior: command, target, bound curve, targets, every scored setting; the
@@ -368,6 +388,7 @@ def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str
            "| target | reached | met |", "|---|---|---|"]
   lines += [f"| {name} | {value} | {'yes' if met else '**no**'} |"
             for name, value, met in prior_target_rows(result, row)]
+  lines += _per_digit_table(row)
   lines += ["", "Every scored setting, beside the references (real test recordings; the real "
             "test latents through the target space and decoder, clean and with the dequantization "
             "noise the samples carry):", "", f"| set | {_SAMPLE_HEADER} |",
