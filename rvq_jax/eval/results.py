@@ -280,8 +280,13 @@ def prior_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
        _fraction(memo), memo < 0.01)]
 
 
+def _validation_curve(records: list[dict]) -> list[tuple[int, float]]:
+  """(step, validation bits/dim) of a prior's metrics.jsonl records, in order."""
+  return [(r["step"], r["bits_per_dim"]) for r in records if r["split"] == "validation"]
+
+
 def _bound_curve(records: list[dict], points: int = 12) -> str:
-  val = [(r["step"], r["bits_per_dim"]) for r in records if r["split"] == "validation"]
+  val = _validation_curve(records)
   if not val:
     return "-"
   stride = max(1, len(val) // points)
@@ -304,7 +309,7 @@ def bound_plateau(records: list[dict], window: int = PLATEAU_WINDOW_STEPS) -> di
   the last window never reached the earlier best) or None when the run is shorter than twice the
   window (too short to tell).
   """
-  val = [(r["step"], r["bits_per_dim"]) for r in records if r["split"] == "validation"]
+  val = _validation_curve(records)
   if not val or val[-1][0] < 2 * window:
     return None
   last = val[-1][0]
