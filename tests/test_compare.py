@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from rvq_jax.eval import compare
@@ -151,3 +152,62 @@ def test_bound_plateau_reads_the_shipped_priors_curve():
   early = [r for r in records if r["step"] <= 2500]
   assert results.bound_plateau(early, window=1000)["drop"] > 3 * results.PLATEAU_TOLERANCE
   assert results.bound_plateau(early, window=1500) is None   # too short to tell
+
+
+def _shipped_records(name):
+  return [json.loads(line) for line in
+          (REPO / "pretrained" / name / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_study_claims_are_decided_by_the_shipped_runs(tmp_path):
+  """The study's claims on the shipped runs: model5's validation-loss rises against numpy's
+  differences; the verdict turns when one epoch jumps by more than the tolerance; the Gaussian
+  decoder comparison is per metric (swapping the runs flips every metric's verdict); a claim whose
+  run is missing says which run it needs instead of a verdict."""
+  records = _shipped_records("model5")
+  losses = np.array([r["loss"] for r in records if r["split"] == "validation"])
+  rises = results.loss_rises(records)
+  assert len(rises) == int((np.diff(losses) > 0).sum()) > 0
+  assert results._claim_falls(records)[1] == "yes"
+  jumped = [dict(r) for r in records]
+  val = [r for r in jumped if r["split"] == "validation"]
+  val[50]["loss"] = val[49]["loss"] * (1 + 2 * results.RISE_TOLERANCE)
+  assert results._claim_falls(jumped)[1] == "no"
+
+  mse, gaussian = (record.load(REPO / "pretrained" / m) for m in ("model2", "model3"))
+  evidence, verdict = results._claim_gaussian(mse, gaussian)
+  a, b = mse["quality"]["reconstruction"], gaussian["quality"]["reconstruction"]
+  worse = sum([b["pesq_nb"] < a["pesq_nb"], b["stoi"] < a["stoi"],
+               b["classifier_accuracy"] < a["classifier_accuracy"],
+               b["log_spectral_distance_db"] > a["log_spectral_distance_db"]])
+  assert verdict == {4: "yes", 0: "no"}.get(worse, f"partly ({worse} of 4)")
+  assert results._claim_gaussian(gaussian, mse)[1] == {4: "no", 0: "yes"}.get(
+      4 - worse, f"partly ({4 - worse} of 4)")
+  assert f"PESQ-nb {a['pesq_nb']:.2f} -> {b['pesq_nb']:.2f}" in evidence
+
+  lines = results.study_claims_section([tmp_path, REPO / "pretrained"])   # no model1 anywhere
+  model1_rows = [line for line in lines if "against model1" in line or "model1's" in line]
+  assert len(model1_rows) == 2 and all("needs `runs/model1`" in line and "not measured" in line
+                                       for line in model1_rows)
+  assert any("model5's losses fall throughout" in line and line.endswith("| yes |")
+             for line in lines)
+
+
+def test_the_glorot_and_commitment_claims_read_the_validation_curves():
+  """Glorot's gain is read at the last validation step both runs share (model2's curve against
+  itself scaled: 5% lower is marginal, 20% lower is not, higher is no gain); model2's commitment
+  rises over its first epochs while the reconstruction falls, as in the study's model1."""
+  uniform = _shipped_records("model2")
+
+  def scaled(factor):
+    return [dict(r, loss=r["loss"] * factor) if r["split"] == "validation" else r
+            for r in uniform]
+
+  assert results._claim_glorot(uniform, scaled(0.95))[1] == "yes"
+  assert results._claim_glorot(uniform, scaled(0.8))[1] == "no (more than marginal)"
+  assert results._claim_glorot(uniform, scaled(1.1))[1] == "no (Glorot is worse)"
+  assert "(+5.0%)" in results._claim_glorot(uniform, scaled(0.95))[0]
+  val = [r for r in uniform if r["split"] == "validation"]
+  evidence, verdict = results._claim_commitment(uniform)
+  assert verdict == ("yes" if max(r["commitment"] for r in val[:3]) > val[0]["commitment"]
+                     and val[-1]["commitment"] > val[-1]["reconstruction"] else "no")
