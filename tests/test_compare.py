@@ -211,3 +211,19 @@ def test_the_glorot_and_commitment_claims_read_the_validation_curves():
   evidence, verdict = results._claim_commitment(uniform)
   assert verdict == ("yes" if max(r["commitment"] for r in val[:3]) > val[0]["commitment"]
                      and val[-1]["commitment"] > val[-1]["reconstruction"] else "no")
+
+
+def test_the_prior_section_renders_both_fully_trained_priors(tmp_path):
+  """The prior section from the kept records: the shipped prior and the model5 prior each get a
+  section with their export command, the plateau verdict and a target table; every line's code
+  spans are closed (an odd number of backticks breaks the page from there on)."""
+  roots = [REPO / "pretrained", REPO / "docs" / "ablation"]
+  lines = results._prior_section(roots, tmp_path)
+  text = "\n".join(lines)
+  for heading in ("### The shipped prior (`pretrained/prior`)",
+                  "### The same prior on the study's model5"):
+    assert heading in lines
+  assert "--output=docs/ablation/prior_model5_plateau --weights=false` (the record only)" in text
+  assert text.count("| memorised (closer to a training clip") == 2
+  assert all(line.count("`") % 2 == 0 for line in lines), [
+      line for line in lines if line.count("`") % 2]

@@ -18,6 +18,11 @@ RESULTS (2026-12-03, 2-core CPU, the first command; docs/RESULTS.md "RealNVP pri
   At T=0.7: IS 7.11, requested 0.750, class shares 5.3%-13.1%, FD 155. Against the same prior at
   6,000 steps (IS 7.72, requested 0.866, FD 180, near-silent 15.7%): the bound fell 0.03 and the
   near-silent share by two thirds, the other sample scores stayed where they were.
+  The same recipe on the study's model5 (--config.vqvae_workdir=pretrained/model5, 12,000 steps,
+  record in docs/ablation/prior_model5_plateau): validation bound 2.161 / test 2.144, stopped falling (last
+  1,000 steps 0.0034). Its best setting is T=1.0: IS 5.94, requested digit 0.494, FD 171, 0.6%
+  near-silent (at T=0.5: IS 5.26, 42.7% near-silent); model5 itself caps it (its decoded test
+  latents: IS 8.19, requested 0.872), so the prior is shipped on model6.
 """
 
 from ml_collections import config_dict

@@ -481,8 +481,8 @@ def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str
            f"--config.train.num_epochs={config['train']['num_epochs']}"
            + (" --config.prior.label_conditioning=True"
               if config["prior"].get("label_conditioning") else "") + "`, then `--mode=export "
-           f"--output={export}`"
-           + (". Sample sevens from it: `python -m rvq_jax.main "
+           f"--output={export}"
+           + ("`. Sample sevens from it: `python -m rvq_jax.main "
               f"--config=configs/realnvp.py --workdir={export} --mode=sample "
               "--config.sample.digit=7`." if shipped else " --weights=false` (the record only)."),
            "",
