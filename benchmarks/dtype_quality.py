@@ -18,11 +18,15 @@ import json
 import pathlib
 import sys
 
+sys.path.insert(0, ".")
+from rvq_jax.eval import record  # noqa: E402  pylint: disable=g-import-not-at-top
+from rvq_jax.train import writer  # noqa: E402  pylint: disable=g-import-not-at-top
+
 
 def row(workdir: pathlib.Path) -> dict:
   config = json.loads((workdir / "config.json").read_text())
-  result = json.loads((workdir / "eval.json").read_text())
-  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  result = record.load(workdir)   # eval.json, older schemas read as the current one
+  records = writer.read_metrics(workdir)
   val = [r for r in records if r["split"] == "validation"][-1]
   rec = result.get("quality", {}).get("reconstruction", {})
   codebook = result["codebook"]

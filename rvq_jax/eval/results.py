@@ -42,6 +42,10 @@ def wall_seconds(records: list[dict], batch_size: int) -> float:
 _find = compare.find_workdir
 
 
+def _validation(records: list[dict]) -> list[dict]:
+  return [r for r in records if r["split"] == "validation"]
+
+
 def _classifier_section(roots: list[pathlib.Path]) -> list[str]:
   result = _load(_find(roots, "classifier", "classifier_eval.json") / "classifier_eval.json")
   if result is None:
@@ -79,7 +83,7 @@ def _run_section(workdir: pathlib.Path, out_dir: pathlib.Path, name: str) -> lis
   info = _load(workdir / "run_info.json") or [{}]
   result = record.load(workdir)
   train = [r for r in records if r["split"] == "train"][-1]
-  val = [r for r in records if r["split"] == "validation"][-1]
+  val = _validation(records)[-1]
   hours = wall_seconds(records, config["train"]["batch_size"]) / 3600
   lines = [f"### {name}", "",
            f"COMMAND: `python -m rvq_jax.main --config=configs/{name}.py --workdir=runs/{name}` "
@@ -127,10 +131,6 @@ def _run_section(workdir: pathlib.Path, out_dir: pathlib.Path, name: str) -> lis
 # epoch-to-epoch scatter of a converging run is about 1%); a gain is "marginal" below this share.
 RISE_TOLERANCE = 0.05
 MARGINAL_GAIN = 0.10
-
-
-def _validation(records: list[dict]) -> list[dict]:
-  return [r for r in records if r["split"] == "validation"]
 
 
 def loss_rises(records: list[dict], key: str = "loss") -> list[tuple[int, float, float]]:
@@ -392,7 +392,7 @@ def prior_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
 
 def _validation_curve(records: list[dict]) -> list[tuple[int, float]]:
   """(step, validation bits/dim) of a prior's metrics.jsonl records, in order."""
-  return [(r["step"], r["bits_per_dim"]) for r in records if r["split"] == "validation"]
+  return [(r["step"], r["bits_per_dim"]) for r in _validation(records)]
 
 
 def _bound_curve(records: list[dict], points: int = 12) -> str:
