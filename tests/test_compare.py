@@ -1,6 +1,7 @@
 """Figure 2: two real (tiny) runs collected into the loss-curve figure and the summary table."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -51,6 +52,17 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
   assert f"| {shipped['pesq_nb']:.2f} ({shipped['pesq_nb_corpus']:.2f}) |" in row
   assert f"| {shipped['stoi']:.3f} ({shipped['stoi_corpus']:.3f}) |" in row
   assert f"| {shipped['classifier_accuracy']:.3f} |" in row
+
+  # --sections regenerates one section of a page and keeps the rest, hand-written text included.
+  out = tmp_path / "docs" / "RESULTS.md"
+  note = "A paragraph written by hand under model2."
+  stale = page.replace("Trained **1 of 2 epochs**", "Trained **9 of 9 epochs**", 1).replace(
+      "\n### model3", f"\n{note}\n\n### model3")
+  out.write_text(stale)
+  spliced = results.write_results(roots, out, sections=["model1"]).read_text()
+  assert spliced == page.replace("\n### model3", f"\n{note}\n\n### model3")
+  with pytest.raises(ValueError, match="unknown model9"):
+    results.write_results(roots, out, sections=["model9"])
 
 
 def test_the_ablation_section_reads_the_kept_records():
@@ -227,3 +239,34 @@ def test_the_prior_section_renders_both_fully_trained_priors(tmp_path):
   assert text.count("| memorised (closer to a training clip") == 2
   assert all(line.count("`") % 2 == 0 for line in lines), [
       line for line in lines if line.count("`") % 2]
+
+
+def test_splice_replaces_a_section_through_its_subsections_only():
+  """A section with subsections replaces everything to the next heading of its level; one without
+  stops at the next heading of any level; a heading that is missing or repeated is an error."""
+  page = "# R\n\n## A: old title\nold a\n### A1\nold a1\n## B\nb\n"
+  assert results.splice(page, ["## A: new title", "new a", ""]) == (
+      "# R\n\n## A: new title\nnew a\n\n### A1\nold a1\n## B\nb\n")
+  assert results.splice(page, ["## A", "new a", "### A2", "x", ""]) == (
+      "# R\n\n## A\nnew a\n### A2\nx\n\n## B\nb\n")
+  assert results.splice(page, ["## B", "new b"]) == "# R\n\n## A: old title\nold a\n### A1\nold a1\n## B\nnew b"
+  with pytest.raises(ValueError, match="0 sections headed '## C'"):
+    results.splice(page, ["## C"])
+  with pytest.raises(ValueError, match="2 sections"):
+    results.splice(page + "## B\n", ["## B"])
+
+
+def test_the_kept_sections_of_the_results_page_are_up_to_date(tmp_path):
+  """The sections of docs/RESULTS.md that come from kept records (pretrained/, docs/ablation/, the
+  figures and WAVs in docs/) are what the renderer makes of them today: a record added or changed,
+  or a renderer changed, without regenerating the page (`--sections=...`) fails here."""
+  page = (REPO / "docs" / "RESULTS.md").read_text()
+  out = tmp_path / "docs" / "RESULTS.md"
+  for kept in ("figures", "audio"):   # drawn and written by the runs, kept beside the page
+    shutil.copytree(REPO / "docs" / kept, out.parent / kept)
+  out.write_text(page)
+  roots = f"{REPO / 'pretrained'},{REPO / 'docs' / 'ablation'}"
+  kept = ["classifier", "model2", "model3", "model5", "model6", "listening", "claims", "ablation",
+          "prior"]
+  fresh = results.write_results(roots, out, sections=kept).read_text()
+  assert fresh.splitlines() == page.splitlines()
