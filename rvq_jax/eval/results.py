@@ -261,6 +261,8 @@ ABLATION_RUNS = {
                                "LKR + dropout + cosine learning-rate decay to 0"),
     "abl_lkr_eps": (_LKR + " --config.audio.log_eps=0.01",
                     "LKR with the log floor at 0.01 instead of 1e-5 (less weight on silence)"),
+    "abl_lkr_wide": (_LKR + " --config.model.encoder_features=(64,128)",
+                     "LKR with encoder/decoder widths 64, 128 (not 32, 64)"),
 }
 
 
