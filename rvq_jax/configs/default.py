@@ -84,6 +84,11 @@ def get_config():
   # ---- loss and optimizer ----
   config.loss = config_dict.ConfigDict()
   config.loss.beta = 0.25                   # weight of the (summed over levels) commitment loss
+  # A loss on the magnitude in the log domain, added to the reconstruction loss (0: the study's
+  # plain MSE): weight x mean (log M_hat - log M)^2, M = sqrt(|X|^2 + eps^2), eps in the scaled
+  # units the model sees. For 'real_imag' and 'mag_phase', whose channels are not log magnitudes.
+  config.loss.log_magnitude_weight = 0.0
+  config.loss.log_magnitude_eps = 1e-2
   config.optim = config_dict.ConfigDict()
   config.optim.learning_rate = 1e-3         # Adam
   config.optim.b1 = 0.9

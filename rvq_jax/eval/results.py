@@ -254,6 +254,11 @@ ABLATION_RUNS = {
     "abl_realimag_kr": ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
                         "--config.rvq.dead_code_steps=50",
                         "real/imaginary parts, k-means init, dead-code restart"),
+    "abl_realimag_kr_lmloss": ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
+                               "--config.rvq.dead_code_steps=50 "
+                               "--config.loss.log_magnitude_weight=0.1",
+                               "real/imaginary, k-means, restart + a log-magnitude loss (weight "
+                               "0.1, floor 0.01)"),
     "abl_logmag_kmeans_restart": (_LKR, "log magnitude, k-means init, dead-code restart (LKR)"),
     "abl_lkr_dropout": (_LKR + " --config.rvq.dropout=True", "LKR + quantizer dropout"),
     "abl_lkr_dropout_cosine": (_LKR + " --config.rvq.dropout=True --config.optim.schedule=cosine "

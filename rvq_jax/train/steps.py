@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rvq_jax.audio import codec
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
 from rvq_jax.train import rngs
@@ -132,9 +133,29 @@ def create_train_state(config, rng: jax.Array, first_batch: jax.Array) -> TrainS
   return init_state(params, make_optimizer(config), codebook, state_rng)
 
 
-def _losses(mean: jax.Array, log_scale: jax.Array | None, x: jax.Array, weights: jax.Array):
+def log_magnitude_error(images: jax.Array, x: jax.Array, audio_config, eps: float) -> jax.Array:
+  """Per-example mean over bins and frames of (log M_images - log M_x)^2, M = sqrt(|X|^2 + eps^2).
+
+  images, x: spectrogram images [B, H, W, 2] in `audio_config.representation` (any of them); eps in
+  the units the model sees (waveforms divided by the training std). The floor inside the square
+  root keeps the log and its gradient finite at exact zeros (the padded silence), where |X| is
+  not differentiable. Returns float32 [B].
+  """
+  def log_magnitude(s):
+    spectrum = codec.to_complex(s, audio_config)
+    return 0.5 * jnp.log(spectrum.real**2 + spectrum.imag**2 + eps**2)
+  return jnp.mean((log_magnitude(images) - log_magnitude(x))**2, axis=(1, 2))
+
+
+def _losses(mean: jax.Array, log_scale: jax.Array | None, x: jax.Array, weights: jax.Array,
+            config):
   """Per-example-weighted reconstruction loss and spectrogram MSE of a reconstruction `mean` (and
-  the Gaussian decoder's `log_scale`, or None) against x, all [B, H, W, C]. weights: [B]."""
+  the Gaussian decoder's `log_scale`, or None) against x, all [B, H, W, C]. weights: [B].
+
+  The reconstruction loss is the MSE of the images (the study's), or the Gaussian decoder's
+  per-pixel NLL, plus `loss.log_magnitude_weight` x `log_magnitude_error` (0 by default): a loss on
+  the magnitude in the log domain for representations whose channels are not log magnitudes.
+  """
   per_pixel_se = (mean - x)**2
   mse = jnp.mean(per_pixel_se, axis=(1, 2, 3))
   if log_scale is not None:
@@ -142,16 +163,20 @@ def _losses(mean: jax.Array, log_scale: jax.Array | None, x: jax.Array, weights:
     reconstruction = jnp.mean(nll, axis=(1, 2, 3))
   else:
     reconstruction = mse
+  if config.loss.log_magnitude_weight:
+    reconstruction = reconstruction + config.loss.log_magnitude_weight * log_magnitude_error(
+        mean, x, config.audio, config.loss.log_magnitude_eps)
   norm = jnp.maximum(weights.sum(), 1.0)
   return (reconstruction * weights).sum() / norm, (mse * weights).sum() / norm
 
 
 def spectrogram_loss(config) -> Callable:
   """The study's `loss_fn(decoded [B, H, W, C], batch [B, H, W, 2]) -> (reconstruction, metrics)`:
-  the spectrogram MSE, or the Gaussian decoder's per-pixel NLL (model3)."""
+  the spectrogram MSE, or the Gaussian decoder's per-pixel NLL (model3), and the optional
+  log-magnitude term (`_losses`)."""
   def loss_fn(decoded, batch):
     mean, log_scale = vqvae.split_decoder_output(decoded, config)
-    reconstruction, mse = _losses(mean, log_scale, batch, jnp.ones(batch.shape[:1]))
+    reconstruction, mse = _losses(mean, log_scale, batch, jnp.ones(batch.shape[:1]), config)
     return reconstruction, {"spectrogram_mse": mse}
   return loss_fn
 
@@ -282,7 +307,7 @@ def make_eval_step(config):
 
   def eval_step(state: TrainState, batch: jax.Array, weights: jax.Array):
     out = vqvae.forward(model, state.params, state.codebook.embed, batch, config)
-    reconstruction, mse = _losses(out.mean, out.log_scale, batch, weights)
+    reconstruction, mse = _losses(out.mean, out.log_scale, batch, weights, config)
     # Per-example commitment, so padded examples do not count.
     positions = out.latents.shape[1] * out.latents.shape[2]
     w_rows = jnp.repeat(weights, positions)

@@ -118,7 +118,13 @@ def rvq_checks(config, num_devices: int) -> list:
 
 
 def loss_checks(config) -> list:
-  return [(config.loss.beta >= 0, f"loss.beta={config.loss.beta} must be >= 0.")]
+  loss = config.loss
+  return [(loss.beta >= 0, f"loss.beta={loss.beta} must be >= 0."),
+          (loss.log_magnitude_weight >= 0,
+           f"loss.log_magnitude_weight={loss.log_magnitude_weight} must be >= 0 (0 turns it off)."),
+          (loss.log_magnitude_eps > 0,
+           f"loss.log_magnitude_eps={loss.log_magnitude_eps} must be > 0 (the floor inside the log)."
+           )]
 
 
 def classifier_checks(config, num_devices: int) -> list:

@@ -86,7 +86,9 @@ def saved_vqvae_config(workdir, data_location=None) -> ml_collections.ConfigDict
                                 ("optim", "schedule", "constant"),
                                 ("optim", "decay_steps", 0),
                                 ("optim", "final_lr_fraction", 0.0),
-                                ("data", "speakers", data_lib.FSDD_SPEAKERS)):
+                                ("data", "speakers", data_lib.FSDD_SPEAKERS),
+                                ("loss", "log_magnitude_weight", 0.0),   # 0: the term is off
+                                ("loss", "log_magnitude_eps", 1e-2)):
     if field not in config[section]:
       config[section][field] = value
   for field in ("data_dir", "cache_dir"):
