@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import REPO
 
-NAMES = ["default", "model1", "model2", "model3", "model4", "model5", "model6", "quick"]
+NAMES = ["default", "model1", "model2", "model3", "model4", "model5", "model6", "model7",
+         "quick"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -33,6 +34,9 @@ def test_the_experiment_table():
   assert (m6.rvq.levels, m6.rvq.decay) == (m5.rvq.levels, m5.rvq.decay)
   assert (m6.audio.representation, m6.rvq.init, m6.rvq.dropout) == ("logmag_phase", "kmeans", False)
   assert m6.rvq.dead_code_steps > 0
+  m7 = get("model7")   # model6 on the complex STFT with a loss on the log magnitude
+  assert (m7.audio.representation, m7.rvq.init, m7.rvq.levels) == ("real_imag", "kmeans", 8)
+  assert m7.loss.log_magnitude_weight > 0 and m6.loss.log_magnitude_weight == 0
 
 
 def _parse(argv):
