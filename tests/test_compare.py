@@ -124,6 +124,29 @@ def test_eval_json_written_before_the_schema_reads_as_schema_2(tmp_path):
     record.upgrade({"schema": record.SCHEMA + 1})
 
 
+def test_codec_targets_are_judged_from_the_shipped_record_and_render_per_recipe(tmp_path):
+  """The codec targets of pretrained/model6, decided here from its eval.json with the issue's
+  thresholds written out, agree with `codec_target_rows`; a recipe without a record is left out."""
+  shipped = json.loads((REPO / "pretrained" / "model6" / "eval.json").read_text())
+  rec, rd, codebook = (shipped["quality"]["reconstruction"], shipped["rate_distortion"],
+                       shipped["codebook"])
+  expected = [rec["classifier_accuracy"] >= 0.99 * shipped["quality"]["original_classifier_accuracy"],
+              rec["pesq_nb"] >= 4.2, rec["stoi"] >= 0.98, rec["log_spectral_distance_db"] <= 2.5,
+              all(u >= 0.99 for u in codebook["usage"]),
+              all(p >= 128 for p in codebook["speech"]["perplexity"]),
+              [r for r in rd if r["levels"] == len(rd) // 2][0]["pesq_nb"] >= 3.5,
+              [r for r in rd if r["levels"] == 1][0]["classifier_accuracy"] >= 0.95]
+  rows = results.codec_target_rows(record.load(REPO / "pretrained" / "model6"))
+  assert [met for _, _, met in rows] == expected
+  assert f"{rec['pesq_nb']:.2f}" in rows[1][1] and f"{rec['stoi']:.3f}" in rows[2][1]
+  (tmp_path / "model6").symlink_to(REPO / "pretrained" / "model6")
+  lines = results.codec_targets_section([tmp_path])
+  assert lines[0].startswith("### ") and "model7" not in "\n".join(lines)
+  assert len([line for line in lines if line.startswith("| ")]) == 1 + len(rows)
+  assert sum(line.count("**met**") for line in lines) == sum(expected)
+  assert results.codec_targets_section([tmp_path / "nothing"]) == []
+
+
 def test_the_prior_ablation_section_reads_the_kept_records():
   """docs/ablation/prior_<row> (record-only exports of prior runs) render as rows of the results
   page: each run's bound once, then one line per scored sample setting, cells from its
@@ -272,6 +295,6 @@ def test_the_kept_sections_of_the_results_page_are_up_to_date(tmp_path):
   out.write_text(page)
   roots = f"{REPO / 'pretrained'},{REPO / 'docs' / 'ablation'}"
   kept = ["classifier", "models", "model1", "model2", "model3", "model4", "model5", "model6",
-          "listening", "claims", "ablation", "prior"]
+          "model7", "targets", "listening", "claims", "ablation", "prior"]
   fresh = results.write_results(roots, out, sections=kept).read_text()
   assert fresh.splitlines() == page.splitlines()

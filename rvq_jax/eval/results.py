@@ -25,7 +25,8 @@ from rvq_jax.eval import record
 from rvq_jax.eval import render
 from rvq_jax.train import writer
 
-_MODELS = [f"model{i}" for i in range(1, 7)]   # the study's five, then the project's recipe
+_MODELS = [f"model{i}" for i in range(1, 8)]   # the study's five, then the project's recipes
+_RECIPES = ["model6", "model7"]                 # the project's own, held to the codec targets
 
 
 def _load(path: pathlib.Path):
@@ -134,6 +135,64 @@ def _run_section(workdir: pathlib.Path, out_dir: pathlib.Path, name: str) -> lis
   for target in first:
     if _kept_figure(workdir / "figures" / target[len(name) + 1:], out_dir / "figures" / target):
       lines.append(f"![{name} reconstruction](figures/{target})")
+  return lines + [""]
+
+
+# The codec targets (issue 15, item 4), each read from a fully trained model's eval.json.
+TARGET_PESQ, TARGET_STOI, TARGET_LSD_DB = 4.2, 0.98, 2.5
+TARGET_USAGE, TARGET_PERPLEXITY = 0.99, 128
+TARGET_HALF_RATE_PESQ, TARGET_ONE_LEVEL_ACCURACY = 3.5, 0.95
+
+
+def codec_target_rows(result: dict) -> list[tuple[str, str, bool]]:
+  """(target, reached, met) for each codec target, from one eval.json record (after evaluate).
+
+  Perplexity is held to the target over the latent positions that cover speech (codebook.speech):
+  the whole grid's is capped near 35 by the zero padding, which takes one code (shown beside it).
+  """
+  rec, codebook, rd = result["quality"]["reconstruction"], result["codebook"], result[
+      "rate_distortion"]
+  original = result["quality"]["original_classifier_accuracy"]
+  half, one = rd[len(rd) // 2 - 1], rd[0]
+  speech = codebook.get("speech", {}).get("perplexity")
+  perplexity = min(speech) if speech else min(codebook["perplexity"])
+  return [
+      ("digit accuracy >= 99% of the originals'",
+       f"{rec['classifier_accuracy']:.3f} = {rec['classifier_accuracy'] / original:.1%} of "
+       f"{original:.3f}", rec["classifier_accuracy"] >= 0.99 * original),
+      (f"PESQ-nb >= {TARGET_PESQ}", f"{rec['pesq_nb']:.2f}", rec["pesq_nb"] >= TARGET_PESQ),
+      (f"STOI >= {TARGET_STOI}", f"{rec['stoi']:.3f}", rec["stoi"] >= TARGET_STOI),
+      (f"LSD <= {TARGET_LSD_DB} dB", f"{rec['log_spectral_distance_db']:.2f} dB",
+       rec["log_spectral_distance_db"] <= TARGET_LSD_DB),
+      (f"every level uses >= {TARGET_USAGE:.0%} of its codes", f"min {min(codebook['usage']):.1%}",
+       min(codebook["usage"]) >= TARGET_USAGE),
+      (f"every level's perplexity >= {TARGET_PERPLEXITY} (over speech)",
+       f"min {perplexity:.0f} (whole grid {min(codebook['perplexity']):.0f})",
+       perplexity >= TARGET_PERPLEXITY),
+      (f"PESQ-nb >= {TARGET_HALF_RATE_PESQ} at half the levels",
+       f"{half['pesq_nb']:.2f} ({half['levels']} of {len(rd)})",
+       half["pesq_nb"] >= TARGET_HALF_RATE_PESQ),
+      (f"digit accuracy >= {TARGET_ONE_LEVEL_ACCURACY:.0%} at one level",
+       f"{one['classifier_accuracy']:.3f}", one["classifier_accuracy"] >= TARGET_ONE_LEVEL_ACCURACY)]
+
+
+def codec_targets_section(roots: list[pathlib.Path]) -> list[str]:
+  """The project's recipes side by side against the codec targets (test split, full bit rate
+  unless the target says otherwise); recipes not trained and evaluated yet are left out."""
+  found = {name: record.load(_find(roots, name, "eval.json")) for name in _RECIPES}
+  found = {name: r for name, r in found.items() if r and "quality" in r and "rate_distortion" in r}
+  if not found:
+    return []
+  rows = {name: codec_target_rows(r) for name, r in found.items()}
+  lines = ["### The project's recipes against the codec targets", "",
+           "Test split, scored by the shipped classifier (`results.codec_target_rows`); PESQ-nb and "
+           "STOI are per-file means. For scale: Griffin-Lim from the true magnitude, and 4-bit "
+           "mu-law, in each model's baseline table above.", "",
+           "| target | " + " | ".join(f"{name} (step {r['step']})" for name, r in found.items())
+           + " |", "|---|" + "---|" * len(found)]
+  for i, (target, _, _) in enumerate(next(iter(rows.values()))):
+    lines.append(f"| {target} | " + " | ".join(
+        f"{row[i][1]}: {'**met**' if row[i][2] else 'missed'}" for row in rows.values()) + " |")
   return lines + [""]
 
 
@@ -597,7 +656,7 @@ def _prior_section(roots: list[pathlib.Path], out_dir: pathlib.Path) -> list[str
 
 def _models_intro(roots: list[pathlib.Path], out_dir: pathlib.Path) -> list[str]:
   """The heading of the model sections: Figure 2 (model1 against model5) and the summary table."""
-  lines = ["## RVQ-VAE: the study's five models and model6", ""]
+  lines = ["## RVQ-VAE: the study's five models and the project's recipes (model6, model7)", ""]
   present = [m for m in _MODELS if writer.read_metrics(_find(roots, m, "metrics.jsonl"))]
   if {"model1", "model5"} <= set(present):
     compare.draw_pair(roots, ["model1", "model5"], out_dir / "figures" / "figure2_loss_curves.png")
@@ -631,7 +690,7 @@ def _listening_section(out_dir: pathlib.Path) -> list[str]:
 def page_sections(roots: list[pathlib.Path], out_dir: pathlib.Path) -> dict:
   """The page in order, as {section name: () -> its lines}; rendering one writes only its figures.
 
-  Names: classifier, models (Figure 2 and the summary table), model1 .. model6, listening,
+  Names: classifier, models (Figure 2 and the summary table), model1 .. model7, targets, listening,
   claims, ablation, prior (with its subsections). Each renderer's first line is the section's heading.
   """
   sections = {"classifier": lambda: _classifier_section(roots),
@@ -639,6 +698,7 @@ def page_sections(roots: list[pathlib.Path], out_dir: pathlib.Path) -> dict:
   for name in _MODELS:
     sections[name] = (lambda name=name: _run_section(_find(roots, name, "metrics.jsonl"), out_dir,
                                                      name))
+  sections["targets"] = lambda: codec_targets_section(roots)
   sections["listening"] = lambda: _listening_section(out_dir)
   sections["claims"] = lambda: study_claims_section(roots)
   sections["ablation"] = lambda: _ablation_section(roots)
@@ -721,8 +781,8 @@ def _define_flags():
                       "Folders of workdirs (modelN, classifier), comma-separated, searched in order.")
   flags.DEFINE_string("out", "docs/RESULTS.md", "Page to write.")
   flags.DEFINE_list("sections", None, "Regenerate only these sections of the existing page "
-                    "(classifier, models, model1..model6, listening, claims, ablation, prior), keeping the "
-                    "rest of it; default: the whole page.")
+                    "(classifier, models, model1..model7, targets, listening, claims, ablation, "
+                    "prior), keeping the rest of it; default: the whole page.")
 
 
 if __name__ == "__main__":
