@@ -307,16 +307,15 @@ def study_claims_section(roots: list[pathlib.Path]) -> list[str]:
 # export in docs/ablation/<row> (--mode=export --weights=false). Rows of missing runs are left out.
 _LKR = ("--config.audio.representation=logmag_phase --config.rvq.init=kmeans "
         "--config.rvq.dead_code_steps=50")
+_MODEL7 = ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
+           "--config.rvq.dead_code_steps=50 --config.loss.log_magnitude_weight=0.1")
 ABLATION_RUNS = {
     "abl_magphase": ("", "the study's model5: mag_phase, Glorot init"),
     "abl_logmag": ("--config.audio.representation=logmag_phase", "log magnitude"),
     "abl_realimag_kr": ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
                         "--config.rvq.dead_code_steps=50",
                         "real/imaginary parts, k-means init, dead-code restart"),
-    "abl_realimag_kr_lmloss": ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
-                               "--config.rvq.dead_code_steps=50 "
-                               "--config.loss.log_magnitude_weight=0.1",
-                               "real/imaginary, k-means, restart + a log-magnitude loss (weight "
+    "abl_realimag_kr_lmloss": (_MODEL7, "real/imaginary, k-means, restart + a log-magnitude loss (weight "
                                "0.1, floor 0.01)"),
     "abl_logmag_kmeans_restart": (_LKR, "log magnitude, k-means init, dead-code restart (LKR)"),
     "abl_lkr_dropout": (_LKR + " --config.rvq.dropout=True", "LKR + quantizer dropout"),
@@ -327,6 +326,8 @@ ABLATION_RUNS = {
                     "LKR with the log floor at 0.01 instead of 1e-5 (less weight on silence)"),
     "abl_lkr_wide": (_LKR + " --config.model.encoder_features=(64,128)",
                      "LKR with encoder/decoder widths 64, 128 (not 32, 64)"),
+    "abl_model7_narrow": (_MODEL7 + " --config.model.encoder_features=(16,32)",
+                          "model7's recipe with encoder/decoder widths 16, 32 (not 32, 64)"),
 }
 
 
