@@ -1,4 +1,4 @@
-"""model7, the project's best recipe so far: model6 on real/imaginary spectrograms with a loss on
+"""model7, the project's best recipe: model6 on real/imaginary spectrograms with a loss on
 the log magnitude (chosen by the ablation of docs/RESULTS.md, equal steps).
 
 Each change from model6 and why (test split, 1,000 steps each, scored by pretrained/classifier):
@@ -16,8 +16,14 @@ Each change from model6 and why (test split, 1,000 steps each, scored by pretrai
 
 COMMAND: python -m rvq_jax.main --config=configs/model7.py --workdir=runs/model7
          then --mode=evaluate, then --mode=export --output=pretrained/model7
-RESULTS: the 100-epoch run is in progress (started 2026-12-03 in runs/model7, resumable); the
-  1,000-step numbers above are the ablation row's real run.
+RESULTS (2026-12-04, 2-core CPU, float32, all 100 epochs = 7,400 steps, 1.9 h with the machine
+partly shared; shipped as pretrained/model7; docs/RESULTS.md): test PESQ-nb 4.39 (corpus 4.36),
+STOI 0.997, SI-SDR 22.48 dB, LSD 3.69 dB, digit accuracy 0.993 (originals 0.993): past
+Griffin-Lim from the true magnitude on PESQ-nb (4.34) and STOI (0.990), not on LSD (2.25 dB).
+Rate-distortion 1 -> 8 levels: PESQ-nb 3.20 -> 4.39, digit accuracy >= 0.993 at every rate; 4 of
+8 levels PESQ-nb 4.17. Codebooks: every level uses >= 98.2% of its codes, perplexity over speech
+111-163 of 512 (model6's: >= 99.8%, 459-496): the complex target needs fewer distinct codes, and
+its LSD is above model6's 3.10 dB (the log-magnitude loss at weight 0.1 does not close it).
 """
 
 from rvq_jax.configs import model6
