@@ -144,6 +144,11 @@ TARGET_USAGE, TARGET_PERPLEXITY = 0.99, 128
 TARGET_HALF_RATE_PESQ, TARGET_ONE_LEVEL_ACCURACY = 3.5, 0.95
 
 
+def half_and_one_level(rate_distortion: list[dict]) -> tuple[dict, dict]:
+  """The rate-distortion rows of half the levels and of the first level alone."""
+  return rate_distortion[len(rate_distortion) // 2 - 1], rate_distortion[0]
+
+
 def codec_target_rows(result: dict) -> list[tuple[str, str, bool]]:
   """(target, reached, met) for each codec target, from one eval.json record (after evaluate).
 
@@ -153,7 +158,7 @@ def codec_target_rows(result: dict) -> list[tuple[str, str, bool]]:
   rec, codebook, rd = result["quality"]["reconstruction"], result["codebook"], result[
       "rate_distortion"]
   original = result["quality"]["original_classifier_accuracy"]
-  half, one = rd[len(rd) // 2 - 1], rd[0]
+  half, one = half_and_one_level(rd)
   speech = codebook.get("speech", {}).get("perplexity")
   perplexity = min(speech) if speech else min(codebook["perplexity"])
   return [
@@ -307,16 +312,15 @@ def study_claims_section(roots: list[pathlib.Path]) -> list[str]:
 # export in docs/ablation/<row> (--mode=export --weights=false). Rows of missing runs are left out.
 _LKR = ("--config.audio.representation=logmag_phase --config.rvq.init=kmeans "
         "--config.rvq.dead_code_steps=50")
-_MODEL7 = ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
-           "--config.rvq.dead_code_steps=50 --config.loss.log_magnitude_weight=0.1")
+_REALIMAG_KR = ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
+                "--config.rvq.dead_code_steps=50")
+_MODEL7 = _REALIMAG_KR + " --config.loss.log_magnitude_weight=0.1"   # configs/model7.py's recipe
 ABLATION_RUNS = {
     "abl_magphase": ("", "the study's model5: mag_phase, Glorot init"),
     "abl_logmag": ("--config.audio.representation=logmag_phase", "log magnitude"),
-    "abl_realimag_kr": ("--config.audio.representation=real_imag --config.rvq.init=kmeans "
-                        "--config.rvq.dead_code_steps=50",
-                        "real/imaginary parts, k-means init, dead-code restart"),
-    "abl_realimag_kr_lmloss": (_MODEL7, "real/imaginary, k-means, restart + a log-magnitude loss (weight "
-                               "0.1, floor 0.01)"),
+    "abl_realimag_kr": (_REALIMAG_KR, "real/imaginary parts, k-means init, dead-code restart"),
+    "abl_realimag_kr_lmloss": (_MODEL7, "real/imaginary, k-means, restart + a log-magnitude loss "
+                               "(weight 0.1, floor 0.01)"),
     "abl_logmag_kmeans_restart": (_LKR, "log magnitude, k-means init, dead-code restart (LKR)"),
     "abl_lkr_dropout": (_LKR + " --config.rvq.dropout=True", "LKR + quantizer dropout"),
     "abl_lkr_dropout_cosine": (_LKR + " --config.rvq.dropout=True --config.optim.schedule=cosine "
@@ -359,7 +363,7 @@ def _ablation_section(roots: list[pathlib.Path]) -> list[str]:
   for name, (workdir, result, config) in runs.items():
     rec, rd, codebook = result["quality"]["reconstruction"], result["rate_distortion"], result[
         "codebook"]
-    half, one = rd[len(rd) // 2 - 1], rd[0]
+    half, one = half_and_one_level(rd)
     hours = wall_seconds(writer.read_metrics(workdir), config["train"]["batch_size"]) / 3600
     lines.append(
         f"| {name} | {ABLATION_RUNS[name][1]} | {result['step']} | {cell(rec, 'pesq_nb', 2)} | "
