@@ -60,14 +60,35 @@ def make_decoder(run: prior_targets.VQVAERun, levels: int):
   return decode
 
 
-def make_sampler(config, shape):
-  """`sample(state, rng, labels [B], temperature) -> targets [B, h, w, C]` (jitted)."""
+def make_denoiser(config, shape):
+  """`denoise(state, x [B, h, w, C], labels [B]) -> x + sigma^2 grad_x log p(x | labels)`: one
+  Tweedie step from the flow's own density, which a flow trained on targets plus Gaussian noise of
+  per-channel std sigma (`prior_targets.augmentation_std`) models; the identity without it."""
   model = prior_steps.make_model(config, shape)
+
+  def denoise(state: prior_steps.PriorState, x, labels):
+    if config.target.noise_augmentation == 0:
+      return x
+    def total_log_prob(x):   # samples are independent: the sum's gradient is each one's own
+      return model.apply(state.params, x, labels, state.stats["mean"], state.stats["std"],
+                         method=realnvp.FlowPrior.log_prob).sum()
+    sigma = prior_targets.augmentation_std(config, state.stats)
+    return x + sigma ** 2 * jax.grad(total_log_prob)(x)
+
+  return denoise
+
+
+def make_sampler(config, shape):
+  """`sample(state, rng, labels [B], temperature) -> targets [B, h, w, C]` (jitted), denoised by
+  `make_denoiser` when the flow was trained with noise augmentation and `sample.denoise`."""
+  model = prior_steps.make_model(config, shape)
+  denoise = make_denoiser(config, shape)
 
   @jax.jit
   def sample(state: prior_steps.PriorState, rng, labels, temperature):
-    return model.apply(state.params, rng, labels, state.stats["mean"], state.stats["std"],
-                       temperature, method=realnvp.FlowPrior.sample)
+    x = model.apply(state.params, rng, labels, state.stats["mean"], state.stats["std"],
+                    temperature, method=realnvp.FlowPrior.sample)
+    return denoise(state, x, labels) if config.sample.denoise else x
 
   return sample
 
@@ -226,12 +247,14 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
                  "variance_kept": targets.variance_kept, "preprocess": config.target.preprocess,
                  "spacing": targets.spacing, "dequantization": config.target.dequantization,
                  "dequantization_noise": config.target.dequantization_noise,
+                 "noise_augmentation": config.target.noise_augmentation,
                  "noise_std": float(targets.stats["noise_std"]),
                  "cell_width": float(targets.stats["cell_width"]),
                  "distinct_cells": targets.distinct_cells},
       "prior": config.prior.to_dict(),
       # The setting of the WAVs and figures written, and of --mode=sample with the same config.
-      "sampling": {"temperature": float(config.sample.temperature), "snap": config.sample.snap},
+      "sampling": {"temperature": float(config.sample.temperature), "snap": config.sample.snap,
+                   "denoise": bool(config.sample.denoise and config.target.noise_augmentation > 0)},
       # Upper bound on the entropy of the grid-snapped latents, bits per dimension.
       "bits_per_dim": bpd,
       # What the decoder makes of real latents: clean, and with the dequantization noise that

@@ -51,8 +51,7 @@ def create_prior_state(config, rng: jax.Array, stats: dict, first_batch) -> Prio
   model = make_model(config, targets.shape[1:])
   init_rng, noise_rng, state_rng = (rngs.stream(rng, tag)
                                     for tag in (rngs.PARAMS, rngs.INIT_NOISE, rngs.STEP))
-  noisy = targets + prior_targets.dequantization_noise(
-      noise_rng, targets.shape, config.target.dequantization_noise, stats)
+  noisy = targets + prior_targets.training_noise(config, noise_rng, targets.shape, stats)
   params = model.init(init_rng, noisy, labels, stats["mean"], stats["std"],
                       method=realnvp.FlowPrior.log_prob)
   return PriorState(step=jnp.zeros((), jnp.int32), params=params,
@@ -61,9 +60,12 @@ def create_prior_state(config, rng: jax.Array, stats: dict, first_batch) -> Prio
 
 
 def train_loss_key(config) -> str:
-  """The training loss's name: with uniform noise it is the bound on the discrete latents'
-  bits/dim; with Gaussian noise only the differential cross-entropy of the noisy targets."""
-  return "bits_per_dim" if config.target.dequantization_noise == "uniform" else "noisy_cross_entropy"
+  """The training loss's name: with uniform noise alone it is the bound on the discrete latents'
+  bits/dim; with Gaussian noise (or noise augmentation) only the differential cross-entropy of
+  the noisy targets."""
+  if config.target.dequantization_noise == "uniform" and config.target.noise_augmentation == 0:
+    return "bits_per_dim"
+  return "noisy_cross_entropy"
 
 
 def make_prior_train_step(config, shape, axis_name: str | None = None):
@@ -77,13 +79,13 @@ def make_prior_train_step(config, shape, axis_name: str | None = None):
   model = make_model(config, shape)
   tx = steps.make_optimizer(config)
   dims = int(np.prod(shape))
-  kind = config.target.dequantization_noise
+  bound = train_loss_key(config) == "bits_per_dim"
   loss_key = train_loss_key(config)
 
   def loss_fn(params, x, labels, stats):
     log_prob = model.apply(params, x, labels, stats["mean"], stats["std"],
                            method=realnvp.FlowPrior.log_prob)
-    if kind == "uniform":
+    if bound:
       return jnp.mean(realnvp.discrete_bits_per_dim(log_prob, dims, stats["cell_width"]))
     return jnp.mean(realnvp.bits_per_dim(log_prob, dims))
 
@@ -91,9 +93,8 @@ def make_prior_train_step(config, shape, axis_name: str | None = None):
     targets, labels = batch
     local = targets.shape[0]
     shards, shard = steps.shard_of(axis_name)
-    noise = prior_targets.dequantization_noise(rngs.step_key(state.rng, state.step, rngs.NOISE),
-                                               (local * shards,) + targets.shape[1:], kind,
-                                               state.stats)
+    noise = prior_targets.training_noise(config, rngs.step_key(state.rng, state.step, rngs.NOISE),
+                                         (local * shards,) + targets.shape[1:], state.stats)
     x = targets + lax.dynamic_slice_in_dim(noise, shard * local, local)
     loss, grads = jax.value_and_grad(loss_fn)(state.params, x, labels, state.stats)
     if axis_name is not None:

@@ -290,3 +290,19 @@ def dequantization_noise(key, shape, kind: str, stats) -> jax.Array:
   if kind == "gaussian":
     return stats["noise_std"] * jax.random.normal(key, shape)
   raise ValueError(f"Unknown target.dequantization_noise {kind!r}")
+
+
+def augmentation_std(config, stats) -> jax.Array:
+  """Per-channel std [C] of the training noise augmentation (target.noise_augmentation x each
+  channel's training std, in target units); zeros when it is off."""
+  return config.target.noise_augmentation * jnp.asarray(stats["std"])
+
+
+def training_noise(config, key, shape, stats) -> jax.Array:
+  """All the noise a training target [shape] gets: dequantization over its cell plus the optional
+  Gaussian noise augmentation (`augmentation_std`)."""
+  noise = dequantization_noise(key, shape, config.target.dequantization_noise, stats)
+  if config.target.noise_augmentation > 0:   # its own stream: runs without it draw as before
+    aug_key = jax.random.fold_in(key, 1)
+    noise = noise + augmentation_std(config, stats) * jax.random.normal(aug_key, shape)
+  return noise

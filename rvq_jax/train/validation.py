@@ -168,6 +168,8 @@ def target_checks(config) -> list:
       (t.kind in TARGET_KINDS, f"target.kind={t.kind!r} is unknown; choose one of {TARGET_KINDS}."),
       (t.preprocess in PREPROCESS,
        f"target.preprocess={t.preprocess!r} is unknown; choose one of {PREPROCESS}."),
+      (t.noise_augmentation >= 0, f"target.noise_augmentation={t.noise_augmentation} must be "
+       ">= 0 (0: off)."),
       (t.dequantization > 0, f"target.dequantization={t.dequantization} must be > 0: the "
        "likelihood bound needs grid cells of positive width (0.25 is the default)."),
       (t.dequantization_noise in DEQUANTIZATION_NOISE,
