@@ -25,7 +25,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 
 sys.path.insert(0, ".")
 from rvq_jax.train import steps  # noqa: E402  pylint: disable=g-import-not-at-top

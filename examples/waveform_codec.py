@@ -72,7 +72,8 @@ def train(num_steps=300, batch_size=16, levels=4, codes=256, seed=0, test_clips=
   state = steps.init_state(params, optimizer, codebook, jax.random.key_data(state_key))
   quantizer = steps.QuantizerSettings(levels=levels, codes=codes, decay=0.99,
                                       dead_code_steps=20, restart_candidates=256)
-  train_step = jax.jit(steps.make_train_step(model, optimizer, quantizer, waveform_loss, beta=0.25),
+  forward = steps.autoencoder_forward(model, waveform_loss, beta=0.25)
+  train_step = jax.jit(steps.make_train_step(forward, optimizer, quantizer),
                        donate_argnums=0)
   order, losses = np.random.default_rng(seed), []
   for _ in range(num_steps):

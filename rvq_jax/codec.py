@@ -31,7 +31,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import scipy.signal
-import soundfile as sf
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
@@ -155,17 +154,6 @@ def _output_path(output, input_path) -> pathlib.Path:
   return output
 
 
-def write_audio(path: pathlib.Path, samples: np.ndarray, sample_rate: int) -> None:
-  """16-bit PCM WAV, written to a temporary file first; clipping is reported, never silent."""
-  clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
-  if clipped:
-    logging.warning("%s: %d of %d samples exceeded full scale and were clipped.", path, clipped,
-                    len(samples))
-  tmp = path.with_name(path.name + ".tmp")
-  sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-  os.replace(tmp, path)
-
-
 def _inputs(input_path) -> pathlib.Path:
   if not input_path:
     raise errors.ConfigError("--input is required for this mode (the file to read).")
@@ -178,7 +166,7 @@ def reconstruct_mode(config, workdir: str, input_path: str, output: str) -> path
   out = _output_path(output, input_path)
   codec = load_codec(config, workdir)
   samples = read_audio(input_path, codec.sample_rate)
-  write_audio(out, reconstruct(codec, samples, _levels(config, codec)), codec.sample_rate)
+  data_lib.write_wav(out, reconstruct(codec, samples, _levels(config, codec)), codec.sample_rate)
   logging.info("%s -> %s (%.2f s, %d levels)", input_path, out, len(samples) / codec.sample_rate,
                _levels(config, codec))
   return out
@@ -238,7 +226,7 @@ def decode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
   if codes.ndim != 3 or not 1 <= codes.shape[-1] <= codec.config.rvq.levels:
     raise errors.DataError(f"{input_path}: codes of shape {codes.shape}; expected [h, w, levels] "
                            f"with 1..{codec.config.rvq.levels} levels.")
-  write_audio(out, decode(codec, codes, int(contents["num_samples"])), codec.sample_rate)
+  data_lib.write_wav(out, decode(codec, codes, int(contents["num_samples"])), codec.sample_rate)
   logging.info("%s -> %s (%d levels)", input_path, out, codes.shape[-1])
   return out
 

@@ -22,6 +22,7 @@ from absl import logging
 
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax import run_config
 from rvq_jax.train import checkpoints
 from rvq_jax.train import classifier as classifier_train
 from rvq_jax.train import prior as prior_train
@@ -33,9 +34,10 @@ RECORD_FILES = ("config.json", "eval.json", "classifier_eval.json", "prior_eval.
 
 
 def export(config, workdir: str, output: str | None, weights: bool = True) -> pathlib.Path:
-  """Exports the VQ-VAE (or, for a config with a `classifier` / `prior` section, the classifier /
-  the RealNVP prior) trained in `workdir` to the folder `output`; returns the weights file (the output folder when `weights` is
-  False: then only the run's record is copied, e.g. an ablation row kept for the results page)."""
+  """Exports the run trained in `workdir` (a VQ-VAE, the classifier or the RealNVP prior: its
+  saved config's task; `config`, the command's, may be None) to the folder `output`; returns the
+  weights file (the output folder when `weights` is False: then only the run's record is copied,
+  e.g. an ablation row kept for the results page)."""
   if not output:
     raise errors.ConfigError("--mode=export needs --output=<folder> (e.g. pretrained/model5).")
   workdir, output = pathlib.Path(workdir), pathlib.Path(output)
@@ -48,18 +50,17 @@ def export(config, workdir: str, output: str | None, weights: bool = True) -> pa
     copied = _copy_record(workdir, output)
     logging.info("Exported the record of %s to %s: %s", workdir, output, ", ".join(copied))
     return output
-  if "classifier" in config:
+  config = run_config.saved_config(workdir, config)
+  if config.task == "classifier":
     state = classifier_train.restore_classifier_state(workdir)
     metadata = {}
-  elif "prior" in config:
-    config = prior_train.saved_prior_config(config, workdir)
+  elif config.task == "prior":
     run = prior_targets.load_vqvae(config, with_data=False)
     state = prior_train.restore_prior(config, workdir, run.config)
     metadata = {"vqvae_workdir": config.vqvae_workdir}
   else:
-    saved = vqvae_train.saved_vqvae_config(workdir, config.data)
-    state = vqvae_train.restore_state(saved, workdir)
-    metadata = {"data_scale": float(data_lib.load_dataset(saved.data).scale)}
+    state = vqvae_train.restore_state(config, workdir)
+    metadata = {"data_scale": float(data_lib.load_dataset(config.data).scale)}
   metadata.update(step=int(state.step), source=str(workdir),
                   exported=datetime.date.today().isoformat())
   output.mkdir(parents=True, exist_ok=True)

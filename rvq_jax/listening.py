@@ -42,7 +42,7 @@ def write_examples(models: list[str], clips: list[str], config, out) -> list[pat
     for label, wave in rows.items():
       target = out / "audio" / f"{clip}_{label}.wav"
       target.parent.mkdir(parents=True, exist_ok=True)
-      codec_lib.write_audio(target, np.asarray(wave, np.float32), rate)
+      data_lib.write_wav(target, np.asarray(wave, np.float32), rate)
       written.append(target)
     audio_config = next(iter(codecs.values())).config.audio
     written.append(figures.save(

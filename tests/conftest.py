@@ -49,8 +49,8 @@ def default_config():
 @pytest.fixture(scope="session")
 def fsdd_dataset(fsdd_recordings, tmp_path_factory):
   """The real FSDD prepared with the default data config (cache in a session tmp dir)."""
-  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
   from rvq_jax import data  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.data.data_dir = str(fsdd_recordings)
   config.data.cache_dir = str(tmp_path_factory.mktemp("fsdd_cache"))
@@ -70,8 +70,8 @@ def tiny_classifier_config(fsdd_recordings, cache):
   config.classifier.embedding_dim = 32
   # Enough to learn digits well above chance; the judge of the other tests is the shipped
   # classifier (`shipped_classifier`), whose quality tests/test_quality.py checks.
-  config.classifier.num_epochs = 4
-  config.classifier.batch_size = 32
+  config.train.num_epochs = 4
+  config.train.batch_size = 32
   config.classifier.learning_rate = 3e-3
   config.classifier.noise_examples = 32
   config.eval.griffin_lim_iterations = 8   # the robustness rows' Griffin-Lim

@@ -22,6 +22,7 @@ def main():
   parallel.initialize_distributed(True, address, int(num_processes), int(process_id))
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from rvq_jax.train import trainer  # pylint: disable=g-import-not-at-top
   from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
   from tests.test_multihost import multihost_config  # pylint: disable=g-import-not-at-top

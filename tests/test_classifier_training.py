@@ -20,7 +20,7 @@ from tests.conftest import tiny_classifier_config
 def _two_speaker_config(fsdd_recordings, cache):
   config = tiny_classifier_config(fsdd_recordings, cache)
   config.data.speakers = ("george", "jackson")   # the other speakers' files are skipped
-  config.classifier.num_epochs = 1
+  config.train.num_epochs = 1
   config.train.progress_bar = False
   return config
 

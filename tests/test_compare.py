@@ -6,11 +6,17 @@ import shutil
 import numpy as np
 import pytest
 
+from rvq_jax.configs import ablation
+from rvq_jax.configs import prior_ablation
+from rvq_jax.eval import claims
 from rvq_jax.eval import compare
+from rvq_jax.eval import prior_sections
 from rvq_jax.eval import record
 from rvq_jax.eval import render
 from rvq_jax.eval import report
 from rvq_jax.eval import results
+from rvq_jax.eval import thresholds
+from rvq_jax.eval import vqvae_sections
 from tests.conftest import REPO
 from tests.test_train import tiny_config
 
@@ -68,9 +74,9 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
 def test_the_ablation_section_reads_the_kept_records():
   """docs/ablation/<row> (record-only exports) render as rows of the results page, each cell from
   that row's eval.json."""
-  kept = results._ablation_section([REPO / "docs" / "ablation"])  # pylint: disable=protected-access
+  kept = vqvae_sections.ablation_section([REPO / "docs" / "ablation"])
   rows = {line.split(" | ")[0][2:]: line for line in kept if line.startswith("| abl_")}
-  assert rows and set(rows) <= set(results.ABLATION_RUNS)
+  assert rows and set(rows) <= {ablation.WORKDIR_PREFIX + row for row in ablation.ROWS}
   for name, line in rows.items():
     saved = json.loads((REPO / "docs" / "ablation" / name / "eval.json").read_text())
     rec, rd = saved["quality"]["reconstruction"], saved["rate_distortion"]
@@ -136,24 +142,24 @@ def test_codec_targets_are_judged_from_the_shipped_record_and_render_per_recipe(
               all(p >= 128 for p in codebook["speech"]["perplexity"]),
               [r for r in rd if r["levels"] == len(rd) // 2][0]["pesq_nb"] >= 3.5,
               [r for r in rd if r["levels"] == 1][0]["classifier_accuracy"] >= 0.95]
-  rows = results.codec_target_rows(record.load(REPO / "pretrained" / "model6"))
+  rows = vqvae_sections.codec_target_rows(record.load(REPO / "pretrained" / "model6"))
   assert [met for _, _, met in rows] == expected
   assert f"{rec['pesq_nb']:.2f}" in rows[1][1] and f"{rec['stoi']:.3f}" in rows[2][1]
   (tmp_path / "model6").symlink_to(REPO / "pretrained" / "model6")
-  lines = results.codec_targets_section([tmp_path])
+  lines = vqvae_sections.codec_targets_section([tmp_path])
   assert lines[0].startswith("### ") and "model7" not in "\n".join(lines)
   assert len([line for line in lines if line.startswith("| ")]) == 1 + len(rows)
   assert sum(line.count("**met**") for line in lines) == sum(expected)
-  assert results.codec_targets_section([tmp_path / "nothing"]) == []
+  assert vqvae_sections.codec_targets_section([tmp_path / "nothing"]) == []
 
 
 def test_the_prior_ablation_section_reads_the_kept_records():
   """docs/ablation/prior_<row> (record-only exports of prior runs) render as rows of the results
   page: each run's bound once, then one line per scored sample setting, cells from its
   prior_eval.json."""
-  kept = results._prior_ablation_section([REPO / "docs" / "ablation"])  # pylint: disable=protected-access
+  kept = prior_sections.prior_ablation_section([REPO / "docs" / "ablation"])
   names = [line.split(" | ")[0][2:] for line in kept if line.startswith("| prior_")]
-  assert names and set(names) <= set(results.PRIOR_ABLATION)
+  assert names and set(names) <= {prior_ablation.WORKDIR_PREFIX + row for row in prior_ablation.ROWS}
   for name in names:
     saved = json.loads((REPO / "docs" / "ablation" / name / "prior_eval.json").read_text())
     start = next(i for i, line in enumerate(kept) if line.startswith(f"| {name} |"))
@@ -172,7 +178,7 @@ def test_bound_plateau_reads_the_shipped_priors_curve():
   the records; a still-falling curve (the first half of the same run) is not called a plateau."""
   records = [json.loads(line) for line in
              (REPO / "pretrained" / "prior" / "metrics.jsonl").read_text().splitlines()]
-  plateau = results.bound_plateau(records, window=1000)
+  plateau = prior_sections.bound_plateau(records, window=1000)
   last = max(r["step"] for r in records if r["split"] == "validation")
   before = after = float("inf")
   for r in records:
@@ -185,8 +191,8 @@ def test_bound_plateau_reads_the_shipped_priors_curve():
                      "drop": before - after}
   # Early in training the bound falls by far more than the tolerance per 1,000 steps.
   early = [r for r in records if r["step"] <= 2500]
-  assert results.bound_plateau(early, window=1000)["drop"] > 3 * results.PLATEAU_TOLERANCE
-  assert results.bound_plateau(early, window=1500) is None   # too short to tell
+  assert prior_sections.bound_plateau(early, window=1000)["drop"] > 3 * thresholds.PLATEAU_TOLERANCE
+  assert prior_sections.bound_plateau(early, window=1500) is None   # too short to tell
 
 
 def _shipped_records(name):
@@ -201,22 +207,22 @@ def test_study_claims_are_decided_by_the_shipped_runs(tmp_path):
   run is missing says which run it needs instead of a verdict."""
   records = _shipped_records("model5")
   losses = np.array([r["loss"] for r in records if r["split"] == "validation"])
-  rises = results.loss_rises(records)
+  rises = claims.loss_rises(records)
   assert len(rises) == int((np.diff(losses) > 0).sum()) > 0
-  assert results._claim_falls(records)[1] == "yes"
+  assert claims.claim_falls(records)[1] == "yes"
   jumped = [dict(r) for r in records]
   val = [r for r in jumped if r["split"] == "validation"]
-  val[50]["loss"] = val[49]["loss"] * (1 + 2 * results.RISE_TOLERANCE)
-  assert results._claim_falls(jumped)[1] == "no"
+  val[50]["loss"] = val[49]["loss"] * (1 + 2 * thresholds.RISE_TOLERANCE)
+  assert claims.claim_falls(jumped)[1] == "no"
 
   mse, gaussian = (record.load(REPO / "pretrained" / m) for m in ("model2", "model3"))
-  evidence, verdict = results._claim_gaussian(mse, gaussian)
+  evidence, verdict = claims.claim_gaussian(mse, gaussian)
   a, b = mse["quality"]["reconstruction"], gaussian["quality"]["reconstruction"]
   worse = sum([b["pesq_nb"] < a["pesq_nb"], b["stoi"] < a["stoi"],
                b["classifier_accuracy"] < a["classifier_accuracy"],
                b["log_spectral_distance_db"] > a["log_spectral_distance_db"]])
   assert verdict == {4: "yes", 0: "no"}.get(worse, f"partly ({worse} of 4)")
-  assert results._claim_gaussian(gaussian, mse)[1] == {4: "no", 0: "yes"}.get(
+  assert claims.claim_gaussian(gaussian, mse)[1] == {4: "no", 0: "yes"}.get(
       4 - worse, f"partly ({4 - worse} of 4)")
   assert f"PESQ-nb {a['pesq_nb']:.2f} -> {b['pesq_nb']:.2f}" in evidence
 
@@ -225,7 +231,7 @@ def test_study_claims_are_decided_by_the_shipped_runs(tmp_path):
   for run in (REPO / "pretrained").iterdir():
     if run.name != "model1":
       (without_model1 / run.name).symlink_to(run)
-  lines = results.study_claims_section([without_model1])
+  lines = claims.study_claims_section([without_model1])
   model1_rows = [line for line in lines if "against model1" in line or "model1's" in line]
   assert len(model1_rows) == 2 and all("needs `runs/model1`" in line and "not measured" in line
                                        for line in model1_rows)
@@ -243,12 +249,12 @@ def test_the_glorot_and_commitment_claims_read_the_validation_curves():
     return [dict(r, loss=r["loss"] * factor) if r["split"] == "validation" else r
             for r in uniform]
 
-  assert results._claim_glorot(uniform, scaled(0.95))[1] == "yes"
-  assert results._claim_glorot(uniform, scaled(0.8))[1] == "no (more than marginal)"
-  assert results._claim_glorot(uniform, scaled(1.1))[1] == "no (Glorot is worse)"
-  assert "(+5.0%)" in results._claim_glorot(uniform, scaled(0.95))[0]
+  assert claims.claim_glorot(uniform, scaled(0.95))[1] == "yes"
+  assert claims.claim_glorot(uniform, scaled(0.8))[1] == "no (more than marginal)"
+  assert claims.claim_glorot(uniform, scaled(1.1))[1] == "no (Glorot is worse)"
+  assert "(+5.0%)" in claims.claim_glorot(uniform, scaled(0.95))[0]
   val = [r for r in uniform if r["split"] == "validation"]
-  evidence, verdict = results._claim_commitment(uniform)
+  evidence, verdict = claims.claim_commitment(uniform)
   assert verdict == ("yes" if max(r["commitment"] for r in val[:3]) > val[0]["commitment"]
                      and val[-1]["commitment"] > val[-1]["reconstruction"] else "no")
 
@@ -258,7 +264,7 @@ def test_the_prior_section_renders_both_fully_trained_priors(tmp_path):
   section with their export command, the plateau verdict and a target table; every line's code
   spans are closed (an odd number of backticks breaks the page from there on)."""
   roots = [REPO / "pretrained", REPO / "docs" / "ablation"]
-  lines = results._prior_section(roots, tmp_path)
+  lines = prior_sections.prior_section(roots, tmp_path)
   text = "\n".join(lines)
   for heading in ("### The shipped prior (`pretrained/prior`)",
                   "### The same prior on the study's model5"):

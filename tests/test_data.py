@@ -4,7 +4,6 @@ import collections
 import os
 import pathlib
 import shutil
-import warnings
 
 import numpy as np
 import pytest

@@ -39,6 +39,7 @@ def _main(args, fsdd_recordings, tmp_path):
 
 def test_quick_training_writes_every_output_and_resumes(fsdd_recordings, tmp_path):
   import json  # pylint: disable=g-import-not-at-top
+
   import soundfile as sf  # pylint: disable=g-import-not-at-top
   workdir = tmp_path / "quick"
   common = ["--config=configs/quick.py", f"--workdir={workdir}", "--config.eval.num_audio=4",

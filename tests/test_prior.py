@@ -17,13 +17,14 @@ import soundfile as sf
 from rvq_jax import export
 from rvq_jax.configs import realnvp as realnvp_config
 from rvq_jax.eval import prior_report
-from rvq_jax.eval import results
-from rvq_jax.train import vqvae as vqvae_train
+from rvq_jax.eval import prior_sections
+from rvq_jax.eval import results as results_page
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import prior
 from rvq_jax.train import prior_steps
 from rvq_jax.train import prior_targets
 from rvq_jax.train import validation
+from rvq_jax.train import vqvae as vqvae_train
 from tests.conftest import REPO
 from tests.conftest import SHIPPED_CLASSIFIER
 from tests.test_train import tiny_config
@@ -175,12 +176,12 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   # The results page shows the run as the shipped prior: its targets, every setting, the figures.
   root = tmp_path / "runs"
   root.mkdir()
-  (root / results.SHIPPED_PRIOR).symlink_to(workdir)
-  page = results.write_results(root, tmp_path / "docs" / "RESULTS.md").read_text()
-  shown = results.shipped_setting(result)
+  (root / prior_sections.SHIPPED_PRIOR).symlink_to(workdir)
+  page = results_page.write_results(root, tmp_path / "docs" / "RESULTS.md").read_text()
+  shown = prior_sections.shipped_setting(result)
   assert shown["temperature"] == config.sample.temperature and shown["snap"] == config.sample.snap
   assert "### The shipped prior" in page and f"| {shown['inception_score']:.2f} | " in page
-  targets = results.prior_target_rows(result, shown)
+  targets = prior_sections.prior_target_rows(result, shown)
   assert len(targets) == 6 and all(f"| {name} | {value} |" in page for name, value, _ in targets)
   assert (shown["inception_score"] >= 0.8 * result["references"]["real_test"]["inception_score"]
           ) == targets[0][2]
@@ -204,20 +205,24 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   assert (shipped / "prior_eval.json").exists()
 
   # The front door samples one digit from the shipped prior with a bare config: the flow and its
-  # target space come from the prior's config.json, not from the command line.
+  # target space come from the prior's config.json, not from the command line; the samples go to
+  # --output and the prior's folder is left as it was.
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
   args = [f"--config.{k}={v}" for k, v in (
       ("data.data_dir", config.data.data_dir), ("data.cache_dir", config.data.cache_dir),
       ("eval.classifier_workdir", config.eval.classifier_workdir), ("sample.num_samples", 20),
       ("sample.batch_size", 20), ("sample.num_wavs", 3), ("sample.num_figures", 0),
       ("sample.digit", 7))]
+  before = sorted(p.relative_to(shipped) for p in shipped.rglob("*"))
+  sampled = tmp_path / "sevens"
   out = subprocess.run([sys.executable, "-m", "rvq_jax.main", "--config=configs/realnvp.py",
-                        f"--workdir={shipped}", "--mode=sample"] + args,
+                        f"--workdir={shipped}", "--mode=sample", f"--output={sampled}"] + args,
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  names = {p.name for p in (shipped / "audio" / "samples").glob("7_sample_*.wav")}
+  assert sorted(p.relative_to(shipped) for p in shipped.rglob("*")) == before
+  names = {p.name for p in (sampled / "audio" / "samples").glob("7_sample_*.wav")}
   assert {"7_sample_0.wav", "7_sample_1.wav", "7_sample_2.wav"} <= names
-  samples = json.loads((shipped / "samples.json").read_text())
+  samples = json.loads((sampled / "samples.json").read_text())
   assert samples["digit"] == 7 and samples["examples"] == 20
 
 
@@ -246,20 +251,25 @@ SHIPPED_PRIOR = REPO / "pretrained" / "prior"
 @pytest.mark.skipif(not (SHIPPED_PRIOR / "weights.msgpack").exists(), reason="no shipped prior")
 def test_the_shipped_prior_speaks_the_requested_digits_without_the_data(tmp_path):
   """pretrained/prior straight from the checkout, with no FSDD anywhere: the front door samples 50
-  (five of each digit) at the shipped setting, and the classifier hears the requested digit as
-  often as prior_eval.json recorded for its 1,000 samples there (binomial tolerance)."""
+  (five of each digit) at the shipped setting into --output, leaving the prior's folder byte for
+  byte as it was, and the classifier hears the requested digit as often as prior_eval.json
+  recorded for its 1,000 samples there (binomial tolerance)."""
   workdir = tmp_path / "prior"
-  shutil.copytree(SHIPPED_PRIOR, workdir)          # samples are written beside the weights
+  shutil.copytree(SHIPPED_PRIOR, workdir)
+  before = {p.relative_to(workdir): p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+  output = tmp_path / "samples"
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="",
              FSDD_DIR=str(tmp_path / "no_data_here"), RVQ_JAX_CACHE=str(tmp_path / "cache"))
   out = subprocess.run([sys.executable, "-m", "rvq_jax.main", "--config=configs/realnvp.py",
-                        f"--workdir={workdir}", "--mode=sample", "--config.sample.num_samples=50",
-                        "--config.sample.num_wavs=10"],
+                        f"--workdir={workdir}", "--mode=sample", f"--output={output}",
+                        "--config.sample.num_samples=50", "--config.sample.num_wavs=10"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  recorded = results.shipped_setting(json.loads((workdir / "prior_eval.json").read_text()))
-  got = json.loads((workdir / "samples.json").read_text())
+  after = {p.relative_to(workdir): p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+  assert after == before   # a read-only mode leaves the folder it reads as it was
+  recorded = prior_sections.shipped_setting(json.loads((workdir / "prior_eval.json").read_text()))
+  got = json.loads((output / "samples.json").read_text())
   assert got["examples"] == 50 and got["temperature"] == recorded["temperature"]
   p = recorded["requested_digit_accuracy"]
   assert abs(got["requested_digit_accuracy"] - p) <= 3 * np.sqrt(p * (1 - p) / 50) + 0.02
-  assert len(list((workdir / "audio" / "samples").glob("*_sample_*.wav"))) == 10
+  assert len(list((output / "audio" / "samples").glob("*_sample_*.wav"))) == 10

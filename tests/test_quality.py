@@ -128,6 +128,17 @@ def test_evaluate_mode_on_a_vqvae_workdir(tiny_vqvae_run):
   assert "| reconstructions |" in text and "griffin_lim_8_iterations" in text
   for name in ("rate_distortion.png", "codebook_usage.png"):
     assert (workdir / "figures" / name).stat().st_size > 10_000
+  # The run's config.json is the model: another model's config (another representation, latent,
+  # quantizer) evaluates the same run to the same record, written to --output.
+  wrong = config.copy_and_resolve_references()
+  wrong.audio.representation = "mag_phase" if config.audio.representation != "mag_phase" else \
+      "real_imag"
+  wrong.model.latent_dim, wrong.rvq.levels = 2 * config.model.latent_dim, 5
+  saved_bytes = (workdir / "eval.json").read_bytes()
+  other = workdir.parent / "evaluated_with_another_config"
+  quality.evaluate_vqvae(wrong, str(workdir), str(other))
+  assert (workdir / "eval.json").read_bytes() == saved_bytes
+  assert json.loads((other / "eval.json").read_text()) == json.loads(saved_bytes)
 
 
 def test_speech_codebook_metrics_count_only_the_recorded_columns(tiny_vqvae_run, fsdd_dataset):
@@ -189,12 +200,14 @@ def test_a_shipped_vqvae_reproduces_its_eval_json_on_20_test_clips(name, fsdd_re
   full bit rate score the PESQ-nb and digits its eval.json recorded for them (per file), and
   their mean is the record's own scale of quality."""
   from rvq_jax import audio  # pylint: disable=g-import-not-at-top
-  from rvq_jax.eval import metrics  # pylint: disable=g-import-not-at-top
+  from rvq_jax import run_config  # pylint: disable=g-import-not-at-top
   from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import metrics  # pylint: disable=g-import-not-at-top
   from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
   folder = REPO / "pretrained" / name
   saved = json.loads((folder / "eval.json").read_text())["quality"]["reconstruction"]
-  config = vqvae_train.saved_vqvae_config(folder, {"data_dir": str(fsdd_recordings)})
+  config = run_config.with_data_location(run_config.saved_config(folder),
+                                         {"data_dir": str(fsdd_recordings)})
   state = vqvae_train.restore_state(config, folder)
   test = fsdd_dataset["test"]
   n = 20

@@ -251,9 +251,10 @@ def test_label_conditioned_flow_is_exact_per_digit_and_its_density_uses_the_digi
   for digit in (3, 7):
     labels = jnp.array([digit])
     latents[digit] = _check_bijector(
-        lambda v: model.apply(params, v, labels=labels,
-                              method=realnvp.FlowPrior.forward_and_log_det),
-        lambda v: model.apply(params, v, labels=labels, method=realnvp.FlowPrior.inverse), x)
+        lambda v, labels=labels: model.apply(params, v, labels=labels,
+                                             method=realnvp.FlowPrior.forward_and_log_det),
+        lambda v, labels=labels: model.apply(params, v, labels=labels,
+                                             method=realnvp.FlowPrior.inverse), x)
     z, log_det = model.apply(params, x, labels=labels, method=realnvp.FlowPrior.forward_and_log_det)
     np.testing.assert_allclose(
         model.apply(params, x, labels, method=realnvp.FlowPrior.log_prob),

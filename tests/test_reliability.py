@@ -19,8 +19,8 @@ from rvq_jax import audio
 from rvq_jax import data
 from rvq_jax import errors
 from rvq_jax.train import checkpoints
-from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import steps
+from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import writer
 from tests.conftest import REPO
 from tests.test_data import SMALL
@@ -323,7 +323,8 @@ def test_config_checks_name_the_field(field, value):
 
 
 def test_prior_and_classifier_fields_are_checked():
-  from rvq_jax.configs import classifier, realnvp  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import classifier  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import realnvp  # pylint: disable=g-import-not-at-top
   from rvq_jax.train import validation  # pylint: disable=g-import-not-at-top
   config = realnvp.get_config()
   config.optim.learning_rate = -1.0
@@ -348,17 +349,24 @@ def test_read_only_modes_create_nothing_and_prior_checks_the_classifier_first(
   empty = tmp_path / "empty"
   empty.mkdir()
   config.eval.classifier_workdir = str(tmp_path / "no_classifier")
-  with pytest.raises(errors.MissingError, match="No trained classifier"):
+  with pytest.raises(errors.MissingError, match="holds no trained run"):
     quality.evaluate_vqvae(config, str(empty))
+  before = sorted(p.name for p in vqvae_dir.iterdir())
+  with pytest.raises(errors.MissingError, match="No trained classifier"):   # before any work
+    quality.evaluate_vqvae(config, str(vqvae_dir))
+  assert sorted(p.name for p in vqvae_dir.iterdir()) == before
   prior_config = realnvp.get_config()
   prior_config.vqvae_workdir = str(vqvae_dir)
   prior_config.data.data_dir = str(fsdd_recordings)
   prior_config.data.cache_dir = str(tmp_path / "cache")
   prior_config.eval.classifier_workdir = str(tmp_path / "no_classifier")
-  for mode in (prior_report.train_and_evaluate, prior_report.sample):
-    with pytest.raises(errors.MissingError, match="No trained classifier"):
-      mode(prior_config, str(empty))
-  assert not list(empty.iterdir())
+  with pytest.raises(errors.MissingError, match="No trained classifier"):
+    prior_report.train_and_evaluate(prior_config, str(empty))
+  with pytest.raises(errors.MissingError, match="holds no trained run"):
+    prior_report.sample(prior_config, str(empty), str(tmp_path / "samples"))
+  with pytest.raises(errors.ConfigError, match="--output=<folder>"):
+    prior_report.sample(prior_config, str(empty), None)
+  assert not list(empty.iterdir()) and not (tmp_path / "samples").exists()
   # With the classifier question out of the way, evaluate on a workdir that was never trained.
   with pytest.raises(errors.MissingError, match="No checkpoint"):
     vqvae_train.restore_state(config, empty)

@@ -17,10 +17,10 @@ import pytest
 
 from rvq_jax import audio
 from rvq_jax.models import vqvae as vqvae_lib
-from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import steps
 from rvq_jax.train import validation
+from rvq_jax.train import vqvae as vqvae_train
 from tests.conftest import REPO
 
 

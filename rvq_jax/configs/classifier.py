@@ -2,8 +2,8 @@
 augmented in the step (speed/pitch +-12%, shift, gain, white noise at 15-45 dB SNR), so that
 degraded but intelligible audio keeps its label.
 
-COMMAND: python -m rvq_jax.main --config=configs/classifier.py --workdir=runs/classifier --mode=train_classifier
-         python -m rvq_jax.main --config=configs/classifier.py --workdir=runs/classifier --mode=export --output=pretrained/classifier
+COMMAND: python -m rvq_jax.main --config=configs/classifier.py --workdir=runs/classifier
+         python -m rvq_jax.main --workdir=runs/classifier --mode=export --output=pretrained/classifier
 Writes <workdir>/checkpoints (orbax) and <workdir>/classifier_eval.json: test accuracy overall, per
 speaker and after the reference degradations, and the sample-metric references (real held-out
 data, white noise, shuffled frames). The second command ships it (every evaluation's default judge).
@@ -19,7 +19,12 @@ from rvq_jax.configs import default
 
 
 def get_config():
-  config = default.get_config()
+  vqvae = default.get_config()   # the data and spectrograms it judges are the VQ-VAE's
+  config = config_dict.ConfigDict()
+  config.task = "classifier"
+  config.seed = 0
+  config.data = vqvae.data
+  config.audio = vqvae.audio
   config.classifier = config_dict.ConfigDict()
   config.classifier.features = (16, 32, 64, 128)   # conv widths, each followed by 2x2 max-pool
   config.classifier.embedding_dim = 128           # penultimate layer, used for Fréchet distance
@@ -27,8 +32,6 @@ def get_config():
   config.classifier.log_eps = 1e-3                # floor inside log |X|
   config.classifier.learning_rate = 1e-3         # peak; 1 epoch warm-up, cosine decay to 0
   config.classifier.weight_decay = 1e-4           # AdamW
-  config.classifier.num_epochs = 30
-  config.classifier.batch_size = 64
   # Training augmentation of the waveforms (rvq_jax.data.augment), so that degraded but
   # intelligible audio keeps its label; the spectrogram is computed inside the step.
   config.classifier.augment = config_dict.ConfigDict()
@@ -40,4 +43,18 @@ def get_config():
   config.classifier.augment.snr_db = (15.0, 45.0)     # at an SNR uniform in this range
   config.classifier.eval_batch_size = 128
   config.classifier.noise_examples = 300          # white-noise lower bound for sample metrics
+
+  # ---- its training loop (rvq_jax.train.trainer; a checkpoint at every epoch end) ----
+  config.train = config_dict.ConfigDict()
+  config.train.batch_size = 64
+  config.train.num_epochs = 30
+  config.train.num_steps = config_dict.placeholder(int)  # stop early at this step (tests, smoke)
+  config.train.log_every_steps = 10
+  config.train.progress_bar = True
+  config.parallel = vqvae.parallel
+
+  # ---- the reference degradations of classifier_eval.json (as --mode=evaluate's baselines) ----
+  config.eval = config_dict.ConfigDict()
+  for field in ("griffin_lim_iterations", "mu_law_bits", "noise_snr_db"):
+    config.eval[field] = vqvae.eval[field]
   return config

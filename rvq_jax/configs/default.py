@@ -16,6 +16,7 @@ from rvq_jax.data.fsdd import FSDD_SPEAKERS
 
 def get_config():
   config = config_dict.ConfigDict()
+  config.task = "vqvae"   # rvq_jax.tasks: what --mode runs
   config.seed = 0
 
   # ---- data: FSDD recordings -> split, filtered, padded, scaled waveforms (rvq_jax.data) ----

@@ -281,6 +281,21 @@ def _to_dataset(arrays, from_cache: bool) -> Dataset:
                  skipped=tuple(str(s) for s in arrays["skipped"]), from_cache=from_cache)
 
 
+def write_wav(path, samples: np.ndarray, sample_rate: int) -> None:
+  """float samples [n] -> a 16-bit PCM WAV at `path` (folders made), written to a temporary file
+  first and renamed; samples beyond full scale are clipped, with a warning naming the file."""
+  path = pathlib.Path(path)
+  samples = np.asarray(samples, np.float32)
+  clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
+  if clipped:
+    logging.warning("%s: %d of %d samples exceeded full scale and were clipped.", path, clipped,
+                    len(samples))
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+  os.replace(tmp, path)
+
+
 def write_npz_atomically(path: pathlib.Path, arrays: dict) -> None:
   """np.savez to a unique temporary file, then a rename: readers (and other processes writing
   the same cache) never see a partial file."""

@@ -125,7 +125,7 @@ def rate_distortion_figure(rows: list[dict]):
   axes[0].set_ylabel("SI-SDR (dB)")
   axes[1].plot(rate, [r["classifier_accuracy"] for r in rows], "o-")
   axes[1].set_ylabel("digit accuracy of reconstructions")
-  for ax, r in zip(axes, rows):
+  for ax in axes:
     ax.set_xlabel("kbit/s (levels used)")
   for row, x in zip(rows, rate):
     axes[0].annotate(str(row["levels"]), (x, row["si_sdr_db"]))

@@ -24,17 +24,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from rvq_jax import audio
+from rvq_jax import data as data_lib
+from rvq_jax import errors
+from rvq_jax import run_config
 from rvq_jax.eval import figures
-from rvq_jax.eval import report
+from rvq_jax.eval import judge
 from rvq_jax.models import realnvp
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
-from rvq_jax.eval import judge
 from rvq_jax.train import classifier as classifier_train
 from rvq_jax.train import prior
 from rvq_jax.train import prior_steps
 from rvq_jax.train import prior_targets
-from rvq_jax.train import validation
 from rvq_jax.train import rngs
 
 
@@ -212,7 +213,7 @@ def write_samples(config, workdir: pathlib.Path, run: prior_targets.VQVAERun, la
   paths = []
   for i in range(count):
     name = f"{labels[i]}_sample_{i}.wav" if conditional else f"sample_{i}.wav"
-    report.write_wav(out_dir / name, waves[i] * run.scale, run.config.data.sample_rate)
+    data_lib.write_wav(out_dir / name, waves[i] * run.scale, run.config.data.sample_rate)
     paths.append(out_dir / name)
   for i in range(min(config.sample.num_figures, count)):
     title = f"sample {i}" + (f" (digit {labels[i]} requested)" if conditional else "")
@@ -295,27 +296,32 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return evaluate_prior(config, workdir, state, targets, run)
 
 
-def evaluate(config, workdir: str) -> dict:
-  """`--mode=evaluate`: re-score a trained prior (prior_eval.json)."""
-  config = prior.saved_prior_config(config, workdir)
-  validation.validate_config(config, 1)
+def evaluate(config, workdir: str, output: str | None = None) -> dict:
+  """`--mode=evaluate`: re-score the prior trained in `workdir` (as saved there: its config.json)
+  and write prior_eval.json, WAVs and figures to `output` (default: the workdir)."""
+  config = run_config.saved_config(workdir, config)
   classifier_train.check_trained(config.eval.classifier_workdir)
   run = prior_targets.load_vqvae(config)
   targets = prior_targets.prepare_targets(config, run)
   state = prior.restore_prior(config, workdir, run.config)
-  return evaluate_prior(config, workdir, state, targets, run)
+  return evaluate_prior(config, output or workdir, state, targets, run)
 
 
-def sample(config, workdir: str) -> dict:
+def sample(config, workdir: str, output: str | None) -> dict:
   """`--mode=sample`: `sample.num_samples` samples at `sample.temperature` / `sample.snap` (of
-  `sample.digit` when set); WAVs, Figure 3 and their classifier scores in <workdir>/samples.json.
+  `sample.digit` when set) from the prior trained in `workdir`; WAVs, Figure 3 and their
+  classifier scores (samples.json) go to the folder `output`, never into the workdir it reads.
   Needs only the prior, its VQ-VAE and the classifier (e.g. all three shipped), not the data."""
-  config = prior.saved_prior_config(config, workdir)
-  validation.validate_config(config, 1)
+  if not output:
+    raise errors.ConfigError("--mode=sample writes WAVs, figures and samples.json to "
+                             "--output=<folder>; name one (not the prior's own folder).")
+  if pathlib.Path(output).resolve() == pathlib.Path(workdir).resolve():
+    raise errors.ConfigError(f"--output={output} is the prior's own folder; sample to another.")
+  config = run_config.saved_config(workdir, config)
   classifier_train.check_trained(config.eval.classifier_workdir)
   run = prior_targets.load_vqvae(config, with_data=False)
   state = prior.restore_prior(config, workdir, run.config)
-  workdir = pathlib.Path(workdir)
+  workdir = pathlib.Path(output)
   labels = sample_labels(config, config.sample.num_samples)
   decode = make_decoder(run, config.target.levels or run.config.rvq.levels)
   sample_fn = make_sampler(config, prior_targets.target_shape(config, run.config))

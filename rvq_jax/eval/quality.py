@@ -1,11 +1,11 @@
 """Quality in numbers: the classifier's own report, and `--mode=evaluate` on a VQ-VAE workdir.
 
-`--mode=train_classifier` (configs/classifier.py): trains the digit classifier and writes
+`--mode=train` with configs/classifier.py (task 'classifier'): trains the digit classifier and writes
 <workdir>/classifier_eval.json: test and validation accuracy (overall, per speaker) and the
 sample-metric references: real held-out data (what "good" is) and white noise and frame-shuffled
 spectrograms (lower bounds).
 
-`--mode=evaluate` (a VQ-VAE config and its workdir): reconstructs the test split and writes
+`--mode=evaluate` (a VQ-VAE workdir, read as saved): reconstructs the test split and writes
 <workdir>/eval.json and <workdir>/report.md with figures: losses and spectrogram MSE, SI-SDR,
 log-spectral distance, multi-resolution STFT distance, classifier accuracy on originals and
 reconstructions, per-level codebook use, the rate-distortion curve over the number of levels
@@ -24,19 +24,19 @@ import numpy as np
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
+from rvq_jax import run_config
 from rvq_jax.data import augment
 from rvq_jax.eval import figures
+from rvq_jax.eval import judge
 from rvq_jax.eval import metrics
 from rvq_jax.eval import record
 from rvq_jax.eval import render
 from rvq_jax.eval import report
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
-from rvq_jax.eval import judge
 from rvq_jax.train import classifier as classifier_train
-from rvq_jax.train import vqvae as vqvae_train
 from rvq_jax.train import rngs
-from rvq_jax.train import validation
+from rvq_jax.train import vqvae as vqvae_train
 
 
 def sample_quality(classifier, spectrograms, reference_embeddings: np.ndarray) -> dict:
@@ -102,7 +102,7 @@ def robustness_report(config, classifier, dataset, specs) -> dict:
 
 
 def train_classifier_and_report(config, workdir: str) -> dict:
-  """`--mode=train_classifier`: trains (or loads) the classifier; writes classifier_eval.json."""
+  """`--mode=train` of the classifier: trains (or loads) the classifier; writes classifier_eval.json."""
   _, dataset, specs = classifier_train.train_classifier(config, workdir)
   classifier = judge.load_classifier(workdir)
   result = {
@@ -183,12 +183,15 @@ def speech_codebook_metrics(config, state, spectrograms: jax.Array, lengths) -> 
           "position_fraction": float(speech.mean())}
 
 
-def evaluate_vqvae(config, workdir: str) -> dict:
-  """`--mode=evaluate` on a VQ-VAE workdir: writes eval.json, report.md and figures."""
-  workdir = pathlib.Path(workdir)
-  validation.validate_config(config, 1)
+def evaluate_vqvae(config, workdir: str, output: str | None = None) -> dict:
+  """`--mode=evaluate` on the VQ-VAE trained in `workdir`, as saved there (its config.json; the
+  command's `config` supplies only how to read: `run_config.READ_SECTIONS`): writes eval.json,
+  report.md and figures to `output` (default: the workdir)."""
+  config = run_config.saved_config(workdir, config)
   classifier_train.check_trained(config.eval.classifier_workdir)
   state = vqvae_train.restore_state(config, workdir)
+  workdir = pathlib.Path(output or workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   classifier = judge.load_classifier(config.eval.classifier_workdir)
   dataset = data_lib.load_dataset(config.data)
   specs = {s: audio.prepare_spectrograms(dataset[s].waveforms, config.audio)

@@ -14,7 +14,6 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
-import soundfile as sf
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
@@ -52,12 +51,6 @@ def test_metrics(config, state: steps.TrainState, dataset, specs) -> dict:
                                   bits_per_second(config, counts))
 
 
-def write_wav(path: pathlib.Path, waveform: np.ndarray, sample_rate: int) -> None:
-  """float waveform in [-1, 1] (clipped) -> PCM16 WAV."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  sf.write(path, np.clip(waveform, -1.0, 1.0), sample_rate, subtype="PCM_16")
-
-
 def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> dict:
   """Test-split metrics, WAVs and figures for a trained state; returns the eval.json contents."""
   workdir = pathlib.Path(workdir)
@@ -77,9 +70,9 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
       specs["test"][:count], config.train.eval_batch_size))
   for i in range(count):
     n = int(split.lengths[i])
-    write_wav(workdir / "audio" / "original" / f"{split.names[i]}.wav",
+    data_lib.write_wav(workdir / "audio" / "original" / f"{split.names[i]}.wav",
               dataset.unscale(split.waveforms[i, :n]), dataset.sample_rate)
-    write_wav(workdir / "audio" / "reconstruction" / f"{split.names[i]}.wav",
+    data_lib.write_wav(workdir / "audio" / "reconstruction" / f"{split.names[i]}.wav",
               dataset.unscale(waves[i, :n]), dataset.sample_rate)
   recon_spec = jax.jit(lambda p, e, x: vqvae.reconstruct(model, p, e, x, config))
   for i in range(min(config.eval.num_figures, len(split))):

@@ -256,16 +256,11 @@ def _move_aside(ckpt_dir: pathlib.Path, step: int) -> pathlib.Path:
   return target
 
 
-def restore_newest(manager: ocp.CheckpointManager, abstract) -> Restored | None:
-  """The newest checkpoint that restores into `abstract` (a pytree of ShapeDtypeStructs, placed as
-  the state will be), with its 'extra' item when it has one; None when there is no checkpoint.
-
-  A checkpoint that fails to restore is moved to `<workdir>/damaged_checkpoints/` (by process 0)
-  with a warning naming it, and the next older one is tried.
-
-  Raises:
-    WorkdirError: checkpoints exist but none restores (all of them were moved aside).
-  """
+def _newest_that_restores(manager: ocp.CheckpointManager, abstract, move_aside: bool):
+  """The one fall-back loop: tries the checkpoints newest first and returns (step, state, extra
+  or None, damaged) for the first that restores into `abstract`, or None when none does. A
+  damaged one gets a warning and, with `move_aside` (training, process 0), is moved to
+  `<workdir>/damaged_checkpoints/`; a reading mode leaves it where it is."""
   ckpt_dir = pathlib.Path(manager.directory)
   damaged = []
   for step in sorted(manager.all_steps(), reverse=True):
@@ -278,15 +273,33 @@ def restore_newest(manager: ocp.CheckpointManager, abstract) -> Restored | None:
     except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
       reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
       where = "left in place"
-      if jax.process_index() == 0:
+      if move_aside and jax.process_index() == 0:
         where = f"moved to {_move_aside(ckpt_dir, step)}"
       logging.warning("Checkpoint %s/%d does not restore (%s); %s. Trying an older one.",
                       ckpt_dir, step, reason, where)
       damaged.append(f"{step}: {where} ({reason})")
-      manager.reload()
+      if move_aside:
+        manager.reload()
       continue
-    return Restored(step, restored[STATE], restored[EXTRA] if has_extra else None, damaged)
+    return step, restored[STATE], restored[EXTRA] if has_extra else None, damaged
+  return None, None, None, damaged
+
+
+def restore_newest(manager: ocp.CheckpointManager, abstract) -> Restored | None:
+  """The newest checkpoint that restores into `abstract` (a pytree of ShapeDtypeStructs, placed as
+  the state will be), with its 'extra' item when it has one; None when there is no checkpoint.
+
+  A checkpoint that fails to restore is moved to `<workdir>/damaged_checkpoints/` (by process 0)
+  with a warning naming it, and the next older one is tried.
+
+  Raises:
+    WorkdirError: checkpoints exist but none restores (all of them were moved aside).
+  """
+  step, state, extra, damaged = _newest_that_restores(manager, abstract, move_aside=True)
+  if step is not None:
+    return Restored(step, state, extra, damaged)
   if damaged:
+    ckpt_dir = pathlib.Path(manager.directory)
     raise errors.WorkdirError(
         f"No checkpoint in {ckpt_dir} restores; the damaged ones were moved to "
         f"{ckpt_dir.parent / DAMAGED_DIR}. Run again to train from step 0.")
@@ -309,19 +322,13 @@ def restore_for_reading(workdir, abstract, how_to_train: str):
   manager = ocp.CheckpointManager(ckpt_dir, item_names=(STATE, EXTRA),
                                   options=ocp.CheckpointManagerOptions(read_only=True))
   with manager:
-    steps = sorted(manager.all_steps(), reverse=True)
-    if not steps:
+    if not manager.all_steps():
       raise errors.MissingError(f"No checkpoint in {ckpt_dir}: {how_to_train}.")
-    for step in steps:
-      try:
-        return manager.restore(step, args=ocp.args.Composite(
-            **{STATE: ocp.args.StandardRestore(abstract)}))[STATE]
-      except Exception as e:  # pylint: disable=broad-except
-        logging.warning("Checkpoint %s/%d does not restore (%s: %s); trying an older one.",
-                        ckpt_dir, step, type(e).__name__, str(e).splitlines()[0][:200] if str(e)
-                        else "")
-  raise errors.WorkdirError(f"No checkpoint in {ckpt_dir} restores; train again (the same "
-                            "command with --mode=train moves the damaged ones aside).")
+    step, state, _, _ = _newest_that_restores(manager, abstract, move_aside=False)
+  if step is None:
+    raise errors.WorkdirError(f"No checkpoint in {ckpt_dir} restores; train again (the same "
+                              "command with --mode=train moves the damaged ones aside).")
+  return state
 
 
 # ------------------------------------------------------------------ shipped weights

@@ -8,7 +8,6 @@ in any `parallel.mode`. Scoring with a trained classifier is `rvq_jax.eval.judge
 from __future__ import annotations
 
 import functools
-import json
 import pathlib
 from typing import Any
 
@@ -23,6 +22,7 @@ import optax
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax import run_config
 from rvq_jax.data import augment as augment_lib
 from rvq_jax.models import classifier as classifier_lib
 from rvq_jax.train import checkpoints
@@ -30,7 +30,6 @@ from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import rngs
 from rvq_jax.train import steps
 from rvq_jax.train import trainer
-from rvq_jax.train import validation
 
 
 @flax.struct.dataclass
@@ -46,12 +45,13 @@ def _optimizer(config, steps_per_epoch: int = 1):
   decays over one step after its warm-up)."""
   c = config.classifier
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, c.learning_rate, steps_per_epoch, max(steps_per_epoch * c.num_epochs, steps_per_epoch + 1))
+      0.0, c.learning_rate, steps_per_epoch,
+      max(steps_per_epoch * config.train.num_epochs, steps_per_epoch + 1))
   return optax.adamw(schedule, weight_decay=c.weight_decay)
 
 
 def _steps_per_epoch(config, num_train: int) -> int:
-  return max(num_train // config.classifier.batch_size, 1)
+  return max(num_train // config.train.batch_size, 1)
 
 
 def create_classifier_state(config, rng: jax.Array, example: jax.Array) -> ClassifierState:
@@ -99,10 +99,8 @@ def make_classifier_step(config, steps_per_epoch: int, axis_name: str | None = N
     (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     if axis_name is not None:
       loss, accuracy, grads = lax.pmean((loss, accuracy, grads), axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
-        [jnp.isfinite(p).all() for p in jax.tree.leaves(params)]))
+    params, opt_state, finite = steps.apply_gradients(tx, state.params, state.opt_state, grads,
+                                                      loss)
     return (state.replace(step=state.step + 1, params=params, opt_state=opt_state),
             {"loss": loss, "accuracy": accuracy, "finite": finite.astype(jnp.float32)})
 
@@ -137,15 +135,15 @@ def train_classifier(config, workdir: str):
   Returns:
     (state, dataset, spectrograms by split).
   """
-  validation.validate_config(config, parallel_lib.num_devices_for(config.parallel.mode))
   parallel = parallel_lib.Parallel(config)
   with trainer.open_run(config, workdir) as changes:
     dataset = data_lib.load_dataset(config.data)
     specs = {s: audio.prepare_spectrograms(dataset[s].waveforms, config.audio)
              for s in data_lib.SPLITS}
-    c, t = config.classifier, config.train
-    loop_schedule = trainer.Schedule(   # its own batch and epochs; a checkpoint every epoch
-        batch_size=c.batch_size, num_epochs=c.num_epochs, log_every_steps=t.log_every_steps,
+    t = config.train
+    loop_schedule = trainer.Schedule(   # a checkpoint at every epoch end
+        batch_size=t.batch_size, num_epochs=t.num_epochs, num_steps=t.num_steps,
+        log_every_steps=t.log_every_steps,
         checkpoint_every_steps=_steps_per_epoch(config, len(dataset["train"])),
         keep_checkpoints=1, progress_bar=t.progress_bar)
     state = trainer.fit(make_task(config, dataset, specs), loop_schedule, workdir, parallel,
@@ -175,7 +173,7 @@ def restore_classifier(workdir) -> tuple[ml_collections.ConfigDict, ClassifierSt
   latest checkpoint, or shipped weights)."""
   workdir = pathlib.Path(workdir)
   check_trained(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  config = run_config.saved_config(workdir)
   state = checkpoints.restore_for_reading(
       workdir, _abstract_state(config), "train the classifier first (--mode=train_classifier)")
   return config, state

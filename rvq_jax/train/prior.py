@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import functools
 
-from absl import logging
-
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from rvq_jax.train import checkpoints
@@ -56,7 +53,6 @@ def make_task(config, targets: prior_targets.Targets) -> trainer.Task:
 
 def train_prior(config, workdir: str, run: prior_targets.VQVAERun | None = None):
   """Trains (or resumes) the prior in `workdir`. Returns (state, targets, run)."""
-  validation.validate_config(config, parallel_lib.num_devices_for(config.parallel.mode))
   parallel = parallel_lib.Parallel(config)
   with trainer.open_run(config, workdir) as changes:
     run = run or prior_targets.load_vqvae(config)
@@ -65,34 +61,6 @@ def train_prior(config, workdir: str, run: prior_targets.VQVAERun | None = None)
     state = trainer.fit(make_task(config, targets), trainer.Schedule.from_config(config.train),
                         workdir, parallel, config.seed, changes)
   return state, targets, run
-
-
-# Sections a read-only mode takes from its command line; the rest define the trained prior.
-COMMAND_SECTIONS = ("sample", "eval", "data", "parallel")
-
-
-def saved_prior_config(config, workdir) -> ml_collections.ConfigDict:
-  """The config a trained prior was made with (<workdir>/config.json) for the modes that only read
-  it: the flow, its target space and its VQ-VAE as saved, the command's `sample`, `eval`, `data`
-  and `parallel` sections (and fields added since the file was written from the command's
-  defaults). A shipped prior thus samples with a bare `--config=configs/realnvp.py`."""
-  saved = checkpoints.read_saved_config(workdir)
-  if saved is None:
-    return config
-  merged = ml_collections.ConfigDict(config.to_dict())
-  for key, value in saved.items():
-    if key in COMMAND_SECTIONS or key not in merged:
-      continue
-    if isinstance(value, dict):
-      for field, v in value.items():
-        if field in merged[key]:
-          merged[key][field] = tuple(v) if isinstance(v, list) else v
-    else:
-      merged[key] = value
-  if merged.vqvae_workdir != config.vqvae_workdir:
-    logging.info("the prior in %s models the VQ-VAE in %s (its config.json)", workdir,
-                 merged.vqvae_workdir)
-  return merged
 
 
 def restore_prior(config, workdir, vq_config) -> prior_steps.PriorState:

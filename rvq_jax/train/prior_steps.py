@@ -99,10 +99,8 @@ def make_prior_train_step(config, shape, axis_name: str | None = None):
     loss, grads = jax.value_and_grad(loss_fn)(state.params, x, labels, state.stats)
     if axis_name is not None:
       loss, grads = lax.pmean((loss, grads), axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
-        [jnp.isfinite(p).all() for p in jax.tree.leaves(params)]))
+    params, opt_state, finite = steps.apply_gradients(tx, state.params, state.opt_state, grads,
+                                                      loss)
     metrics = {loss_key: loss, "grad_norm": optax.tree.norm(grads),
                "finite": finite.astype(jnp.float32)}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

@@ -31,7 +31,7 @@ LEVELS = 1            # quantizer dropout: how many levels this step
 CANDIDATES = 2        # which latent positions are offered to dead-code restarts
 RESTART = 3           # which candidate a restarted code takes
 NOISE = 4             # the prior's dequantization noise; the classifier's augmentation
-DROPOUT = 5           # the classifier's dropout
+DROPOUT = 5           # the model's own draws in a step (dropout: the classifier, any forward_fn)
 
 ROOT_STREAMS = {"PARAMS": PARAMS, "CODEBOOK": CODEBOOK, "STEP": STEP, "DATA": DATA,
                 "INIT_NOISE": INIT_NOISE, "HELD_OUT_NOISE": HELD_OUT_NOISE, "SAMPLES": SAMPLES,

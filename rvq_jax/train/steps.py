@@ -1,10 +1,14 @@
 """TrainState, its creation, and the pure train and eval steps of an RVQ autoencoder.
 
-`make_train_step(model, optimizer, quantizer, loss_fn)` is the step for any Flax module with
-`encode` and `decode` methods around the residual quantizer: `train_step(state, batch) -> (state,
-metrics)`, pure, jit-able, no host transfers (examples/waveform_codec.py trains a 1-D codec on raw
-waveforms with it). `make_vqvae_train_step(config)` is this project's instance: the study's
-spectrogram VQ-VAE, its optimizer and loss, read from a config.
+`make_train_step(forward_fn, optimizer, quantizer)` is the step for any model around the residual
+quantizer: `forward_fn(params, batch, rng, quantize) -> (loss, metrics, aux)` is the research
+model (its layers, dropout, BatchNorm, losses on anything it computes), the step the rest
+(gradients, the reductions over devices, the EMA codebook update, dead-code restarts, optax, the
+finite check): `train_step(state, batch) -> (state, metrics)`, pure, jit-able, no host transfers.
+`autoencoder_forward(model, loss_fn, beta)` is the forward pass of a plain encode / decode module
+(examples/waveform_codec.py trains a 1-D codec on raw waveforms with it; examples/digits_vqvae.py
+an image VQ-VAE with dropout and BatchNorm with its own). `make_vqvae_train_step(config)` is this
+project's instance: the study's spectrogram VQ-VAE, its optimizer and loss, read from a config.
 
 With `axis_name` (pmap / shard_map), gradients and metrics are averaged and the EMA statistics
 (counts and sums per code) summed over that axis, so every device applies the same codebook
@@ -24,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rvq_jax.audio import codec
+from rvq_jax.audio import representations
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
 from rvq_jax.train import rngs
@@ -142,7 +146,7 @@ def log_magnitude_error(images: jax.Array, x: jax.Array, audio_config, eps: floa
   not differentiable. Returns float32 [B].
   """
   def log_magnitude(s):
-    spectrum = codec.to_complex(s, audio_config)
+    spectrum = representations.to_complex(s, audio_config)
     return 0.5 * jnp.log(spectrum.real**2 + spectrum.imag**2 + eps**2)
   return jnp.mean((log_magnitude(images) - log_magnitude(x))**2, axis=(1, 2))
 
@@ -217,55 +221,76 @@ def local_statistic_groups(groups: int, axis_name: str | None = None) -> int:
 
 
 # ------------------------------------------------------------------ the steps
-def make_train_step(model, optimizer: optax.GradientTransformation, quantizer: QuantizerSettings,
-                    loss_fn: Callable, beta: float = 0.25, axis_name: str | None = None):
-  """Returns the pure `train_step(state, batch) -> (state, metrics)` of an RVQ autoencoder.
+def apply_gradients(optimizer: optax.GradientTransformation, params, opt_state, grads, loss,
+                    also_finite=()):
+  """The optax update every task's step ends with, and its finite check.
+
+  Returns:
+    (new params, new opt_state, finite: bool [] -- the loss, the new params and the arrays of
+    `also_finite` (e.g. the new codebooks) are all finite; the driver never checkpoints a state
+    whose step said otherwise).
+  """
+  updates, opt_state = optimizer.update(grads, opt_state, params)
+  params = optax.apply_updates(params, updates)
+  finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
+      [jnp.isfinite(x).all() for x in jax.tree.leaves((params, also_finite))]))
+  return params, opt_state, finite
+
+
+def make_train_step(forward_fn: Callable, optimizer: optax.GradientTransformation,
+                    quantizer: QuantizerSettings, axis_name: str | None = None):
+  """Returns the pure `train_step(state, batch) -> (state, metrics)` of any model around the
+  residual quantizer.
 
   Args:
-    model: a Flax module with methods `encode(batch) -> latents [B, ..., D]` and `decode(z) ->
-      output` (any layout: images, spectrograms, waveforms); `state.params` are its parameters.
+    forward_fn: `(params, batch, rng, quantize) -> (loss [], metrics {name: array}, aux)`: the
+      research model's forward pass and loss, differentiated with respect to `params`
+      (`state.params`, a Flax variables dict). It calls `quantize(latents [..., D]) ->
+      (straight-through quantized latents [..., D], rvq.QuantizeOutput)` once, on whatever
+      latents it makes, and returns that output as `aux['quant']` (its commitment is the
+      model's to weigh into the loss). `rng` is this step's key for the model's own draws
+      (dropout). `aux['variables']`, when present, holds collections that the forward pass
+      updated instead of learning (Flax `mutable`, e.g. BatchNorm's 'batch_stats'); they
+      replace those entries of the params after the optimizer step.
     optimizer: the optax transformation of `state.opt_state`.
     quantizer: how the codebooks `state.codebook` (`rvq.CodebookState` [L, K, D]) train.
-    loss_fn: `(decoded float32, batch) -> (reconstruction [], {name: []})`.
-    beta: weight of the commitment loss (summed over levels).
     axis_name: the pmap / shard_map axis to reduce over; None on one device or under sharded jit.
 
-  metrics: 'loss', 'reconstruction', 'commitment' (sum over levels), those of `loss_fn`, per-level
-  [L] 'commitment_per_level' and 'residual_norm', 'counts' [L, K] (global code counts of this
-  step), 'levels_used' (quantizer dropout) and 'finite' (1.0 when the loss and the updated params
-  and codebooks are all finite).
+  What the step does, whatever the model: gradients of `forward_fn`'s loss; under `axis_name`
+  the mean of gradients and metrics and the sum of the EMA statistics over devices; the EMA
+  codebook update (only for the levels used: quantizer dropout), dead-code restarts, the optax
+  update and the finite check (`apply_gradients`). metrics: those of `forward_fn` plus 'counts'
+  [L, K] (global code counts of this step), 'levels_used' and 'finite'.
   """
   q = quantizer
-  encode = functools.partial(model.apply, method="encode")
-
-  def loss_fn_all(params, codebook, batch, num_levels, candidate_idx, statistic_groups):
-    decoded, latents, quant = vqvae.autoencode(model, params, codebook.embed, batch, num_levels,
-                                               candidate_idx, q.block_rows, statistic_groups)
-    del latents
-    reconstruction, extra = loss_fn(decoded, batch)
-    commitment = quant.commitment.sum()
-    loss = reconstruction + beta * commitment
-    metrics = {"loss": loss, "reconstruction": reconstruction, "commitment": commitment, **extra,
-               "commitment_per_level": quant.commitment, "residual_norm": quant.residual_norm}
-    return loss, (metrics, quant)
 
   def train_step(state: TrainState, batch):
-    levels_rng, candidates_rng, restart_rng = (
+    levels_rng, candidates_rng, restart_rng, model_rng = (
         rngs.step_key(state.rng, state.step, purpose)
-        for purpose in (rngs.LEVELS, rngs.CANDIDATES, rngs.RESTART))
+        for purpose in (rngs.LEVELS, rngs.CANDIDATES, rngs.RESTART, rngs.DROPOUT))
     num_levels = (jax.random.randint(levels_rng, (), q.dropout_min_levels, q.levels + 1)
                   if q.dropout else q.levels)
-    candidate_idx, held = None, None
-    if q.dead_code_steps > 0:
-      latent_shape = jax.eval_shape(encode, state.params, batch).shape   # at trace time
-      candidate_idx, held = restart_candidate_rows(
-          candidates_rng, int(np.prod(latent_shape[:-1])), q.restart_candidates, axis_name)
-    grads, (metrics, quant) = jax.grad(loss_fn_all, has_aux=True, argnums=0)(
-        state.params, state.codebook, batch, num_levels, candidate_idx,
-        local_statistic_groups(q.statistic_groups, axis_name))
+    statistic_groups = local_statistic_groups(q.statistic_groups, axis_name)
+
+    def quantize(latents):
+      flat = latents.reshape(-1, latents.shape[-1]).astype(jnp.float32)
+      candidate_idx = held = None
+      if q.dead_code_steps > 0:   # the rows are known at trace time, from the latents' shape
+        candidate_idx, held = restart_candidate_rows(candidates_rng, flat.shape[0],
+                                                     q.restart_candidates, axis_name)
+      out = rvq.quantize(state.codebook.embed, flat, num_levels, candidate_idx, q.block_rows,
+                         statistic_groups)
+      if held is not None:   # rows another shard holds: zero here, the psum assembles them
+        out = out._replace(candidates=jnp.where(held[None, :, None], out.candidates, 0.0))
+      return out.quantized.reshape(latents.shape), out
+
+    def loss_fn(params):
+      loss, metrics, aux = forward_fn(params, batch, model_rng, quantize)
+      return loss, (metrics, aux)
+
+    grads, (metrics, aux) = jax.grad(loss_fn, has_aux=True)(state.params)
+    quant = aux["quant"]
     counts, sums, candidates = quant.counts, quant.sums, quant.candidates
-    if held is not None:
-      candidates = jnp.where(held[None, :, None], candidates, 0.0)
     if axis_name is not None:
       grads, metrics = lax.pmean((grads, metrics), axis_name)
       counts, sums, candidates = lax.psum((counts, sums, candidates), axis_name)
@@ -275,10 +300,13 @@ def make_train_step(model, optimizer: optax.GradientTransformation, quantizer: Q
     if q.dead_code_steps > 0:
       codebook = rvq.restart_dead_codes(codebook, candidates, restart_rng, q.dead_code_steps,
                                         q.restart_count, active=active)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(metrics["loss"]) & jnp.all(jnp.stack(
-        [jnp.isfinite(x).all() for x in jax.tree.leaves((params, codebook.embed))]))
+    params, opt_state, finite = apply_gradients(optimizer, state.params, state.opt_state, grads,
+                                                metrics["loss"], codebook.embed)
+    if aux.get("variables"):
+      updated = aux["variables"]
+      if axis_name is not None:   # running statistics: the mean over devices
+        updated = lax.pmean(updated, axis_name)
+      params = {**params, **updated}
     metrics = dict(metrics, counts=counts, levels_used=jnp.asarray(num_levels, jnp.float32),
                    finite=finite.astype(jnp.float32))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
@@ -288,12 +316,36 @@ def make_train_step(model, optimizer: optax.GradientTransformation, quantizer: Q
   return train_step
 
 
+def autoencoder_forward(model, loss_fn: Callable, beta: float = 0.25) -> Callable:
+  """`forward_fn` for `make_train_step` of a Flax module with `encode(batch) -> latents [B, ...,
+  D]` and `decode(z) -> output` (any layout: images, spectrograms, waveforms), no dropout and no
+  mutable state.
+
+  loss_fn: `(decoded float32, batch) -> (reconstruction [], {name: []})`; the loss is
+  reconstruction + beta x the commitment summed over levels. metrics: 'loss', 'reconstruction',
+  'commitment', those of `loss_fn`, per level [L] 'commitment_per_level' and 'residual_norm'.
+  """
+  def forward(params, batch, rng, quantize):
+    del rng   # a deterministic model
+    latents = model.apply(params, batch, method="encode").astype(jnp.float32)
+    quantized, quant = quantize(latents)
+    decoded = model.apply(params, quantized, method="decode").astype(jnp.float32)
+    reconstruction, extra = loss_fn(decoded, batch)
+    commitment = quant.commitment.sum()
+    loss = reconstruction + beta * commitment
+    metrics = {"loss": loss, "reconstruction": reconstruction, "commitment": commitment, **extra,
+               "commitment_per_level": quant.commitment, "residual_norm": quant.residual_norm}
+    return loss, metrics, {"quant": quant}
+  return forward
+
+
 def make_vqvae_train_step(config, axis_name: str | None = None):
   """This project's train step, from a config: the study's VQ-VAE (`vqvae.make_model`), Adam
   (`make_optimizer`), the `rvq` section and the spectrogram loss. batch: [B, H, W, 2]."""
-  return make_train_step(vqvae.make_model(config), make_optimizer(config),
-                         QuantizerSettings.from_config(config.rvq), spectrogram_loss(config),
-                         config.loss.beta, axis_name)
+  forward = autoencoder_forward(vqvae.make_model(config), spectrogram_loss(config),
+                                config.loss.beta)
+  return make_train_step(forward, make_optimizer(config), QuantizerSettings.from_config(config.rvq),
+                         axis_name)
 
 
 def make_eval_step(config):

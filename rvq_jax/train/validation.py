@@ -1,10 +1,11 @@
 """Config checks, in one place: one function per config section, run for every mode before
 anything compiles (`validate_config`), each failure a `ConfigError` naming the field at fault.
 
-A config holds the sections its job needs: the VQ-VAE's (data, audio, model, rvq, loss, optim,
-train, parallel), the classifier's (those and `classifier`), the prior's (target, prior, optim,
-train, parallel, sample); `validate_config` checks every section present, then the checks that
-span sections (the latent grid against the spectrogram, restart candidates against the batch).
+A config holds the sections its task needs (`TASK_SECTIONS`): the VQ-VAE's (data, audio, model,
+rvq, loss, optim, train, parallel), the classifier's (data, audio, classifier, train, parallel),
+the prior's (target, prior, sample, optim, train, parallel); `validate_config` checks each, then
+the checks that span sections (the latent grid against the spectrogram, restart candidates
+against the batch).
 """
 
 from __future__ import annotations
@@ -53,20 +54,21 @@ def optimizer_checks(config) -> list:
 
 
 def loop_checks(config, num_devices: int) -> list:
-  """The `train` section (the driver's schedule, any model)."""
+  """The `train` section (the driver's schedule, any model; the fields it has)."""
   t = config.train
-  return [
+  checks = [
       (t.batch_size >= 1, f"train.batch_size={t.batch_size} must be positive."),
       (t.batch_size % num_devices == 0,
        f"train.batch_size={t.batch_size} is not divisible by the {num_devices} devices; use a "
        "multiple of the device count."),
-      (t.eval_batch_size >= 1, "train.eval_batch_size must be positive."),
       (t.num_epochs >= 1, f"train.num_epochs={t.num_epochs} must be at least 1."),
       (t.num_steps is None or t.num_steps >= 1, f"train.num_steps={t.num_steps} must be >= 1."),
-      (t.log_every_steps >= 1 and t.checkpoint_every_steps >= 1,
-       "train.log_every_steps and train.checkpoint_every_steps must be positive."),
-      (t.keep_checkpoints >= 1, f"train.keep_checkpoints={t.keep_checkpoints} must be >= 1."),
+      (t.log_every_steps >= 1, "train.log_every_steps must be positive."),
   ]
+  for field in ("eval_batch_size", "checkpoint_every_steps", "keep_checkpoints"):
+    if field in t:
+      checks.append((t[field] >= 1, f"train.{field}={t[field]} must be positive."))
+  return checks
 
 
 def parallel_checks(config) -> list:
@@ -127,21 +129,16 @@ def loss_checks(config) -> list:
            )]
 
 
-def classifier_checks(config, num_devices: int) -> list:
+def classifier_checks(config) -> list:
   """The `classifier` section (and the degradations its report scores)."""
   c = config.classifier
   a = c.augment
   return [
-      (c.batch_size % num_devices == 0,
-       f"classifier.batch_size={c.batch_size} is not divisible by the {num_devices} devices; use "
-       "a multiple of the device count."),
       (c.learning_rate > 0, f"classifier.learning_rate={c.learning_rate} must be positive."),
       (c.weight_decay >= 0, f"classifier.weight_decay={c.weight_decay} must be >= 0."),
       (0 <= c.dropout < 1, f"classifier.dropout={c.dropout} must be in [0, 1)."),
       (c.log_eps > 0, f"classifier.log_eps={c.log_eps} must be > 0."),
-      (c.num_epochs >= 1, f"classifier.num_epochs={c.num_epochs} must be at least 1."),
-      (c.batch_size >= 1 and c.eval_batch_size >= 1,
-       "classifier.batch_size and classifier.eval_batch_size must be positive."),
+      (c.eval_batch_size >= 1, "classifier.eval_batch_size must be positive."),
       (0 <= a.speed_range < 1, f"classifier.augment.speed_range={a.speed_range} must be in [0, 1)."),
       (a.max_shift_samples >= 0 and a.gain_db >= 0,
        "classifier.augment.max_shift_samples and classifier.augment.gain_db must be >= 0."),
@@ -248,25 +245,35 @@ def validate_target_shape(config, shape) -> None:
         "scales, or another target).")
 
 
+# The sections of each task's config, checked in this order (rvq_jax.run_config.TASKS).
+TASK_SECTIONS = {
+    "vqvae": (("optim", optimizer_checks), ("model", model_checks), ("loss", loss_checks),
+              ("train", loop_checks), ("rvq", rvq_checks), ("parallel", parallel_checks)),
+    "prior": (("target", target_checks), ("prior", prior_checks), ("sample", sample_checks),
+              ("optim", optimizer_checks), ("train", loop_checks), ("parallel", parallel_checks)),
+    "classifier": (("classifier", classifier_checks), ("train", loop_checks),
+                   ("parallel", parallel_checks)),
+}
+_NEED_DEVICES = (loop_checks, rvq_checks)
+
+
 def validate_config(config, num_devices: int = 1) -> None:
-  """Checks every section `config` has, then the checks across sections; raises ConfigError
-  naming the first field at fault. `num_devices`: the devices the run's batch is split over."""
-  if "audio" in config:   # the prior's `data` only says where the data is; its VQ-VAE's is checked
+  """Checks every section of `config`'s task, then the checks across sections; raises
+  ConfigError naming the first field at fault. `num_devices`: the devices the run's batch is
+  split over."""
+  task = config.get("task")
+  if task not in TASK_SECTIONS:
+    raise errors.ConfigError(f"Invalid config: task={task!r} is unknown; choose one of "
+                             f"{tuple(TASK_SECTIONS)}.")
+  if task != "prior":   # the prior's `data` only says where the data is; its VQ-VAE's is checked
     data.validate_data_config(config.data)
     audio.validate_audio_config(config.audio)
-  sections = (("optim", optimizer_checks), ("model", model_checks), ("loss", loss_checks),
-              ("target", target_checks),
-              ("prior", prior_checks), ("sample", sample_checks), ("parallel", parallel_checks))
   checks = []
-  for name, section_checks in sections:
-    if name in config:
-      checks += section_checks(config)
-  if "train" in config:
-    checks += loop_checks(config, num_devices)
-  if "rvq" in config:
-    checks += rvq_checks(config, num_devices)
-  if "classifier" in config:
-    checks += classifier_checks(config, num_devices)
+  for name, section_checks in TASK_SECTIONS[task]:
+    if name not in config:
+      raise errors.ConfigError(f"Invalid config: a {task} config needs a `{name}` section.")
+    checks += (section_checks(config, num_devices) if section_checks in _NEED_DEVICES
+               else section_checks(config))
   _raise_first(checks)
-  if "model" in config and "rvq" in config and "classifier" not in config:
+  if task == "vqvae":
     latent_grid_checks(config)

@@ -1,6 +1,6 @@
 """The RVQ-VAE's part of training: its `trainer.Task` (init, pure step, per-epoch validation) and
-`train(config, workdir)`; loading a trained run (`saved_vqvae_config`, `restore_state`) and its
-held-out metrics (`evaluate`).
+`train(config, workdir)`; loading a trained run (`load_trained`, `restore_state`; its config is
+`run_config.saved_config`) and its held-out metrics (`evaluate`).
 
 Writes into the workdir (through `trainer.fit`): config.json, metrics.jsonl (one line per epoch
 and split), tb/ (TensorBoard), checkpoints/ (orbax), run_info.json.
@@ -19,13 +19,13 @@ import numpy as np
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax import run_config
 from rvq_jax.models import rvq
 from rvq_jax.train import checkpoints
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import rngs
 from rvq_jax.train import steps
 from rvq_jax.train import trainer
-from rvq_jax.train import validation
 
 
 def summarize_epoch(totals: dict, num_steps: int) -> dict:
@@ -54,7 +54,6 @@ def make_task(config, train_specs, validation_specs) -> trainer.Task:
 def train(config, workdir: str):
   """Trains (or resumes) the RVQ-VAE in `workdir`. Returns (state, dataset, spectrograms by split);
   the state is this process's local copy, ready for single-device evaluation."""
-  validation.validate_config(config, parallel_lib.num_devices_for(config.parallel.mode))
   parallel = parallel_lib.Parallel(config)
   logging.info("parallel mode %s over %d device(s), %d process(es)", parallel.mode,
                parallel.num_devices, jax.process_count())
@@ -66,35 +65,6 @@ def train(config, workdir: str):
     state = trainer.fit(task, trainer.Schedule.from_config(config.train), workdir, parallel,
                         config.seed, changes)
   return state, dataset, specs
-
-
-def saved_vqvae_config(workdir, data_location=None) -> ml_collections.ConfigDict:
-  """The config.json of a VQ-VAE workdir (or of shipped weights), with the fields added since it
-  was written filled in: how it computes, not what (same parameters, same mathematics). The
-  `data_dir` / `cache_dir` set in `data_location` (the command's config.data) replace the saved
-  ones: the data may live elsewhere on this machine."""
-  saved = checkpoints.read_saved_config(workdir)
-  if saved is None:
-    raise errors.MissingError(
-        f"{workdir} holds no trained VQ-VAE (no config.json). Train one first: python -m "
-        f"rvq_jax.main --config=configs/model5.py --workdir={workdir}")
-  config = ml_collections.ConfigDict(saved)
-  for section, field, value in (("model", "conv_impl", "matmul"),
-                                ("model", "compute_dtype", "float32"),
-                                ("rvq", "block_rows", 1024),
-                                ("rvq", "statistic_groups", 16),
-                                ("optim", "schedule", "constant"),
-                                ("optim", "decay_steps", 0),
-                                ("optim", "final_lr_fraction", 0.0),
-                                ("data", "speakers", data_lib.FSDD_SPEAKERS),
-                                ("loss", "log_magnitude_weight", 0.0),   # 0: the term is off
-                                ("loss", "log_magnitude_eps", 1e-2)):
-    if field not in config[section]:
-      config[section][field] = value
-  for field in ("data_dir", "cache_dir"):
-    if data_location is not None and data_location.get(field):
-      config.data[field] = data_location[field]
-  return config
 
 
 def restore_state(config, workdir) -> steps.TrainState:
@@ -114,7 +84,9 @@ def load_trained(workdir, data_location=None) -> tuple[ml_collections.ConfigDict
   """(config, state, data scale) of the VQ-VAE in `workdir` (a training run or shipped weights).
   The scale (the training split's waveform std, PCM units: the model sees waveforms / scale) comes
   from the weights' metadata; only a training workdir, which has none, loads its data for it."""
-  config = saved_vqvae_config(workdir, data_location)
+  config = run_config.with_data_location(run_config.saved_config(workdir), data_location)
+  if config.task != "vqvae":
+    raise errors.ConfigError(f"{workdir} holds a {config.task} run, not a VQ-VAE.")
   state = restore_state(config, workdir)
   scale = (checkpoints.read_weights_metadata(workdir) or {}).get("data_scale")
   if scale is None:

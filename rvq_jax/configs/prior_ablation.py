@@ -1,0 +1,73 @@
+"""The prior ablation (docs/RESULTS.md, "Prior ablation"): one row per change, each the RealNVP
+prior of configs/realnvp.py on pretrained/model6 (dequantization 0.1) trained for the same number
+of steps with that change and scored on 500 samples per setting.
+
+COMMAND (one row; `<row>` a key of ROWS, e.g. noiseaug30):
+  python -m rvq_jax.main --config=configs/prior_ablation.py:<row> --workdir=runs/prior_<row>
+  python -m rvq_jax.main --workdir=runs/prior_<row> --mode=export --weights=false \
+      --output=docs/ablation/prior_<row>
+The results page's "change" column is computed from each row's saved config.json against
+`base_config()` (`rvq_jax.eval.page.changed_fields`).
+RESULTS: docs/RESULTS.md ("Prior ablation").
+"""
+
+from rvq_jax.configs import realnvp
+from rvq_jax.configs.ablation import chain
+from rvq_jax.configs.ablation import set_fields
+
+STEPS = 1000   # the first rows (2026-12-03); rows that set their own length say so below
+
+
+def _steps(n):
+  return set_fields("train", num_steps=n)
+
+
+# row -> (what it tests, the change to the base config)
+ROWS = {
+    "base": ("the reference: PCA-16 target, uniform dequantization 0.1, class-conditional base",
+             lambda c: None),
+    "label": ("the digit as an input to every coupling (and the class base)",
+              set_fields("prior", label_conditioning=True)),
+    "label_gauss": ("label-conditioned couplings, N(0, I) base",
+                    set_fields("prior", label_conditioning=True, base="gaussian")),
+    "mixture": ("unconditional: mixture base", set_fields("prior", base="mixture")),
+    "model5": ("on the study's model5 instead of model6 (its own PCA-16 and grid)",
+               lambda c: setattr(c, "vqvae_workdir", "pretrained/model5")),
+    "deq25": ("dequantization 0.25", set_fields("target", dequantization=0.25)),
+    "gaussnoise": ("Gaussian dequantization noise (training loss not a bound)",
+                   set_fields("target", dequantization_noise="gaussian")),
+    "proj8": ("PCA-8 target", set_fields("target", projection_dim=8)),
+    "proj32": ("PCA-32 target", set_fields("target", projection_dim=32)),
+    "levels2": ("the first 2 of 8 levels only", set_fields("target", levels=2)),
+    "continuous": ("the pre-quantization latent", set_fields("target", kind="continuous")),
+    "wide": ("conditioner width 64 (not 32)", set_fields("prior", hidden=64)),
+    "scales3": ("3 scales (not 2)", set_fields("prior", num_scales=3)),
+    # Issue 29: at 3,000 steps, beside the base at the same length.
+    "base3k": ("the reference at 3,000 steps", _steps(3000)),
+    "noiseaug30": ("noise augmentation 0.3 std in training, one Tweedie denoising step at "
+                   "sampling (TarFlow), 3,000 steps",
+                   chain(_steps(3000), set_fields("target", noise_augmentation=0.3))),
+    "noiseaug10": ("noise augmentation 0.1 std + denoising, 3,000 steps",
+                   chain(_steps(3000), set_fields("target", noise_augmentation=0.1))),
+}
+WORKDIR_PREFIX = "prior_"   # runs/prior_<row>, docs/ablation/prior_<row>
+
+
+def base_config():
+  """What every row changes: configs/realnvp.py on model6, 500 samples per scored setting."""
+  config = realnvp.get_config()
+  config.vqvae_workdir = "pretrained/model6"
+  config.target.dequantization = 0.1
+  config.train.num_steps = STEPS
+  config.sample.num_samples = 500
+  config.sample.snap_settings = (False,)
+  return config
+
+
+def get_config(row: str = "base"):
+  if row not in ROWS:
+    raise ValueError(f"configs/prior_ablation.py:{row}: no such row; choose one of "
+                     f"{sorted(ROWS)}.")
+  config = base_config()
+  ROWS[row][1](config)
+  return config

@@ -1,0 +1,189 @@
+"""A run's config, in one place: which task a config is, its defaults, and `saved_config`, the
+config a trained run was made with, for every mode that reads a run.
+
+Every config names its task (`config.task`: 'vqvae', 'prior' or 'classifier'); `rvq_jax.tasks`
+dispatches on it. A mode that reads a trained run (evaluate, export, reconstruct / encode /
+decode, sample, a prior's VQ-VAE, the judge classifier) builds the model from the run's own
+`config.json`, never from the command's `--config`: the saved file over the task's defaults (the
+fields added since it was written, which take the value that reproduces the old behaviour), and
+from the command only the sections `READ_SECTIONS` that say how to read, not what was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+from absl import logging
+import ml_collections
+
+from rvq_jax import errors
+
+TASKS = ("vqvae", "prior", "classifier")
+
+# What a read-only command may set (the rest is the trained run's): whole sections, or
+# 'section.field' for single fields (the data's location, not how it was prepared).
+DATA_LOCATION = ("data.data_dir", "data.cache_dir", "data.use_cache", "data.download_url")
+READ_SECTIONS = {
+    "vqvae": ("eval", "codec", "figures", "parallel", "train.eval_batch_size",
+              "train.progress_bar") + DATA_LOCATION,
+    "prior": ("sample", "eval", "parallel", "train.eval_batch_size") + DATA_LOCATION[:2],
+    "classifier": ("eval", "parallel", "classifier.eval_batch_size") + DATA_LOCATION,
+}
+
+
+def default_config(task: str) -> ml_collections.ConfigDict:
+  """The task's documented defaults (configs/default.py, realnvp.py, classifier.py)."""
+  from rvq_jax.configs import classifier  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import realnvp  # pylint: disable=g-import-not-at-top
+  if task not in TASKS:
+    raise errors.ConfigError(f"task={task!r} is unknown; choose one of {TASKS}.")
+  return {"vqvae": default, "prior": realnvp, "classifier": classifier}[task].get_config()
+
+
+def legacy_task(saved: dict) -> str:
+  """The task of a config.json written before configs named theirs (its sections tell)."""
+  if "prior" in saved:
+    return "prior"
+  if "classifier" in saved:
+    return "classifier"
+  return "vqvae"
+
+
+# The classifier's config once carried the VQ-VAE's sections and its own loop length; now its
+# `train` section is its loop.
+_LEGACY_CLASSIFIER_MOVES = {"classifier.num_epochs": "train.num_epochs",
+                            "classifier.batch_size": "train.batch_size"}
+_LEGACY_CLASSIFIER_DROPPED = ("model", "rvq", "loss", "optim", "codec", "figures")
+
+
+def migrate(saved: dict) -> dict:
+  """A config.json dict in today's layout: `task` added (`legacy_task`) and, for a classifier,
+  its loop fields moved into `train` and the VQ-VAE's sections it never read dropped. A current
+  file comes back unchanged."""
+  saved = json.loads(json.dumps(saved))
+  if "task" in saved:
+    return saved
+  task = legacy_task(saved)
+  if task == "classifier":
+    for old, new in _LEGACY_CLASSIFIER_MOVES.items():
+      (os, of), (ns, nf) = old.split("."), new.split(".")
+      if of in saved.get(os, {}):
+        saved.setdefault(ns, {})[nf] = saved[os].pop(of)
+    for section in _LEGACY_CLASSIFIER_DROPPED:
+      saved.pop(section, None)
+  return {"task": task, **saved}
+
+
+def _assign(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  """config[key] = value (JSON lists become tuples where the default is a tuple)."""
+  current = config.get(key)
+  if isinstance(value, dict) and isinstance(current, ml_collections.ConfigDict):
+    for k, v in value.items():
+      _assign(current, k, v)
+    return
+  if isinstance(value, list) and (current is None or isinstance(current, tuple)):
+    value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+  if key in config:
+    config[key] = value
+  else:   # a field this code no longer has: kept, so the record stays whole
+    config[key] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+
+
+def _get(config, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    if part not in node:
+      return None
+    node = node[part]
+  return node
+
+
+def _set(config, dotted: str, value) -> None:
+  *path, last = dotted.split(".")
+  node = config
+  for part in path:
+    node = node[part]
+  node[last] = value
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+  out = []
+  for key in sorted(set(a) | set(b)):
+    name = f"{prefix}{key}"
+    x, y = a.get(key), b.get(key)
+    if isinstance(x, dict) and isinstance(y, dict):
+      out += _differences(x, y, name + ".")
+    elif x != y and key in a and key in b:
+      out.append(name)
+  return out
+
+
+def _is_read_field(task: str, name: str) -> bool:
+  return any(name == f or name.startswith(f + ".") for f in READ_SECTIONS[task])
+
+
+def with_data_location(config: ml_collections.ConfigDict, location) -> ml_collections.ConfigDict:
+  """`config` with the data location fields that `location` (a config's `data` section, a dict or
+  None) sets; the data may live elsewhere on this machine than where the run was trained."""
+  for name in DATA_LOCATION:
+    field = name.split(".")[1]
+    if location is not None and location.get(field) is not None and field in config.data:
+      config.data[field] = location[field]
+  return config
+
+
+def saved_config(workdir, command: ml_collections.ConfigDict | None = None
+                 ) -> ml_collections.ConfigDict:
+  """The config of the run trained in `workdir` (a training workdir or shipped weights).
+
+  `<workdir>/config.json` over its task's defaults; from `command` (the command line's config,
+  if any) only the fields of `READ_SECTIONS[task]` (data location fields only when set). Fields
+  of `command` that differ from the saved run are ignored with a warning naming them.
+
+  Raises:
+    MissingError: `workdir` holds no config.json.
+    ConfigError: `command` is a config of another task.
+  """
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.exists():
+    raise errors.MissingError(
+        f"{workdir} holds no trained run (no config.json); train one there first, or point "
+        "--workdir at a run or at shipped weights (pretrained/<name>).")
+  try:
+    saved = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise errors.WorkdirError(f"{path} is unreadable ({e}); restore it from a backup, or move the "
+                              "workdir aside and train again.") from e
+  if not isinstance(saved, dict):
+    raise errors.WorkdirError(f"{path} is not a config (a JSON object); restore it from a backup.")
+  saved = migrate(saved)
+  task = saved["task"]
+  config = default_config(task)
+  for key, value in saved.items():
+    _assign(config, key, value)
+  if command is None:
+    return config
+  command_task = command.get("task")
+  if command_task != task:
+    raise errors.ConfigError(
+        f"--config is a {command_task} config (task={command_task!r}) but {workdir} holds a "
+        f"{task} run; use a {task} config, or leave --config out to read the run as saved.")
+  ignored = [n for n in _differences(saved, json.loads(command.to_json_best_effort()))
+             if not _is_read_field(task, n)]
+  if ignored:
+    logging.warning("%s is read as it was trained (its config.json); the command's %s ignored.",
+                    workdir, ", ".join(f"{n}={json.dumps(_get(command, n))}" for n in ignored[:6])
+                    + (f" and {len(ignored) - 6} more are" if len(ignored) > 6 else
+                       " is" if len(ignored) == 1 else " are"))
+  for name in READ_SECTIONS[task]:
+    value = _get(command, name)
+    if name in DATA_LOCATION:
+      continue
+    if isinstance(value, ml_collections.ConfigDict):
+      _assign(config, name, value.to_dict())
+    elif _get(command, name) is not None or _get(config, name) is not None:
+      _set(config, name, value)
+  return with_data_location(config, command.get("data"))

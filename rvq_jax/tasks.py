@@ -1,0 +1,100 @@
+"""What each task offers per `--mode`, in one table, and `run`, the one dispatcher.
+
+A config names its task (`config.task`, rvq_jax.run_config); `TASKS[task][mode]` is the function
+that runs it, always called as `fn(config, workdir, command)`. Modes in `READ_MODES` read a trained
+run: they get the run's own config (`run_config.saved_config`: config.json over the defaults, the
+command's read sections), so they need no `--config` at all, and write only to `--output`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from rvq_jax import codec
+from rvq_jax import errors
+from rvq_jax import export
+from rvq_jax import run_config
+from rvq_jax.eval import prior_report
+from rvq_jax.eval import quality
+from rvq_jax.eval import report
+from rvq_jax.eval import spectrogram_figure
+from rvq_jax.train import parallel
+from rvq_jax.train import validation
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+  """The command line's files: --input, --output, and export's --weights."""
+  input: str | None = None
+  output: str | None = None
+  weights: bool = True
+
+
+def _files(fn):   # codec modes: (config, workdir, input, output)
+  return lambda config, workdir, command: fn(config, workdir, command.input, command.output)
+
+
+def _plain(fn):   # (config, workdir)
+  return lambda config, workdir, command: fn(config, workdir)
+
+
+def _to_output(fn):   # (config, workdir, output)
+  return lambda config, workdir, command: fn(config, workdir, command.output)
+
+
+def _export(config, workdir, command):
+  return export.export(config, workdir, command.output, command.weights)
+
+
+TASKS: dict[str, dict[str, Callable]] = {
+    "vqvae": {
+        "train": _plain(report.train_and_report),
+        "evaluate": _to_output(quality.evaluate_vqvae),
+        "export": _export,
+        "reconstruct": _files(codec.reconstruct_mode),
+        "encode": _files(codec.encode_mode),
+        "decode": _files(codec.decode_mode),
+        "spectrogram_figure": _plain(spectrogram_figure.write_spectrogram_figure),
+    },
+    "prior": {
+        "train": _plain(prior_report.train_and_evaluate),
+        "evaluate": _to_output(prior_report.evaluate),
+        "sample": _to_output(prior_report.sample),
+        "export": _export,
+    },
+    "classifier": {
+        "train": _plain(quality.train_classifier_and_report),
+        "train_classifier": _plain(quality.train_classifier_and_report),   # its older name
+        "export": _export,
+    },
+}
+READ_MODES = ("evaluate", "export", "reconstruct", "encode", "decode", "sample")
+TRAIN_MODES = ("train", "train_classifier")
+ALL_MODES = tuple(sorted({m for modes in TASKS.values() for m in modes}))
+
+
+def resolve_config(config, workdir: str, mode: str):
+  """The config `mode` runs with: for a read mode the run's own (`saved_config`; `config` may be
+  None), else `config` itself (which must then be given)."""
+  if mode in READ_MODES:
+    return run_config.saved_config(workdir, config)
+  if config is None:
+    raise errors.ConfigError(f"--mode={mode} needs --config=configs/<name>.py.")
+  return config
+
+
+def run(config, workdir: str, mode: str, command: Command = Command()):
+  """Runs `mode` of `config.task` in `workdir`: resolves the config, validates it once, calls the
+  task's function and returns what it returns."""
+  if mode not in ALL_MODES:
+    raise errors.ConfigError(f"--mode={mode} is unknown; choose one of {ALL_MODES}.")
+  config = resolve_config(config, workdir, mode)
+  modes = TASKS[config.get("task")] if config.get("task") in TASKS else {}
+  if mode not in modes:
+    raise errors.ConfigError(
+        f"--mode={mode} does not apply to a {config.get('task')} config (task="
+        f"{config.get('task')!r}); choose one of {sorted(modes) or run_config.TASKS}.")
+  validation.validate_config(
+      config, parallel.num_devices_for(config.parallel.mode) if mode in TRAIN_MODES else 1)
+  return modes[mode](config, workdir, command)
