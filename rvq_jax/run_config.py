@@ -187,3 +187,22 @@ def saved_config(workdir, command: ml_collections.ConfigDict | None = None
     elif _get(command, name) is not None or _get(config, name) is not None:
       _set(config, name, value)
   return with_data_location(config, command.get("data"))
+
+
+def record_folder(workdir, output: str | None) -> pathlib.Path:
+  """Where a mode that reads the run in `workdir` writes its record (eval.json and the like):
+  `output` when given; else the workdir when it is a training run. A folder of shipped weights
+  (weights.msgpack, no checkpoints) is never written unasked: name it as --output to regenerate
+  its record on purpose.
+
+  Raises:
+    ConfigError: no `output` for a folder of shipped weights.
+  """
+  workdir = pathlib.Path(workdir)
+  if output:
+    return pathlib.Path(output)
+  if (workdir / "weights.msgpack").exists() and not (workdir / "checkpoints").is_dir():
+    raise errors.ConfigError(
+        f"{workdir} holds shipped weights, which a read mode leaves as they are; write the record "
+        f"elsewhere with --output=<folder> (or --output={workdir} to regenerate it on purpose).")
+  return workdir

@@ -19,8 +19,11 @@ from rvq_jax.eval import prior_report
 from rvq_jax.eval import quality
 from rvq_jax.eval import report
 from rvq_jax.eval import spectrogram_figure
+from rvq_jax.train import classifier as classifier_train
 from rvq_jax.train import parallel
+from rvq_jax.train import prior as prior_train
 from rvq_jax.train import validation
+from rvq_jax.train import vqvae as vqvae_train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +50,29 @@ def _export(config, workdir, command):
   return export.export(config, workdir, command.output, command.weights)
 
 
+# ---- --mode=train of each task: train (or resume) in the workdir, then report there
+def train_vqvae(config, workdir: str) -> dict:
+  """The RVQ-VAE: train, then eval.json, WAVs and figures (eval/report.py)."""
+  state, dataset, specs = vqvae_train.train(config, workdir)
+  return report.write_report(config, workdir, state, dataset, specs)
+
+
+def train_prior(config, workdir: str) -> dict:
+  """The RealNVP prior: train, then sample and score it (prior_eval.json, WAVs, figures)."""
+  classifier_train.check_trained(config.eval.classifier_workdir)   # before, not after, training
+  state, targets, run = prior_train.train_prior(config, workdir)
+  return prior_report.evaluate_prior(config, workdir, state, targets, run)
+
+
+def train_classifier(config, workdir: str) -> dict:
+  """The digit classifier: train, then calibrate and report it (classifier_eval.json)."""
+  _, dataset, specs = classifier_train.train_classifier(config, workdir)
+  return quality.write_classifier_report(config, workdir, None, dataset, specs)
+
+
 TASKS: dict[str, dict[str, Callable]] = {
     "vqvae": {
-        "train": _plain(report.train_and_report),
+        "train": _plain(train_vqvae),
         "evaluate": _to_output(quality.evaluate_vqvae),
         "export": _export,
         "reconstruct": _files(codec.reconstruct_mode),
@@ -58,14 +81,15 @@ TASKS: dict[str, dict[str, Callable]] = {
         "spectrogram_figure": _plain(spectrogram_figure.write_spectrogram_figure),
     },
     "prior": {
-        "train": _plain(prior_report.train_and_evaluate),
+        "train": _plain(train_prior),
         "evaluate": _to_output(prior_report.evaluate),
         "sample": _to_output(prior_report.sample),
         "export": _export,
     },
     "classifier": {
-        "train": _plain(quality.train_classifier_and_report),
-        "train_classifier": _plain(quality.train_classifier_and_report),   # its older name
+        "train": _plain(train_classifier),
+        "train_classifier": _plain(train_classifier),   # its older name
+        "evaluate": _to_output(quality.evaluate_classifier),
         "export": _export,
     },
 }

@@ -81,10 +81,10 @@ def tiny_classifier_config(fsdd_recordings, cache):
 @pytest.fixture(scope="session")
 def classifier_dir(fsdd_recordings, tmp_path_factory):
   """(workdir, classifier_eval.json contents) of a trained tiny classifier, shared by the tests."""
-  from rvq_jax.eval import quality  # pylint: disable=g-import-not-at-top
+  from rvq_jax import tasks  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("classifier")
   config = tiny_classifier_config(fsdd_recordings, tmp_path_factory.mktemp("cache"))
-  result = quality.train_classifier_and_report(config, str(workdir))
+  result = tasks.train_classifier(config, str(workdir))
   return workdir, result
 
 
@@ -92,7 +92,7 @@ def classifier_dir(fsdd_recordings, tmp_path_factory):
 def tiny_vqvae_run(fsdd_recordings, tmp_path_factory):
   """(config, workdir) of a tiny RVQ-VAE trained 4 steps with `--mode=train` (its report, audio
   and metrics), shared by the evaluate and codec tests."""
-  from rvq_jax.eval import report  # pylint: disable=g-import-not-at-top
+  from rvq_jax import tasks  # pylint: disable=g-import-not-at-top
   from tests.test_train import tiny_config  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("tiny_vqvae")
   config = tiny_config(fsdd_recordings, root / "cache")
@@ -101,5 +101,5 @@ def tiny_vqvae_run(fsdd_recordings, tmp_path_factory):
   config.eval.num_figures = 0
   config.eval.griffin_lim_iterations = 8
   config.eval.perceptual_examples = 40
-  report.train_and_report(config, str(root / "vq"))
+  tasks.train_vqvae(config, str(root / "vq"))
   return config, root / "vq"

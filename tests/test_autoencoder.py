@@ -159,3 +159,4 @@ def test_bfloat16_forms_track_the_float32_flax_layer(form):
   dx = jax.grad(lambda x: jnp.sum(layer.apply(params, x).astype(jnp.float32) * w))(xb)
   dx_ref = jax.grad(lambda x: jnp.sum(plain.apply(params, x) * w))(x)
   assert dx.dtype == jnp.bfloat16 and _rel_err(dx, dx_ref) < 0.02
+

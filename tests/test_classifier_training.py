@@ -85,3 +85,27 @@ def test_classifier_stopped_by_sigterm_resumes_and_ends_like_a_straight_run(
   # A finished run is left as it is.
   again, _, _ = classifier_train.train_classifier(config, str(tmp_path / "resumed"))
   assert int(again.step) == int(straight.step)
+
+
+def test_mel_filterbank_is_a_partition_of_unity_between_its_first_and_last_centres():
+  """Triangular mel filters: each peaks (1) at its centre, neighbours cross where they meet, and
+  between the first and the last centre the filters sum to 1 at every STFT bin; the log-mel front
+  end standardises each recording."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
+  from rvq_jax.models import classifier  # pylint: disable=g-import-not-at-top
+  bank = classifier.mel_filterbank(512, 8000, 20)
+  freqs = np.linspace(0, 4000, 512)
+  peaks = [freqs[np.argmax(bank[:, m])] for m in range(20)]
+  top_mel = 2595 * np.log10(1 + 4000 / 700)
+  centres = 700 * (10 ** (np.linspace(0, top_mel, 22)[1:-1] / 2595) - 1)   # HTK mel, by hand
+  assert np.all(np.abs(np.asarray(peaks) - centres) <= 4000 / 511) and bank.max() <= 1.0
+  inside = (freqs >= centres[0]) & (freqs <= centres[-1])
+  np.testing.assert_allclose(bank[inside].sum(-1), 1.0, atol=1e-5)
+  audio_config = default.get_config().audio
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 128, 128, 2)), jnp.float32)
+  out = classifier.log_mel_input(x, audio_config, 8000, 40, 1e-3)
+  assert out.shape == (2, 128, 40)
+  np.testing.assert_allclose(np.asarray(out).mean(axis=(1, 2)), 0.0, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(out).std(axis=(1, 2)), 1.0, atol=1e-3)

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from rvq_jax import tasks
 from rvq_jax.configs import ablation
 from rvq_jax.configs import prior_ablation
 from rvq_jax.eval import claims
@@ -13,7 +14,6 @@ from rvq_jax.eval import compare
 from rvq_jax.eval import prior_sections
 from rvq_jax.eval import record
 from rvq_jax.eval import render
-from rvq_jax.eval import report
 from rvq_jax.eval import results
 from rvq_jax.eval import thresholds
 from rvq_jax.eval import vqvae_sections
@@ -28,7 +28,7 @@ def test_compare_draws_the_pair_and_tabulates_every_run(fsdd_recordings, tmp_pat
     config.train.num_steps = 3
     config.eval.num_audio = 2
     config.eval.num_figures = 0
-    report.train_and_report(config, str(tmp_path / "runs" / name))
+    tasks.train_vqvae(config, str(tmp_path / "runs" / name))
   figure, table = compare.compare(tmp_path / "runs", ["model1", "model3", "model5"],
                                   ["model1", "model5"])
   assert figure.stat().st_size > 20_000

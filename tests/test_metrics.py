@@ -115,3 +115,39 @@ def test_pesq_and_stoi_rank_noise_levels_and_say_what_they_scored(fsdd_dataset):
       clean, gain = scores["clean"][measure][key], scores["gain"][measure][key]
       assert abs(gain - clean) < 0.05 * abs(clean)
       assert clean > scores["30dB"][measure][key] > scores["5dB"][measure][key] + 0.1
+
+
+def test_expected_calibration_error_against_a_plain_loop():
+  """ECE against the textbook definition computed bin by bin in Python; a classifier whose
+  confidence equals its accuracy in every bin has ECE 0."""
+  rng = np.random.default_rng(0)
+  logits = 3 * rng.normal(size=(500, 10))
+  probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  labels = rng.integers(0, 10, 500)
+  confidence, correct = probs.max(-1), probs.argmax(-1) == labels
+  expected = 0.0
+  for b in range(15):
+    inside = (confidence >= b / 15) & ((confidence < (b + 1) / 15) | (b == 14))
+    if inside.any():
+      expected += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+  got = float(metrics.expected_calibration_error(jnp.asarray(probs), jnp.asarray(labels)))
+  assert got == pytest.approx(expected, abs=1e-5)
+  # Two-class predictions at confidence 0.8 that are right 80% of the time: calibrated.
+  p = np.tile([[0.8, 0.2]], (100, 1))
+  y = np.array([0] * 80 + [1] * 20)
+  assert float(metrics.expected_calibration_error(jnp.asarray(p), jnp.asarray(y))) < 1e-6
+
+
+def test_temperature_scaling_recovers_the_temperature_the_labels_were_drawn_at():
+  """Labels drawn from softmax(z) and logits handed over as 3 z (overconfident by 3x): the fitted
+  temperature is about 3, and it lowers the ECE."""
+  rng = np.random.default_rng(1)
+  z = 2 * rng.normal(size=(20000, 10))
+  p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+  labels = np.array([rng.choice(10, p=row) for row in p])
+  t = metrics.fit_temperature(3 * z, labels)
+  assert t == pytest.approx(3.0, rel=0.05)
+  def ece(logits):
+    q = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    return float(metrics.expected_calibration_error(jnp.asarray(q), jnp.asarray(labels)))
+  assert ece(3 * z / t) < 0.02 < ece(3 * z)

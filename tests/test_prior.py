@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from rvq_jax import export
+from rvq_jax import tasks
 from rvq_jax.configs import realnvp as realnvp_config
-from rvq_jax.eval import prior_report
 from rvq_jax.eval import prior_sections
 from rvq_jax.eval import results as results_page
 from rvq_jax.train import parallel as parallel_lib
@@ -126,7 +126,7 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   config = tiny_prior_config(vqvae_dir, fsdd_recordings)
   config.train.num_steps = 60
   workdir = tmp_path / "prior"
-  result = prior_report.train_and_evaluate(config, str(workdir))
+  result = tasks.train_prior(config, str(workdir))
 
   # It learned: held-out bits/dim fell well below the initial flow's.
   run = prior_targets.load_vqvae(config)

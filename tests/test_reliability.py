@@ -342,6 +342,7 @@ def test_prior_and_classifier_fields_are_checked():
 
 def test_read_only_modes_create_nothing_and_prior_checks_the_classifier_first(
     trained, fsdd_recordings, tmp_path):
+  from rvq_jax import tasks  # pylint: disable=g-import-not-at-top
   from rvq_jax.configs import realnvp  # pylint: disable=g-import-not-at-top
   from rvq_jax.eval import prior_report  # pylint: disable=g-import-not-at-top
   from rvq_jax.eval import quality  # pylint: disable=g-import-not-at-top
@@ -361,7 +362,7 @@ def test_read_only_modes_create_nothing_and_prior_checks_the_classifier_first(
   prior_config.data.cache_dir = str(tmp_path / "cache")
   prior_config.eval.classifier_workdir = str(tmp_path / "no_classifier")
   with pytest.raises(errors.MissingError, match="No trained classifier"):
-    prior_report.train_and_evaluate(prior_config, str(empty))
+    tasks.train_prior(prior_config, str(empty))
   with pytest.raises(errors.MissingError, match="holds no trained run"):
     prior_report.sample(prior_config, str(empty), str(tmp_path / "samples"))
   with pytest.raises(errors.ConfigError, match="--output=<folder>"):

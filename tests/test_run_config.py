@@ -144,3 +144,16 @@ def test_each_kept_ablation_record_is_its_rows_config():
       "(none: the base)"
   assert page.changed_fields(prior_ablation.get_config("wide"), prior_ablation.base_config()) == \
       "prior.hidden=64"
+
+
+def test_a_read_mode_writes_a_shipped_folder_only_when_told(tmp_path):
+  shipped = tmp_path / "pretrained"
+  shipped.mkdir()
+  (shipped / "weights.msgpack").write_bytes(b"")
+  with pytest.raises(errors.ConfigError, match="--output="):
+    run_config.record_folder(shipped, None)
+  assert run_config.record_folder(shipped, str(shipped)) == shipped       # on purpose
+  assert run_config.record_folder(shipped, str(tmp_path / "o")) == tmp_path / "o"
+  run = tmp_path / "run"
+  (run / "checkpoints").mkdir(parents=True)
+  assert run_config.record_folder(run, None) == run

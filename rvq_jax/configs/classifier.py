@@ -26,12 +26,16 @@ def get_config():
   config.data = vqvae.data
   config.audio = vqvae.audio
   config.classifier = config_dict.ConfigDict()
+  config.classifier.front_end = "log_magnitude"   # or 'log_mel' (classifier.mel_bands bands)
+  config.classifier.mel_bands = 40
+  config.classifier.architecture = "conv2d"       # or 'temporal' (1-D convolutions over time)
   config.classifier.features = (16, 32, 64, 128)   # conv widths, each followed by 2x2 max-pool
   config.classifier.embedding_dim = 128           # penultimate layer, used for Fréchet distance
   config.classifier.dropout = 0.3
   config.classifier.log_eps = 1e-3                # floor inside log |X|
   config.classifier.learning_rate = 1e-3         # peak; 1 epoch warm-up, cosine decay to 0
   config.classifier.weight_decay = 1e-4           # AdamW
+  config.classifier.label_smoothing = 0.0         # >0: targets (1 - s) one-hot + s / 10
   # Training augmentation of the waveforms (rvq_jax.data.augment), so that degraded but
   # intelligible audio keeps its label; the spectrogram is computed inside the step.
   config.classifier.augment = config_dict.ConfigDict()

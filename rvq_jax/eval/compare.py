@@ -26,12 +26,16 @@ from rvq_jax.train import writer
 def train_all(root: pathlib.Path, models, num_epochs=None) -> None:
   """Trains each `configs/<name>.py` into `<root>/<name>`, resuming where it stopped."""
   from rvq_jax.eval import report  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import validation  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
   for name in models:
     config = importlib.import_module(f"rvq_jax.configs.{name}").get_config()
     if num_epochs is not None:
       config.train.num_epochs = num_epochs
+    validation.validate_config(config, 1)
     logging.info("Training %s into %s", name, root / name)
-    report.train_and_report(config, str(root / name))
+    state, dataset, specs = vqvae_train.train(config, str(root / name))
+    report.write_report(config, str(root / name), state, dataset, specs)
 
 
 def draw_pair(roots, pair, path) -> pathlib.Path:

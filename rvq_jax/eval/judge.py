@@ -5,8 +5,11 @@ classifier (`load_classifier`), and its accuracy report. Training it is `rvq_jax
 from __future__ import annotations
 
 import dataclasses
+import json
+import pathlib
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -20,27 +23,70 @@ from rvq_jax.train import classifier as classifier_train
 
 @dataclasses.dataclass
 class Classifier:
-  """A trained digit classifier. `predict(specs)` -> (probabilities [N, 10], embeddings [N, E])."""
+  """A trained digit classifier. `predict(specs)` -> (probabilities [N, 10], embeddings [N, E]).
+
+  `temperature` divides its logits before the softmax: 1 as trained; the one fitted on the
+  validation split (`calibrate`, recorded in classifier_eval.json's 'calibration') makes its
+  confidence match its accuracy, which the Inception Score and every probability rely on.
+  """
   config: ml_collections.ConfigDict
   params: Any
-  _apply: Callable
+  temperature: float = 1.0
+  _logits: Callable | None = None
 
-  def predict(self, spectrograms, audio_config=None, batch_size: int | None = None):
-    """spectrograms [N, bins, frames, 2] in the representation of `audio_config` (a VQ-VAE's
-    `config.audio`; None: the classifier's own), converted to the classifier's before scoring."""
+  def __post_init__(self):
+    if self._logits is None:
+      self._logits = classifier_lib.make_logits_fn(self.config)
+
+  def logits(self, spectrograms, audio_config=None, batch_size: int | None = None):
+    """(logits [N, 10], embeddings [N, E]) of spectrograms [N, bins, frames, 2] in the
+    representation of `audio_config` (a VQ-VAE's `config.audio`; None: the classifier's own),
+    converted to the classifier's before scoring."""
     batch_size = batch_size or self.config.classifier.eval_batch_size
     source = self.config.audio if audio_config is None else audio_config
-    probs, embeddings = data_lib.map_batches(
-        lambda x, _: self._apply(self.params, audio.convert(x, source, self.config.audio)),
+    logits, embeddings = data_lib.map_batches(
+        lambda x, _: self._logits(self.params, audio.convert(x, source, self.config.audio)),
         spectrograms, batch_size)
-    return np.asarray(probs), np.asarray(embeddings)
+    return np.asarray(logits), np.asarray(embeddings)
+
+  def predict(self, spectrograms, audio_config=None, batch_size: int | None = None):
+    """(probabilities [N, 10] = softmax(logits / temperature), embeddings [N, E]); arguments as
+    `logits`."""
+    logits, embeddings = self.logits(spectrograms, audio_config, batch_size)
+    return np.asarray(jax.nn.softmax(jnp.asarray(logits) / self.temperature)), embeddings
 
 
-def load_classifier(workdir) -> Classifier:
+CALIBRATION_RECORD = "classifier_eval.json"
+
+
+def recorded_temperature(workdir) -> float:
+  """The calibration temperature recorded in `<workdir>/classifier_eval.json` (1.0 when the
+  record predates calibration or is absent)."""
+  path = pathlib.Path(workdir) / CALIBRATION_RECORD
+  if not path.exists():
+    return 1.0
+  return float(json.loads(path.read_text()).get("calibration", {}).get("temperature", 1.0))
+
+
+def load_classifier(workdir, calibrated: bool = True) -> Classifier:
   """The classifier trained in `workdir` (its config.json and latest checkpoint, or shipped
-  weights)."""
+  weights), with its recorded calibration temperature unless `calibrated` is False."""
   config, state = classifier_train.restore_classifier(workdir)
-  return Classifier(config, state.params, classifier_lib.make_predict_fn(config))
+  return Classifier(config, state.params, recorded_temperature(workdir) if calibrated else 1.0)
+
+
+def calibrate(classifier: Classifier, validation_specs, validation_labels) -> Classifier:
+  """The same classifier with the temperature fitted on the validation split
+  (`metrics.fit_temperature`: minimum negative log-likelihood)."""
+  logits, _ = classifier.logits(validation_specs)
+  return dataclasses.replace(classifier, temperature=metrics.fit_temperature(logits,
+                                                                             validation_labels))
+
+
+def calibration_error(classifier: Classifier, specs, labels, audio_config=None) -> float:
+  """Expected calibration error (15 bins) of the classifier's probabilities on labelled specs."""
+  probs, _ = classifier.predict(specs, audio_config)
+  return float(metrics.expected_calibration_error(jnp.asarray(probs), jnp.asarray(labels)))
 
 
 def accuracy_report(classifier: Classifier, specs, split: data_lib.Split, speaker_names) -> dict:

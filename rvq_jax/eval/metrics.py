@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pesq as pesq_lib
 import pystoi
+import scipy.optimize
 
 from rvq_jax import audio
 
@@ -192,3 +193,32 @@ def stoi(reference, estimate, lengths, sample_rate: int) -> dict:
   corpus = pystoi.stoi(np.concatenate(refs), np.concatenate(ests), sample_rate)
   return {"per_file_mean": float(np.mean(scores)) if scores else float("nan"),
           "files_scored": len(scores), "corpus": float(corpus), "per_file": per_file}
+
+
+def expected_calibration_error(probabilities: jax.Array, labels: jax.Array,
+                               num_bins: int = 15) -> jax.Array:
+  """ECE (Guo et al., 2017) of class probabilities [N, C] for integer labels [N]: the
+  example-weighted mean over `num_bins` equal-width confidence bins of |accuracy - confidence|,
+  confidence being the top probability. 0 for a calibrated classifier."""
+  confidence = probabilities.max(-1)
+  correct = (probabilities.argmax(-1) == labels).astype(jnp.float32)
+  bins = jnp.clip((confidence * num_bins).astype(jnp.int32), 0, num_bins - 1)
+  # sum_b (n_b / N) |acc_b - conf_b| = sum_b |sum over bin b of (correct - confidence)| / N
+  gap = jnp.zeros(num_bins).at[bins].add(correct - confidence)
+  return jnp.sum(jnp.abs(gap)) / probabilities.shape[0]
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+  """Temperature scaling (Guo et al., 2017): the T > 0 minimising the mean negative
+  log-likelihood of softmax(logits / T) [N, C] for labels [N] (held-out data), found by scipy's
+  bounded scalar search over log T in [log 0.05, log 20]."""
+  logits = np.asarray(logits, np.float64)
+  labels = np.asarray(labels)
+
+  def nll(log_t):
+    z = logits / np.exp(log_t)
+    z = z - z.max(-1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(-1)) - z[np.arange(len(labels)), labels]))
+
+  return float(np.exp(scipy.optimize.minimize_scalar(
+      nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))

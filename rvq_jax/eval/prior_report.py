@@ -289,22 +289,17 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
   return result
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """`--mode=train` with configs/realnvp.py: train (or resume) the prior, then evaluate it."""
-  classifier_train.check_trained(config.eval.classifier_workdir)   # before, not after, training
-  state, targets, run = prior.train_prior(config, workdir)
-  return evaluate_prior(config, workdir, state, targets, run)
-
-
 def evaluate(config, workdir: str, output: str | None = None) -> dict:
   """`--mode=evaluate`: re-score the prior trained in `workdir` (as saved there: its config.json)
-  and write prior_eval.json, WAVs and figures to `output` (default: the workdir)."""
+  and write prior_eval.json, WAVs and figures to `output` (default: a training workdir itself;
+  `run_config.record_folder`)."""
   config = run_config.saved_config(workdir, config)
+  out = run_config.record_folder(workdir, output)
   classifier_train.check_trained(config.eval.classifier_workdir)
   run = prior_targets.load_vqvae(config)
   targets = prior_targets.prepare_targets(config, run)
   state = prior.restore_prior(config, workdir, run.config)
-  return evaluate_prior(config, output or workdir, state, targets, run)
+  return evaluate_prior(config, out, state, targets, run)
 
 
 def sample(config, workdir: str, output: str | None) -> dict:

@@ -1,8 +1,11 @@
 """Quality in numbers: the classifier's own report, and `--mode=evaluate` on a VQ-VAE workdir.
 
-`--mode=train` with configs/classifier.py (task 'classifier'): trains the digit classifier and writes
-<workdir>/classifier_eval.json: test and validation accuracy (overall, per speaker) and the
-sample-metric references: real held-out data (what "good" is) and white noise and frame-shuffled
+`--mode=train` with configs/classifier.py (task 'classifier'; `rvq_jax.tasks`) trains the digit
+classifier, then `write_classifier_report` writes <workdir>/classifier_eval.json (also
+`--mode=evaluate` on a classifier's workdir): its calibration (temperature fitted on the
+validation split; expected calibration error before and after), test and validation accuracy
+(overall, per speaker), accuracy after the reference degradations, and the sample-metric
+references: real held-out data (what "good" is) and white noise and frame-shuffled
 spectrograms (lower bounds).
 
 `--mode=evaluate` (a VQ-VAE workdir, read as saved): reconstructs the test split and writes
@@ -87,36 +90,80 @@ def predicted_digits(classifier, spectrograms, audio_config=None) -> np.ndarray:
   return np.asarray(classifier.predict(spectrograms, audio_config)[0].argmax(-1))
 
 
-def robustness_report(config, classifier, dataset, specs) -> dict:
-  """Test accuracy on the originals and after each degradation of `degraded_test_waveforms`: an
-  intelligibility judge must keep the label of audio a listener still understands."""
+def robustness_report(config, classifier, dataset, specs, degraded: dict | None = None) -> dict:
+  """Test accuracy on the originals and after each degradation of `degraded_test_waveforms`
+  (`degraded`: those waveforms when the caller has them): an intelligibility judge must keep the
+  label of audio a listener still understands."""
   labels = dataset["test"].digits
+  degraded = degraded or degraded_test_waveforms(config, dataset, specs["test"])
 
   def accuracy(spectrograms):
     return float((predicted_digits(classifier, spectrograms) == labels).mean())
 
   result = {"originals": accuracy(specs["test"])}
-  for name, waves in degraded_test_waveforms(config, dataset, specs["test"]).items():
+  for name, waves in degraded.items():
     result[name] = accuracy(audio.to_spectrogram(waves, config.audio))
   return result
 
 
-def train_classifier_and_report(config, workdir: str) -> dict:
-  """`--mode=train` of the classifier: trains (or loads) the classifier; writes classifier_eval.json."""
-  _, dataset, specs = classifier_train.train_classifier(config, workdir)
-  classifier = judge.load_classifier(workdir)
-  result = {
+def calibration_report(config, raw, calibrated, dataset, specs, degraded: dict) -> dict:
+  """The fitted temperature and the expected calibration error before and after it, on the
+  validation split (where it was fitted), the test split and each reference degradation."""
+  sets = {"validation": (specs["validation"], dataset["validation"].digits),
+          "test": (specs["test"], dataset["test"].digits)}
+  sets.update({name: (audio.to_spectrogram(waves, config.audio), dataset["test"].digits)
+               for name, waves in degraded.items()})
+  return {"temperature": calibrated.temperature, "fitted_on": "validation",
+          "expected_calibration_error": {
+              name: {"before": judge.calibration_error(raw, x, y),
+                     "after": judge.calibration_error(calibrated, x, y)}
+              for name, (x, y) in sets.items()}}
+
+
+def classifier_report(config, workdir, dataset, specs) -> dict:
+  """classifier_eval.json of the classifier trained in `workdir`: its temperature fitted on the
+  validation split and its calibration error, accuracy (overall, per speaker, after the reference
+  degradations) and the sample-metric references, all with the calibrated probabilities."""
+  raw = judge.load_classifier(workdir, calibrated=False)
+  classifier = judge.calibrate(raw, specs["validation"], dataset["validation"].digits)
+  degraded = degraded_test_waveforms(config, dataset, specs["test"])
+  return {
+      "calibration": calibration_report(config, raw, classifier, dataset, specs, degraded),
       "test": judge.accuracy_report(classifier, specs["test"], dataset["test"],
                                     dataset.speaker_names),
       "validation": judge.accuracy_report(
           classifier, specs["validation"], dataset["validation"], dataset.speaker_names),
-      "robustness": robustness_report(config, classifier, dataset, specs),
+      "robustness": robustness_report(config, classifier, dataset, specs, degraded),
       "sample_metric_references": sample_metric_references(config, classifier, specs),
   }
-  (pathlib.Path(workdir) / "classifier_eval.json").write_text(json.dumps(result, indent=2) + "\n")
-  logging.info("classifier: test accuracy %.4f (per speaker %s); after degradations %s",
-               result["test"]["accuracy"], result["test"]["per_speaker"], result["robustness"])
+
+
+def write_classifier_report(config, workdir, output=None, dataset=None, specs=None) -> dict:
+  """Writes `classifier_report` as <output or workdir>/classifier_eval.json and returns it;
+  `dataset` and `specs` are loaded from `config` when not given."""
+  if dataset is None:
+    dataset = data_lib.load_dataset(config.data)
+    specs = {s: audio.prepare_spectrograms(dataset[s].waveforms, config.audio)
+             for s in data_lib.SPLITS}
+  result = classifier_report(config, workdir, dataset, specs)
+  out = pathlib.Path(output or workdir)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / judge.CALIBRATION_RECORD).write_text(json.dumps(result, indent=2) + "\n")
+  c = result["calibration"]
+  logging.info("classifier: test accuracy %.4f (per speaker %s); temperature %.3f, validation "
+               "ECE %.4f -> %.4f; after degradations %s", result["test"]["accuracy"],
+               result["test"]["per_speaker"], c["temperature"],
+               c["expected_calibration_error"]["validation"]["before"],
+               c["expected_calibration_error"]["validation"]["after"], result["robustness"])
   return result
+
+
+def evaluate_classifier(config, workdir: str, output: str | None = None) -> dict:
+  """`--mode=evaluate` on a classifier's workdir (read as saved there): its classifier_eval.json,
+  calibration included, written to `output` (default: a training workdir itself;
+  `run_config.record_folder`)."""
+  config = run_config.saved_config(workdir, config)
+  return write_classifier_report(config, workdir, run_config.record_folder(workdir, output))
 
 
 def waveform_metrics(config, reference: jax.Array, estimate: jax.Array, lengths,
@@ -186,11 +233,12 @@ def speech_codebook_metrics(config, state, spectrograms: jax.Array, lengths) -> 
 def evaluate_vqvae(config, workdir: str, output: str | None = None) -> dict:
   """`--mode=evaluate` on the VQ-VAE trained in `workdir`, as saved there (its config.json; the
   command's `config` supplies only how to read: `run_config.READ_SECTIONS`): writes eval.json,
-  report.md and figures to `output` (default: the workdir)."""
+  report.md and figures to `output` (default: a training workdir itself; a folder of shipped
+  weights only when named: `run_config.record_folder`)."""
   config = run_config.saved_config(workdir, config)
   classifier_train.check_trained(config.eval.classifier_workdir)
   state = vqvae_train.restore_state(config, workdir)
-  workdir = pathlib.Path(output or workdir)
+  workdir = run_config.record_folder(workdir, output)
   workdir.mkdir(parents=True, exist_ok=True)
   classifier = judge.load_classifier(config.eval.classifier_workdir)
   dataset = data_lib.load_dataset(config.data)

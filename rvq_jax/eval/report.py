@@ -88,9 +88,3 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
                loss["total"], loss["reconstruction"], loss["commitment"],
                result["test"]["spectrogram_mse"], count, workdir / "audio")
   return result
-
-
-def train_and_report(config, workdir: str) -> dict:
-  """Trains or resumes in `workdir`, then writes the report. The `--mode=train` entry point."""
-  state, dataset, specs = vqvae_train.train(config, workdir)
-  return write_report(config, workdir, state, dataset, specs)

@@ -37,6 +37,14 @@ def classifier_section(roots: list[pathlib.Path]) -> list[str]:
            f"Trained on the training split only. Test accuracy **{result['test']['accuracy']:.4f}**"
            f" (validation {result['validation']['accuracy']:.4f}). Per speaker (test): " +
            ", ".join(f"{k} {v:.2f}" for k, v in speakers.items()) + ".", ""]
+  if "calibration" in result:   # classifier_eval.json written since calibration (issue 29)
+    c = result["calibration"]
+    lines += [f"Calibrated by temperature scaling on the validation split: logits / "
+              f"{c['temperature']:.3f} (every probability, Inception Score included, uses it). "
+              "Expected calibration error (15 bins) before and after:", "",
+              "| set | ECE before | ECE after |", "|---|---|---|"]
+    lines += [f"| {name.replace('_', ' ')} | {e['before']:.4f} | {e['after']:.4f} |"
+              for name, e in c["expected_calibration_error"].items()] + [""]
   if "robustness" in result:   # classifier_eval.json of an augmentation-trained classifier
     lines += ["Trained with waveform augmentation (configs/classifier.py, `classifier.augment`), "
               "so that degraded but intelligible audio keeps its label. Test accuracy:", "",

@@ -58,7 +58,7 @@ def create_classifier_state(config, rng: jax.Array, example: jax.Array) -> Class
   """example: [1, bins, frames, 2] spectrogram (for shapes)."""
   model = classifier_lib.make_classifier(config)
   init_rng, state_rng = rngs.stream(rng, rngs.PARAMS), rngs.stream(rng, rngs.STEP)
-  x = classifier_lib.classifier_input(example, config.audio, config.classifier.log_eps)
+  x = classifier_lib.model_input(example, config)
   params = model.init(init_rng, x)
   # The optimizer state's structure does not depend on the schedule's lengths.
   return ClassifierState(jnp.zeros((), jnp.int32), params, _optimizer(config).init(params),
@@ -89,11 +89,12 @@ def make_classifier_step(config, steps_per_epoch: int, axis_name: str | None = N
     if axis_name is not None:
       dropout_rng = jax.random.fold_in(dropout_rng, shard)
     specs = audio.to_spectrogram(waveforms, config.audio)
-    x = classifier_lib.classifier_input(specs, config.audio, c.log_eps)
+    x = classifier_lib.model_input(specs, config)
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, 10), c.label_smoothing)
 
     def loss_fn(params):
       logits, _ = model.apply(params, x, train=True, rngs={"dropout": dropout_rng})
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      loss = optax.softmax_cross_entropy(logits, targets).mean()
       return loss, (logits.argmax(-1) == labels).mean()
 
     (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

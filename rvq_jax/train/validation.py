@@ -25,6 +25,8 @@ PREPROCESS = ("standardize", "none")
 DEQUANTIZATION_NOISE = ("uniform", "gaussian")
 BASES = ("gaussian", "mixture", "class_conditional")
 LOG_SCALES = ("tanh", "sigmoid")
+CLASSIFIER_FRONT_ENDS = ("log_magnitude", "log_mel")
+CLASSIFIER_ARCHITECTURES = ("conv2d", "temporal")
 
 
 def _raise_first(checks) -> None:
@@ -139,6 +141,13 @@ def classifier_checks(config) -> list:
       (0 <= c.dropout < 1, f"classifier.dropout={c.dropout} must be in [0, 1)."),
       (c.log_eps > 0, f"classifier.log_eps={c.log_eps} must be > 0."),
       (c.eval_batch_size >= 1, "classifier.eval_batch_size must be positive."),
+      (c.front_end in CLASSIFIER_FRONT_ENDS, f"classifier.front_end={c.front_end!r} is unknown; "
+       f"choose one of {CLASSIFIER_FRONT_ENDS}."),
+      (c.architecture in CLASSIFIER_ARCHITECTURES, f"classifier.architecture={c.architecture!r} is "
+       f"unknown; choose one of {CLASSIFIER_ARCHITECTURES}."),
+      (c.mel_bands >= 1, f"classifier.mel_bands={c.mel_bands} must be positive."),
+      (0 <= c.label_smoothing < 1,
+       f"classifier.label_smoothing={c.label_smoothing} must be in [0, 1)."),
       (0 <= a.speed_range < 1, f"classifier.augment.speed_range={a.speed_range} must be in [0, 1)."),
       (a.max_shift_samples >= 0 and a.gain_db >= 0,
        "classifier.augment.max_shift_samples and classifier.augment.gain_db must be >= 0."),
