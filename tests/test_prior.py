@@ -125,6 +125,8 @@ def test_prior_step_pmap_and_sharded_equal_one_device():
 def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp_path):
   config = tiny_prior_config(vqvae_dir, fsdd_recordings)
   config.train.num_steps = 60
+  # The same classifier as the second scorer: its 'by_scorer' scores must equal the judge's.
+  config.eval.second_classifier_workdir = str(SHIPPED_CLASSIFIER)
   workdir = tmp_path / "prior"
   result = tasks.train_prior(config, str(workdir))
 
@@ -150,6 +152,18 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
     assert 0.0 <= row["requested_digit_accuracy"] <= 1.0
     assert row["memorization"]["median_nearest_train_distance"] > 0
   assert result["references"]["real_test"]["requested_digit_accuracy"] > 0.5
+  # Two scorers (the same one twice here), the ceiling and the size-matched real reference.
+  refs = result["references"]
+  assert refs["ceiling"]["examples"] == refs["real_heldout"]["examples"] == 296
+  assert refs["real_heldout"]["frechet_distance_matched"] == pytest.approx(
+      refs["real_heldout"]["frechet_distance"], rel=1e-4)   # one chunk: the whole set
+  for row in result["samples"] + list(refs.values()):
+    judge_scores, second = row["by_scorer"]["judge"], row["by_scorer"]["second"]
+    for key in ("inception_score", "frechet_distance_matched", "mean_top_probability",
+                "requested_digit_accuracy"):
+      assert second[key] == pytest.approx(judge_scores[key], rel=1e-5), key
+  for row in result["samples"]:   # 40 samples, fewer than the 296 of a matched chunk: all of them
+    assert row["frechet_distance_matched"] == pytest.approx(row["frechet_distance"], rel=1e-4)
   wavs = sorted((workdir / "audio" / "samples").glob("*_sample_*.wav"))
   assert len(wavs) == 10 and wavs[0].name == "0_sample_0.wav"
   audio_data, rate = sf.read(wavs[0])
@@ -185,6 +199,12 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   assert len(targets) == 6 and all(f"| {name} | {value} |" in page for name, value, _ in targets)
   assert (shown["inception_score"] >= 0.8 * result["references"]["real_test"]["inception_score"]
           ) == targets[0][2]
+  ceiling_rows = prior_sections.ceiling_target_rows(result, shown)
+  assert len(ceiling_rows) == 5 and all(f"| {name} | {value} |" in page
+                                        for name, value, _ in ceiling_rows)
+  share = min(shown["by_scorer"][n]["inception_score"]
+              / refs["ceiling"]["by_scorer"][n]["inception_score"] for n in ("judge", "second"))
+  assert ceiling_rows[0][2] == (share >= 0.85)
   for name in ("prior_figure3_sample_0.png", "prior_class_grid.png"):
     assert (tmp_path / "docs" / "figures" / name).exists()
 

@@ -29,6 +29,7 @@ from rvq_jax import errors
 from rvq_jax import run_config
 from rvq_jax.eval import figures
 from rvq_jax.eval import judge
+from rvq_jax.eval import metrics
 from rvq_jax.models import realnvp
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
@@ -121,19 +122,34 @@ def draw_samples(config, state, sample, decode, labels, temperature: float, snap
 
 
 class Scorer:
-  """Scores spectrogram sets with the classifier against the real test and training sets (when
-  `run` was loaded with its data; without it, only the classifier's own scores: Inception Score,
-  class histogram, requested-digit accuracy)."""
+  """Scores spectrogram sets with the digit classifier(s) against the real test and training sets
+  (when `run` was loaded with its data; without it, only the classifiers' own scores: Inception
+  Score, class histogram, requested-digit accuracy).
+
+  The judge (`eval.classifier_workdir`) gives the full record; with `eval.second_classifier_workdir`
+  every judge's core scores also go to 'by_scorer' ({'judge': ..., 'second': ...}), so that a claim
+  can use the worse of the two. Fréchet distances are also given size-matched
+  ('frechet_distance_matched': the mean over disjoint chunks of `matched_size` examples, the size
+  of the held-out reference sets), since the distance of a small set is biased upwards.
+  """
 
   def __init__(self, config, run: prior_targets.VQVAERun):
-    self.classifier = judge.load_classifier(config.eval.classifier_workdir)
+    self.judges = {"judge": judge.load_classifier(config.eval.classifier_workdir)}
+    if config.eval.get("second_classifier_workdir"):
+      classifier_train.check_trained(config.eval.second_classifier_workdir)
+      self.judges["second"] = judge.load_classifier(config.eval.second_classifier_workdir)
+    self.classifier = self.judges["judge"]
     self.audio_config = run.config.audio   # the VQ-VAE's representation, which it decodes to
     self.scale, self.silent_rms_dbfs = run.scale, config.eval.silent_rms_dbfs
-    self.test_embeddings = None
+    self.test_embeddings, self.reference = None, {}
+    self.matched_size = None
     if run.specs is not None:
-      _, self.test_embeddings = self.classifier.predict(run.specs["test"], self.audio_config)
+      self.reference = {name: j.predict(run.specs["test"], self.audio_config)[1]
+                        for name, j in self.judges.items()}
+      self.test_embeddings = self.reference["judge"]
       _, self.train_embeddings = self.classifier.predict(run.specs["train"], self.audio_config)
       self.test_nearest = self.nearest_train_distance(self.test_embeddings)
+      self.matched_size = len(run.specs["validation"])
 
   def nearest_train_distance(self, embeddings: np.ndarray) -> np.ndarray:
     """Euclidean distance [N] from each embedding to its nearest training clip's."""
@@ -142,8 +158,16 @@ class Scorer:
     return np.sqrt(np.maximum(np.asarray(d2.min(1)), 0.0))
 
   def predict(self, spectrograms) -> tuple[np.ndarray, np.ndarray]:
-    """The classifier's digit probabilities [N, 10] and embeddings [N, E] of a spectrogram set."""
+    """The judge's digit probabilities [N, 10] and embeddings [N, E] of a spectrogram set."""
     return self.classifier.predict(spectrograms, self.audio_config)
+
+  def matched_frechet_distance(self, embeddings: np.ndarray, reference: np.ndarray) -> float:
+    """Mean Fréchet distance to `reference` over disjoint chunks of `matched_size` examples (all
+    of them when fewer)."""
+    n = min(self.matched_size, len(embeddings))
+    return float(np.mean([metrics.frechet_distance(jnp.asarray(embeddings[i:i + n]),
+                                                   jnp.asarray(reference))
+                          for i in range(0, len(embeddings) - n + 1, n)]))
 
   def quiet_and_clipped(self, spectrograms) -> tuple[np.ndarray, np.ndarray]:
     """Per spectrogram [N]: near-silent (RMS below `eval.silent_rms_dbfs`, dB re full scale) and
@@ -157,28 +181,44 @@ class Scorer:
     rms_db = 20 * np.log10(np.maximum(np.concatenate(rms), 1e-10))
     return rms_db < self.silent_rms_dbfs, np.concatenate(peak) > 1.0
 
+  def judge_scores(self, probs, embeddings, requested=None, reference=None) -> dict:
+    """One judge's core scores of a set: Inception Score, class histogram, mean top probability,
+    Fréchet distance (full and size-matched) against `reference` embeddings, and the
+    requested-digit accuracy (overall and per digit 0-9) when `requested` [N] is given."""
+    out = judge.sample_scores(probs, embeddings, reference)
+    out["mean_top_probability"] = float(np.asarray(probs).max(-1).mean())
+    if reference is not None:
+      out["frechet_distance_matched"] = self.matched_frechet_distance(embeddings, reference)
+    if requested is not None:
+      correct = np.asarray(probs).argmax(-1) == requested
+      out["requested_digit_accuracy"] = float(correct.mean())
+      out["requested_digit_accuracy_per_digit"] = [
+          float(correct[requested == d].mean()) if np.any(requested == d) else None
+          for d in range(realnvp.NUM_CLASSES)]
+    return out
+
   def score(self, spectrograms, requested=None, predicted=None) -> dict:
     """Scores of a spectrogram set [N, H, W, 2] (`requested` [N]: the digits asked for, for a
     conditional prior; `predicted`: `predict(spectrograms)` when the caller already has it)."""
     probs, embeddings = self.predict(spectrograms) if predicted is None else predicted
     out = {"examples": int(len(probs)),
-           **judge.sample_scores(probs, embeddings, self.test_embeddings)}
+           **self.judge_scores(probs, embeddings, requested, self.test_embeddings)}
     quiet, clipped = self.quiet_and_clipped(spectrograms)
     out.update(near_silent_fraction=float(quiet.mean()), clipped_fraction=float(clipped.mean()))
     if requested is not None:
       heard = probs.argmax(-1)
-      correct = heard == requested
-      out["requested_digit_accuracy"] = float(correct.mean())
       asked = [requested == d for d in range(realnvp.NUM_CLASSES)]
-      # Per requested digit 0-9 (None for a digit not asked for): the target holds for each.
-      out["requested_digit_accuracy_per_digit"] = [
-          float(correct[a].mean()) if a.any() else None for a in asked]
       # Why a digit misses: how often it came out near-silent, and what it was heard as
       # (rows: requested digit, columns: heard digit, counts).
       out["near_silent_fraction_per_digit"] = [float(quiet[a].mean()) if a.any() else None
                                                for a in asked]
       out["requested_heard_counts"] = [
           np.bincount(heard[a], minlength=realnvp.NUM_CLASSES).tolist() for a in asked]
+    if len(self.judges) > 1:
+      out["by_scorer"] = {"judge": {k: out[k] for k in out if k in _CORE}}
+      for name, j in list(self.judges.items())[1:]:
+        p, e = j.predict(spectrograms, self.audio_config)
+        out["by_scorer"][name] = self.judge_scores(p, e, requested, self.reference.get(name))
     if self.test_embeddings is None:
       return out
     nearest = self.nearest_train_distance(embeddings)
@@ -189,6 +229,11 @@ class Scorer:
         "fraction_closer_than_1st_percentile_of_real_test": float(
             (nearest < np.percentile(self.test_nearest, 1)).mean())}
     return out
+
+
+# The scores every judge gives (`Scorer.judge_scores`), kept per judge in 'by_scorer'.
+_CORE = ("inception_score", "class_histogram", "frechet_distance", "frechet_distance_matched",
+         "mean_top_probability", "requested_digit_accuracy", "requested_digit_accuracy_per_digit")
 
 
 def write_samples(config, workdir: pathlib.Path, run: prior_targets.VQVAERun, latents, specs,
@@ -237,6 +282,7 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
       config, targets, s), targets.splits[s][1], config.train.eval_batch_size)
          for s in ("validation", "test")}
   test_targets, test_labels = targets.splits["test"]
+  heldout_targets, heldout_labels = targets.splits["validation"]
 
   def decode_all(x):
     return np.concatenate([np.asarray(decode(jnp.asarray(x[i:i + 100]), state.stats, False))
@@ -261,6 +307,11 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
       # What the decoder makes of real latents: clean, and with the dequantization noise that
       # the prior's samples carry by construction.
       "references": {"real_test": scorer.score(run.specs["test"], test_labels),
+                     # Size-matched real against real: held-out clips the FD reference never saw.
+                     "real_heldout": scorer.score(run.specs["validation"], heldout_labels),
+                     # The ceiling: real held-out latents through the target space and decoder,
+                     # scored like samples (the best a prior in this target space can do).
+                     "ceiling": scorer.score(decode_all(heldout_targets), heldout_labels),
                      "decoded_test_targets": scorer.score(decode_all(test_targets), test_labels),
                      "decoded_noisy_test_targets": scorer.score(decode_all(
                          prior_targets.fixed_noise_targets(

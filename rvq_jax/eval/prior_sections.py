@@ -79,6 +79,80 @@ def prior_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
        f"{t.PRIOR_MEMORISED:.0%}", page.fraction(memo), memo < t.PRIOR_MEMORISED)]
 
 
+def scorer_rows(result: dict, row: dict) -> dict:
+  """{scorer: its core scores of `row`} ('judge' alone for records with one scorer)."""
+  return row.get("by_scorer") or {"judge": row}
+
+
+def ceiling_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
+  """(target, reached, met) for issue 29's targets of one scored setting against the ceiling
+  (real held-out latents decoded, same scorers, same size); each scored under every scorer, the
+  worse counts. Empty for records written before the ceiling was scored."""
+  refs = result["references"]
+  if "ceiling" not in refs:
+    return []
+  t = thresholds
+  ceiling, sample = scorer_rows(result, refs["ceiling"]), scorer_rows(result, row)
+  names = list(sample)
+
+  def worst(fn, best=min):
+    values = {n: fn(n) for n in names}
+    name = best(values, key=values.get)
+    return values[name], name, values
+
+  def shown(values, fmt):
+    return ", ".join(f"{n} {fmt.format(v)}" for n, v in values.items())
+
+  is_share, _, is_all = worst(lambda n: sample[n]["inception_score"]
+                              / ceiling[n]["inception_score"])
+  fd_factor, _, fd_all = worst(lambda n: sample[n]["frechet_distance_matched"]
+                               / ceiling[n]["frechet_distance_matched"], best=max)
+  rows = [
+      (f"Inception Score >= {t.CEILING_IS_SHARE:.0%} of the ceiling's (worse scorer)",
+       shown(is_all, "{:.0%}"), is_share >= t.CEILING_IS_SHARE),
+      (f"size-matched Fréchet distance <= {t.CEILING_FD_FACTOR:g}x the ceiling's (worse scorer)",
+       shown(fd_all, "{:.1f}x"), fd_factor <= t.CEILING_FD_FACTOR)]
+  if "requested_digit_accuracy" in row:
+    overall, _, overall_all = worst(lambda n: sample[n]["requested_digit_accuracy"])
+    per_digit, _, digit_all = worst(lambda n: min(
+        a for a in sample[n]["requested_digit_accuracy_per_digit"] if a is not None))
+    low, each = t.CEILING_REQUESTED
+    rows.append((f"requested digit >= {low:.0%} overall, >= {each:.0%} every digit (worse "
+                 "scorer)", f"overall {shown(overall_all, '{:.3f}')}; worst digit "
+                 f"{shown(digit_all, '{:.2f}')}", overall >= low and per_digit >= each))
+  else:
+    low, high = t.CEILING_UNCONDITIONAL_SHARE
+    hist = row["class_histogram"]
+    rows.append((f"class shares {low:.0%}-{high:.0%}", page.histogram_range(hist),
+                 min(hist) >= low and max(hist) <= high))
+  defects = max(row["near_silent_fraction"], row["clipped_fraction"])
+  memo = row["memorization"]["fraction_closer_than_1st_percentile_of_real_test"]
+  rows += [(f"<= {t.CEILING_DEFECTS:.0%} near-silent or clipped",
+            f"{page.fraction(row['near_silent_fraction'])} / "
+            f"{page.fraction(row['clipped_fraction'])}", defects <= t.CEILING_DEFECTS),
+           (f"memorised < {t.PRIOR_MEMORISED:.0%}", page.fraction(memo), memo < t.PRIOR_MEMORISED)]
+  return rows
+
+
+def _ceiling_table(result: dict, row: dict) -> list[str]:
+  """Per scorer: the setting's samples beside the ceiling and the size-matched real held-out
+  clips (Fréchet distances against the real test set, all at the held-out set's size)."""
+  refs = result["references"]
+  if "ceiling" not in refs:
+    return []
+  lines = ["| scorer | set | FD, size-matched | IS | requested digit | mean top probability |",
+           "|---|---|---|---|---|---|"]
+  for name in scorer_rows(result, row):
+    for label, r in (("real held-out clips", refs["real_heldout"]),
+                     ("ceiling (held-out latents decoded)", refs["ceiling"]),
+                     (f"samples T={row['temperature']}", row)):
+      s = scorer_rows(result, r)[name]
+      lines.append(f"| {name} | {label} | {s['frechet_distance_matched']:.1f} | "
+                   f"{s['inception_score']:.2f} | {s.get('requested_digit_accuracy', '-')} | "
+                   f"{s['mean_top_probability']:.3f} |")
+  return lines + [""]
+
+
 def _validation_curve(records: list[dict]) -> list[tuple[int, float]]:
   """(step, validation bits/dim) of a prior's metrics.jsonl records, in order."""
   return [(r["step"], r["bits_per_dim"]) for r in page.validation_records(records)]
@@ -179,6 +253,12 @@ def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str
            "Validation bound (bits per dimension of the discrete latents, an upper bound on their "
            "entropy; step: value): " + _bound_curve(records) + f". Test: "
            f"{result['bits_per_dim']['test']:.4f}. " + _plateau_sentence(records), "",
+           *(["Against the ceiling and a size-matched real reference, under every scorer (issue "
+               "29; the worse scorer decides):", "", *_ceiling_table(result, row),
+               "| target | reached | met |", "|---|---|---|",
+               *[f"| {name} | {value} | {'yes' if met else '**no**'} |"
+                 for name, value, met in ceiling_target_rows(result, row)], ""]
+             if "ceiling" in result["references"] else []),
            f"Targets at its sampling setting (T={row['temperature']}, "
            f"{'snapped' if row['snap'] else 'not snapped'}; {row['examples']} samples, "
            "scored by the shipped classifier):", "",

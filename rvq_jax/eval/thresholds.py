@@ -24,3 +24,12 @@ PRIOR_CLASS_SHARE = (0.05, 0.15)        # every digit's share of the samples wit
 PRIOR_REQUESTED_DIGIT = 0.9             # every requested digit recognised at least this often
 PRIOR_DEFECTS = 0.05                    # at most this share near-silent, and clipped
 PRIOR_MEMORISED = 0.01                  # fewer memorised samples than this share
+
+# The prior's targets against its ceiling (issue 29), for one scored sample setting, each under
+# every scorer (the worse counts). The ceiling: real held-out latents through the prior's target
+# space and the decoder, scored like samples and at the same size.
+CEILING_IS_SHARE = 0.85                 # Inception Score >= this x the ceiling's
+CEILING_FD_FACTOR = 3.0                 # size-matched Fréchet distance <= this x the ceiling's
+CEILING_REQUESTED = (0.95, 0.85)        # requested digit: overall, and every digit
+CEILING_UNCONDITIONAL_SHARE = (0.08, 0.12)   # an unconditional prior's class shares
+CEILING_DEFECTS = 0.02                  # at most this share near-silent or clipped
