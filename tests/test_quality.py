@@ -243,3 +243,28 @@ def test_a_shipped_vqvae_reproduces_its_eval_json_on_20_test_clips(name, fsdd_re
   accuracy = (digits == test.digits[:n]).mean()
   assert accuracy >= saved["classifier_accuracy"] - 0.15       # 20 clips of the 298 recorded
   assert pesq["per_file_mean"] == pytest.approx(saved["pesq_nb"], abs=0.4)
+
+
+def test_the_shipped_second_scorer_reproduces_its_report(fsdd_dataset):
+  """pretrained/classifier_mel, the independently built scorer of the prior's samples (log-mel
+  front end, temporal CNN, label smoothing, its own seed): on this machine it scores the real test
+  split as its classifier_eval.json says, its recorded temperature is the one this machine fits,
+  and with it the calibration error is within 0.03 on validation and test."""
+  from rvq_jax import audio  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import judge as judge_lib  # pylint: disable=g-import-not-at-top
+  folder = REPO / "pretrained" / "classifier_mel"
+  saved = json.loads((folder / "classifier_eval.json").read_text())
+  judge = judge_lib.load_classifier(folder)
+  assert judge.config.classifier.front_end == "log_mel"
+  assert judge.config.classifier.architecture == "temporal"
+  specs = {s: audio.prepare_spectrograms(fsdd_dataset[s].waveforms, judge.config.audio)
+           for s in ("test", "validation")}
+  report = judge_lib.accuracy_report(judge, specs["test"], fsdd_dataset["test"],
+                                     fsdd_dataset.speaker_names)
+  assert report["accuracy"] == pytest.approx(saved["test"]["accuracy"], abs=1.01 / 298)
+  assert report["accuracy"] >= 0.98
+  refit = judge_lib.calibrate(judge, specs["validation"], fsdd_dataset["validation"].digits)
+  assert refit.temperature == pytest.approx(judge.temperature, rel=0.02)
+  for split in ("validation", "test"):
+    assert judge_lib.calibration_error(judge, specs[split], fsdd_dataset[split].digits) <= 0.03
+

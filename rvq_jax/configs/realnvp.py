@@ -118,8 +118,9 @@ def get_config():
   config.eval.classifier_workdir = "pretrained/classifier"
   # A second, independently built scorer (configs/classifier_mel.py: another front end,
   # architecture and seed, label-smoothed); its scores sit beside the first's in prior_eval.json
-  # ('by_scorer') and every claim uses the worse of the two. Unset: the first only.
-  config.eval.second_classifier_workdir = config_dict.placeholder(str)
+  # ('by_scorer') and every claim uses the worse of the two. None: the first only.
+  config.eval.second_classifier_workdir = config_dict.FieldReference(
+      "pretrained/classifier_mel", field_type=str)
   # A sample quieter than this (RMS, dB re full scale) counts as near-silent; the quietest real
   # FSDD clips: train -57.8 (1st percentile -52.7), test -52.9.
   config.eval.silent_rms_dbfs = -55.0

@@ -26,11 +26,12 @@ from rvq_jax.eval import vqvae_sections
 def page_sections(roots: list[pathlib.Path], out_dir: pathlib.Path) -> dict:
   """The page in order, as {section name: () -> its lines}; rendering one writes only its figures.
 
-  Names: classifier, models (Figure 2 and the summary table), model1 .. model7, targets, listening,
+  Names: classifier, classifier_mel (the second scorer), models (Figure 2 and the summary table), model1 .. model7, targets, listening,
   claims, ablation, prior (with its subsections). Each renderer's first line is the section's heading.
   """
   vq = vqvae_sections
   sections = {"classifier": lambda: vq.classifier_section(roots),
+              "classifier_mel": lambda: vq.classifier_section(roots, "classifier_mel"),
               "models": lambda: vq.models_intro(roots, out_dir)}
   for name in vq.MODELS:
     sections[name] = (lambda name=name: vq.run_section(page.find(roots, name, "metrics.jsonl"),
@@ -118,7 +119,7 @@ def _define_flags():
                       "Folders of workdirs (modelN, classifier), comma-separated, searched in order.")
   flags.DEFINE_string("out", "docs/RESULTS.md", "Page to write.")
   flags.DEFINE_list("sections", None, "Regenerate only these sections of the existing page "
-                    "(classifier, models, model1..model7, targets, listening, claims, ablation, "
+                    "(classifier, classifier_mel, models, model1..model7, targets, listening, claims, ablation, "
                     "prior), keeping the rest of it; default: the whole page.")
 
 

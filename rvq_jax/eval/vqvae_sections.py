@@ -24,16 +24,25 @@ MODELS = [f"model{i}" for i in range(1, 8)]   # the study's five, then the proje
 RECIPES = ["model6", "model7"]                 # the project's own, held to the codec targets
 
 
-def classifier_section(roots: list[pathlib.Path]) -> list[str]:
-  result = page.load_json(page.find(roots, "classifier", "classifier_eval.json") / "classifier_eval.json")
+# The scorers: (workdir name, config, heading, role).
+SCORERS = {"classifier": ("classifier", "## Digit classifier", "the shipped judge of every score "
+                          "below"),
+           "classifier_mel": ("classifier_mel", "### The second scorer of the prior's samples",
+                              "log-mel front end, temporal CNN, label smoothing, its own seed: "
+                              "built apart from the judge, it scores the prior's samples beside it")}
+
+
+def classifier_section(roots: list[pathlib.Path], name: str = "classifier") -> list[str]:
+  config_name, heading, role = SCORERS[name]
+  result = page.load_json(page.find(roots, name, "classifier_eval.json") / "classifier_eval.json")
   if result is None:
-    return ["## Digit classifier", "", "Not trained yet: `python -m rvq_jax.main "
-            "--config=configs/classifier.py --workdir=runs/classifier`.", ""]
+    return [heading, "", "Not trained yet: `python -m rvq_jax.main "
+            f"--config=configs/{config_name}.py --workdir=runs/{name}`.", ""]
   speakers = result["test"]["per_speaker"]
-  lines = ["## Digit classifier", "",
-           "COMMAND: `python -m rvq_jax.main --config=configs/classifier.py "
-           "--workdir=runs/classifier`, then `--mode=export "
-           "--output=pretrained/classifier` (the shipped judge of every score below)", "",
+  lines = [heading, "",
+           f"COMMAND: `python -m rvq_jax.main --config=configs/{config_name}.py "
+           f"--workdir=runs/{name}`, then `--mode=export "
+           f"--output=pretrained/{name}` ({role})", "",
            f"Trained on the training split only. Test accuracy **{result['test']['accuracy']:.4f}**"
            f" (validation {result['validation']['accuracy']:.4f}). Per speaker (test): " +
            ", ".join(f"{k} {v:.2f}" for k, v in speakers.items()) + ".", ""]
