@@ -313,16 +313,32 @@ def prior_ablation_section(roots: list[pathlib.Path]) -> list[str]:
            "per dimension of the grid-snapped latents (comparable between rows with the same "
            "target only). Samples at each scored temperature T, snapped to the RVQ code path where "
            "marked.", "",
-           f"| row | change | steps | bound | T | snap | {_SAMPLE_HEADER} |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           f"| row | change | steps | bound | T | snap | {_SAMPLE_HEADER} | second scorer: FD "
+           "size-matched, IS / ceiling's, requested (worst digit) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   base = prior_ablation.base_config()
   for name, (workdir, result) in runs.items():
     for i, row in enumerate(result["samples"]):   # the run's name, change and bound once
       first = (f"{name} | `{page.changed_fields(workdir, base)}` | {result['step']} | "
                f"{result['bits_per_dim']['test']:.3f}" if i == 0 else " | | | ")
       lines.append(f"| {first} | {row['temperature']} | {'yes' if row['snap'] else 'no'} | "
-                   f"{_sample_cells(row)} |")
+                   f"{_sample_cells(row)} | {_second_scorer_cell(result, row)} |")
   return lines + [""]
+
+
+def _second_scorer_cell(result: dict, row: dict) -> str:
+  """The second scorer's size-matched FD, IS as a share of its ceiling's, and requested-digit
+  accuracy (worst digit) of one scored setting; '-' for records scored by the judge alone."""
+  second = row.get("by_scorer", {}).get("second")
+  ceiling = result["references"].get("ceiling", {}).get("by_scorer", {}).get("second")
+  if not second or not ceiling:
+    return "-"
+  requested = ""
+  if "requested_digit_accuracy" in second:
+    worst = min(a for a in second["requested_digit_accuracy_per_digit"] if a is not None)
+    requested = f", {second['requested_digit_accuracy']:.3f} ({worst:.2f})"
+  return (f"{second['frechet_distance_matched']:.1f}, "
+          f"{second['inception_score'] / ceiling['inception_score']:.0%}{requested}")
 
 
 def prior_section(roots: list[pathlib.Path], out_dir: pathlib.Path) -> list[str]:
