@@ -49,6 +49,8 @@ ROWS = {
                    chain(_steps(3000), set_fields("target", noise_augmentation=0.3))),
     "noiseaug10": ("noise augmentation 0.1 std + denoising, 3,000 steps",
                    chain(_steps(3000), set_fields("target", noise_augmentation=0.1))),
+    "wide64x2_3k": ("capacity: conditioner width 64 with 2 residual blocks (not 32 with 1), 3,000 "
+                    "steps", chain(_steps(3000), set_fields("prior", hidden=64, res_blocks=2))),
 }
 WORKDIR_PREFIX = "prior_"   # runs/prior_<row>, docs/ablation/prior_<row>
 
