@@ -19,6 +19,7 @@ from absl import logging
 import ml_collections
 
 from rvq_jax import errors
+from rvq_jax.train import checkpoints
 
 TASKS = ("vqvae", "prior", "classifier")
 
@@ -109,18 +110,6 @@ def _set(config, dotted: str, value) -> None:
   node[last] = value
 
 
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-  out = []
-  for key in sorted(set(a) | set(b)):
-    name = f"{prefix}{key}"
-    x, y = a.get(key), b.get(key)
-    if isinstance(x, dict) and isinstance(y, dict):
-      out += _differences(x, y, name + ".")
-    elif x != y and key in a and key in b:
-      out.append(name)
-  return out
-
-
 def _is_read_field(task: str, name: str) -> bool:
   return any(name == f or name.startswith(f + ".") for f in READ_SECTIONS[task])
 
@@ -171,8 +160,10 @@ def saved_config(workdir, command: ml_collections.ConfigDict | None = None
     raise errors.ConfigError(
         f"--config is a {command_task} config (task={command_task!r}) but {workdir} holds a "
         f"{task} run; use a {task} config, or leave --config out to read the run as saved.")
-  ignored = [n for n in _differences(saved, json.loads(command.to_json_best_effort()))
-             if not _is_read_field(task, n)]
+  old = checkpoints.flatten(saved)
+  new = checkpoints.flatten(json.loads(command.to_json_best_effort()))
+  ignored = [n for n in sorted(set(old) & set(new))
+             if old[n] != new[n] and not _is_read_field(task, n)]
   if ignored:
     logging.warning("%s is read as it was trained (its config.json); the command's %s ignored.",
                     workdir, ", ".join(f"{n}={json.dumps(_get(command, n))}" for n in ignored[:6])

@@ -58,24 +58,14 @@ _NOT_A_CHANGE = checkpoints.RESUMABLE_FIELDS + ("train.num_steps", "train.num_ep
                                                 "eval", "data", "task")
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def changed_fields(config, base) -> str:
   """The fields in which `config` (a ConfigDict, or a workdir whose config.json is read as saved,
   over the defaults) differs from the config `base`, as `field=value, ...`; '(none: the base)'.
   How long, how often, where and how it computes, sampling and scoring are not changes."""
   if isinstance(config, (str, pathlib.Path)):
     config = run_config.saved_config(config)
-  saved = _flatten(json.loads(config.to_json_best_effort()))
-  reference = _flatten(json.loads(base.to_json_best_effort()))
+  saved = checkpoints.flatten(json.loads(config.to_json_best_effort()))
+  reference = checkpoints.flatten(json.loads(base.to_json_best_effort()))
   changes = []
   for name in sorted(set(saved) & set(reference)):
     if any(name == f or name.startswith(f + ".") for f in _NOT_A_CHANGE):

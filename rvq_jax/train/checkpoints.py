@@ -127,12 +127,13 @@ class RunLock:
 
 
 # ------------------------------------------------------------------ the config of a resumed run
-def _flatten(tree, prefix="") -> dict[str, Any]:
+def flatten(tree, prefix="") -> dict[str, Any]:
+  """A nested config dict as {'section.field': value}."""
   out = {}
   for key, value in tree.items():
     name = f"{prefix}{key}"
     if isinstance(value, dict):
-      out.update(_flatten(value, name + "."))
+      out.update(flatten(value, name + "."))
     else:
       out[name] = value
   return out
@@ -151,8 +152,8 @@ def check_resume_config(saved: dict, config) -> dict[str, list]:
     ConfigError: a field that changes shapes or the model's meaning differs; it names the field,
       both values and what to do.
   """
-  new = _flatten(json.loads(config.to_json_best_effort()))
-  old = _flatten(saved)
+  new = flatten(json.loads(config.to_json_best_effort()))
+  old = flatten(saved)
   changed, fixed = {}, []
   for name in sorted(set(new) & set(old)):
     if new[name] == old[name]:
@@ -347,7 +348,7 @@ def write_weights(directory, state, metadata: dict) -> pathlib.Path:
 
 
 def _shapes(name: str, tree) -> dict:
-  return {k: (tuple(v.shape), str(v.dtype)) for k, v in _flatten({name: tree}).items()}
+  return {k: (tuple(v.shape), str(v.dtype)) for k, v in flatten({name: tree}).items()}
 
 
 def read_weights(directory, abstract):
