@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import pathlib
 
 from absl import logging
@@ -35,6 +34,7 @@ import scipy.signal
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax import files
 from rvq_jax.models import vqvae
 from rvq_jax.train import vqvae as vqvae_train
 
@@ -181,13 +181,12 @@ def encode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
   levels = _levels(config, codec)
   codes = encode(codec, samples, levels)
   dtype = np.uint16 if codec.config.rvq.codes <= 2**16 else np.int32
-  tmp = out.with_name(out.name + ".tmp.npz")
-  np.savez_compressed(tmp, codes=codes.astype(dtype), num_samples=len(samples),
-                      sample_rate=codec.sample_rate, fingerprint=codec.fingerprint,
-                      format=CODES_FORMAT,
-                      model=json.dumps({k: codec.config[k].to_dict() for k in ("audio", "model",
-                                                                                 "rvq")}))
-  os.replace(tmp, out)
+  with files.atomic_write(out) as f:
+    np.savez_compressed(f, codes=codes.astype(dtype), num_samples=len(samples),
+                        sample_rate=codec.sample_rate, fingerprint=codec.fingerprint,
+                        format=CODES_FORMAT,
+                        model=json.dumps({k: codec.config[k].to_dict()
+                                          for k in ("audio", "model", "rvq")}))
   seconds = len(samples) / codec.sample_rate
   bits = codes.size * math.log2(codec.config.rvq.codes)
   logging.info("%s -> %s: %s codes, %.0f bit/s nominal", input_path, out, codes.shape,

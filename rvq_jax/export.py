@@ -15,6 +15,7 @@ results page are kept (docs/ablation/<row>), since only finished, useful models 
 from __future__ import annotations
 
 import datetime
+import json
 import pathlib
 import shutil
 
@@ -22,9 +23,11 @@ from absl import logging
 
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax import files
 from rvq_jax import run_config
 from rvq_jax.train import checkpoints
 from rvq_jax.train import classifier as classifier_train
+from rvq_jax.train import code_prior as code_prior_train
 from rvq_jax.train import prior as prior_train
 from rvq_jax.train import prior_targets
 from rvq_jax.train import vqvae as vqvae_train
@@ -33,11 +36,13 @@ RECORD_FILES = ("config.json", "eval.json", "classifier_eval.json", "prior_eval.
                 "metrics.jsonl", "run_info.json")
 
 
-def export(config, workdir: str, output: str | None, weights: bool = True) -> pathlib.Path:
-  """Exports the run trained in `workdir` (a VQ-VAE, the classifier or the RealNVP prior: its
-  saved config's task; `config`, the command's, may be None) to the folder `output`; returns the
-  weights file (the output folder when `weights` is False: then only the run's record is copied,
-  e.g. an ablation row kept for the results page)."""
+def export(config, workdir: str, output: str | None, weights: bool = True,
+           overwrite: bool = False) -> pathlib.Path:
+  """Exports the run trained in `workdir` (a VQ-VAE, the classifier, the RealNVP prior or the
+  autoregressive anchor: its saved config's task; `config`, the command's, may be None) to the
+  folder `output`, which must be new or empty unless `overwrite` (then it is replaced whole, in
+  one rename: `files.new_folder`); returns the weights file (the output folder when `weights` is
+  False: then only the run's record is copied, e.g. an ablation row kept for the results page)."""
   if not output:
     raise errors.ConfigError("--mode=export needs --output=<folder> (e.g. pretrained/model5).")
   workdir, output = pathlib.Path(workdir), pathlib.Path(output)
@@ -46,26 +51,33 @@ def export(config, workdir: str, output: str | None, weights: bool = True) -> pa
   if not weights:
     if not (workdir / "metrics.jsonl").exists():
       raise errors.MissingError(f"{workdir} holds no run record (metrics.jsonl); train it first.")
-    output.mkdir(parents=True, exist_ok=True)
-    copied = _copy_record(workdir, output)
+    with files.new_folder(output, overwrite) as staging:
+      copied = _copy_record(workdir, staging)
     logging.info("Exported the record of %s to %s: %s", workdir, output, ", ".join(copied))
     return output
   config = run_config.saved_config(workdir, config)
   if config.task == "classifier":
     state = classifier_train.restore_classifier_state(workdir)
     metadata = {}
-  elif config.task == "prior":
+  elif config.task in ("prior", "code_prior"):
     run = prior_targets.load_vqvae(config, with_data=False)
-    state = prior_train.restore_prior(config, workdir, run.config)
-    metadata = {"vqvae_workdir": config.vqvae_workdir}
+    prior_targets.check_vqvae(workdir, config, run)
+    restore = (prior_train.restore_prior if config.task == "prior"
+               else code_prior_train.restore_code_prior)
+    state = restore(config, workdir, run.config)
+    metadata = {"vqvae_workdir": config.vqvae_workdir,
+                "vqvae_sha256": prior_targets.vqvae_fingerprint(run)}
   else:
     state = vqvae_train.restore_state(config, workdir)
     metadata = {"data_scale": float(data_lib.load_dataset(config.data).scale)}
   metadata.update(step=int(state.step), source=str(workdir),
-                  exported=datetime.date.today().isoformat())
-  output.mkdir(parents=True, exist_ok=True)
-  path = checkpoints.write_weights(output, state, metadata)
-  _copy_record(workdir, output)
+                  exported=datetime.date.today().isoformat(),
+                  config_sha256=run_config.function_digest(
+                      json.loads((workdir / "config.json").read_text())))
+  with files.new_folder(output, overwrite) as staging:
+    checkpoints.write_weights(staging, state, metadata)
+    _copy_record(workdir, staging)
+  path = output / checkpoints.WEIGHTS_FILE
   logging.info("Exported step %d of %s to %s (%.1f MB)", metadata["step"], workdir, path,
                path.stat().st_size / 1e6)
   return path

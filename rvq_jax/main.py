@@ -27,6 +27,8 @@ _OUTPUT = flags.DEFINE_string("output", None, "reconstruct / decode: the WAV to 
                               "(default: the workdir).")
 _WEIGHTS = flags.DEFINE_bool("weights", True, "export: write the weights (false: only the run's "
                              "record: config, eval.json, metrics; e.g. an ablation row).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "export / sample: replace a non-empty --output "
+                               "folder whole (without it such a folder is refused).")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", None, "Multi-host: call jax.distributed.initialize() first (default: "
     "$RVQ_JAX_DISTRIBUTED=1). Without the three flags below JAX detects the cluster.")
@@ -52,7 +54,7 @@ def main(argv):
                jax.local_devices())
   try:
     tasks.run(_CONFIG.value, _WORKDIR.value, _MODE.value,
-              tasks.Command(_INPUT.value, _OUTPUT.value, _WEIGHTS.value))
+              tasks.Command(_INPUT.value, _OUTPUT.value, _WEIGHTS.value, _OVERWRITE.value))
   except trainer.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler
     logging.warning("%s", e)
 

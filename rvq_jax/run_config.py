@@ -1,12 +1,13 @@
 """A run's config, in one place: which task a config is, its defaults, and `saved_config`, the
 config a trained run was made with, for every mode that reads a run.
 
-Every config names its task (`config.task`: 'vqvae', 'prior' or 'classifier'); `rvq_jax.tasks`
-dispatches on it. A mode that reads a trained run (evaluate, export, reconstruct / encode /
-decode, sample, a prior's VQ-VAE, the judge classifier) builds the model from the run's own
-`config.json`, never from the command's `--config`: the saved file over the task's defaults (the
-fields added since it was written, which take the value that reproduces the old behaviour), and
-from the command only the sections `READ_SECTIONS` that say how to read, not what was trained.
+Every config names its task (`config.task`: 'vqvae', 'prior', 'classifier' or 'code_prior', the
+autoregressive anchor); `rvq_jax.tasks` dispatches on it. A mode that reads a trained run
+(evaluate, export, reconstruct / encode / decode, sample, a prior's VQ-VAE, the judge classifier)
+builds the model from the run's own `config.json`, never from the command's `--config`: the saved
+file over the task's defaults (the fields added since it was written, which take the value that
+reproduces the old behaviour), and from the command only the sections `READ_SECTIONS` that say how
+to read, not what was trained.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import ml_collections
 from rvq_jax import errors
 from rvq_jax.train import checkpoints
 
-TASKS = ("vqvae", "prior", "classifier")
+TASKS = ("vqvae", "prior", "classifier", "code_prior")
 
 # What a read-only command may set (the rest is the trained run's): whole sections, or
 # 'section.field' for single fields (the data's location, not how it was prepared).
@@ -31,17 +32,21 @@ READ_SECTIONS = {
               "train.progress_bar") + DATA_LOCATION,
     "prior": ("sample", "eval", "parallel", "train.eval_batch_size") + DATA_LOCATION[:2],
     "classifier": ("eval", "parallel", "classifier.eval_batch_size") + DATA_LOCATION,
+    "code_prior": ("sample", "eval", "parallel", "train.eval_batch_size") + DATA_LOCATION[:2],
 }
 
 
 def default_config(task: str) -> ml_collections.ConfigDict:
-  """The task's documented defaults (configs/default.py, realnvp.py, classifier.py)."""
+  """The task's documented defaults (configs/default.py, realnvp.py, classifier.py,
+  code_transformer.py)."""
   from rvq_jax.configs import classifier  # pylint: disable=g-import-not-at-top
+  from rvq_jax.configs import code_transformer  # pylint: disable=g-import-not-at-top
   from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
   from rvq_jax.configs import realnvp  # pylint: disable=g-import-not-at-top
   if task not in TASKS:
     raise errors.ConfigError(f"task={task!r} is unknown; choose one of {TASKS}.")
-  return {"vqvae": default, "prior": realnvp, "classifier": classifier}[task].get_config()
+  return {"vqvae": default, "prior": realnvp, "classifier": classifier,
+          "code_prior": code_transformer}[task].get_config()
 
 
 def legacy_task(saved: dict) -> str:
@@ -114,6 +119,15 @@ def _is_read_field(task: str, name: str) -> bool:
   return any(name == f or name.startswith(f + ".") for f in READ_SECTIONS[task])
 
 
+def function_digest(saved: dict) -> str:
+  """The digest of what a config.json dict defines (`checkpoints.config_digest`): every field but
+  those a read command may set (`READ_SECTIONS`: the data's location, evaluation settings).
+  Export records it in the weights; `saved_config` checks it."""
+  saved = migrate(saved)
+  return checkpoints.config_digest({k: v for k, v in checkpoints.flatten(saved).items()
+                                    if not _is_read_field(saved["task"], k)})
+
+
 def with_data_location(config: ml_collections.ConfigDict, location) -> ml_collections.ConfigDict:
   """`config` with the data location fields that `location` (a config's `data` section, a dict or
   None) sets; the data may live elsewhere on this machine than where the run was trained."""
@@ -148,6 +162,9 @@ def saved_config(workdir, command: ml_collections.ConfigDict | None = None
                               "workdir aside and train again.") from e
   if not isinstance(saved, dict):
     raise errors.WorkdirError(f"{path} is not a config (a JSON object); restore it from a backup.")
+  if (path.parent / checkpoints.WEIGHTS_FILE).exists():   # shipped: sealed at export
+    checkpoints.check_config_digest(path.parent, checkpoints.read_weights_metadata(path.parent),
+                                    function_digest)
   saved = migrate(saved)
   task = saved["task"]
   config = default_config(task)

@@ -15,11 +15,13 @@ from rvq_jax import codec
 from rvq_jax import errors
 from rvq_jax import export
 from rvq_jax import run_config
+from rvq_jax.eval import code_prior_report
 from rvq_jax.eval import prior_report
 from rvq_jax.eval import quality
 from rvq_jax.eval import report
 from rvq_jax.eval import spectrogram_figure
 from rvq_jax.train import classifier as classifier_train
+from rvq_jax.train import code_prior as code_prior_train
 from rvq_jax.train import parallel
 from rvq_jax.train import prior as prior_train
 from rvq_jax.train import validation
@@ -28,10 +30,12 @@ from rvq_jax.train import vqvae as vqvae_train
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-  """The command line's files: --input, --output, and export's --weights."""
+  """The command line's files: --input, --output, export's --weights, and --overwrite (export and
+  sample: replace a non-empty --output folder whole)."""
   input: str | None = None
   output: str | None = None
   weights: bool = True
+  overwrite: bool = False
 
 
 def _files(fn):   # codec modes: (config, workdir, input, output)
@@ -46,8 +50,12 @@ def _to_output(fn):   # (config, workdir, output)
   return lambda config, workdir, command: fn(config, workdir, command.output)
 
 
+def _to_new_folder(fn):   # (config, workdir, output, overwrite)
+  return lambda config, workdir, command: fn(config, workdir, command.output, command.overwrite)
+
+
 def _export(config, workdir, command):
-  return export.export(config, workdir, command.output, command.weights)
+  return export.export(config, workdir, command.output, command.weights, command.overwrite)
 
 
 # ---- --mode=train of each task: train (or resume) in the workdir, then report there
@@ -62,6 +70,13 @@ def train_prior(config, workdir: str) -> dict:
   classifier_train.check_trained(config.eval.classifier_workdir)   # before, not after, training
   state, targets, run = prior_train.train_prior(config, workdir)
   return prior_report.evaluate_prior(config, workdir, state, targets, run)
+
+
+def train_code_prior(config, workdir: str) -> dict:
+  """The autoregressive anchor: train, then sample and score it like the flow (prior_eval.json)."""
+  classifier_train.check_trained(config.eval.classifier_workdir)
+  state, splits, run = code_prior_train.train_code_prior(config, workdir)
+  return code_prior_report.evaluate_code_prior(config, workdir, state, splits, run)
 
 
 def train_classifier(config, workdir: str) -> dict:
@@ -83,7 +98,13 @@ TASKS: dict[str, dict[str, Callable]] = {
     "prior": {
         "train": _plain(train_prior),
         "evaluate": _to_output(prior_report.evaluate),
-        "sample": _to_output(prior_report.sample),
+        "sample": _to_new_folder(prior_report.sample),
+        "export": _export,
+    },
+    "code_prior": {
+        "train": _plain(train_code_prior),
+        "evaluate": _to_output(code_prior_report.evaluate),
+        "sample": _to_new_folder(code_prior_report.sample),
         "export": _export,
     },
     "classifier": {

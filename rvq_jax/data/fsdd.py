@@ -22,7 +22,6 @@ import json
 import os
 import pathlib
 import re
-import tempfile
 import time
 import warnings
 
@@ -31,6 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from rvq_jax import errors
+from rvq_jax import files
 from rvq_jax.data import download
 
 SPLITS = ("train", "validation", "test")
@@ -282,33 +282,33 @@ def _to_dataset(arrays, from_cache: bool) -> Dataset:
 
 
 def write_wav(path, samples: np.ndarray, sample_rate: int) -> None:
-  """float samples [n] -> a 16-bit PCM WAV at `path` (folders made), written to a temporary file
-  first and renamed; samples beyond full scale are clipped, with a warning naming the file."""
+  """float samples [n] -> a 16-bit PCM WAV at `path` (folders made), atomically
+  (`files.atomic_write`); samples beyond full scale are clipped, with a warning naming the file.
+
+  Raises:
+    errors.DataError: some sample is NaN or infinite (16-bit PCM would store it as full scale),
+      naming the file; nothing is written.
+  """
   path = pathlib.Path(path)
   samples = np.asarray(samples, np.float32)
+  bad = int(np.count_nonzero(~np.isfinite(samples)))
+  if bad:
+    raise errors.DataError(f"{path}: {bad} of {samples.size} samples are NaN or infinite; not "
+                           "written (the model produced non-finite audio: check its weights and "
+                           "input).")
   clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
   if clipped:
     logging.warning("%s: %d of %d samples exceeded full scale and were clipped.", path, clipped,
                     len(samples))
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-  os.replace(tmp, path)
+  with files.atomic_write(path) as f:
+    sf.write(f, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
 def write_npz_atomically(path: pathlib.Path, arrays: dict) -> None:
-  """np.savez to a unique temporary file, then a rename: readers (and other processes writing
-  the same cache) never see a partial file."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  """np.savez, atomically (`files.atomic_write`): readers (and other processes writing the same
+  cache) never see a partial file."""
+  with files.atomic_write(path) as f:
+    np.savez(f, **arrays)
 
 
 def load_dataset(data_config) -> Dataset:

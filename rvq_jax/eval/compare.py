@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from rvq_jax import errors
+from rvq_jax import files
 from rvq_jax.eval import figures
 from rvq_jax.eval import render
 from rvq_jax.train import writer
@@ -57,7 +58,7 @@ def compare(root, models, pair) -> tuple[pathlib.Path, pathlib.Path]:
   roots = [pathlib.Path(r) for r in (root if isinstance(root, (list, tuple)) else [root])]
   figure = draw_pair(roots, pair, roots[0] / "figure2_loss_curves.png")
   table = roots[0] / "summary.md"
-  table.write_text(render.summary_table(
+  files.write_text(table, render.summary_table(
       {m: render.read_run(find_workdir(roots, m, "metrics.jsonl")) for m in models}))
   return figure, table
 

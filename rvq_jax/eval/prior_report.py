@@ -26,6 +26,7 @@ import numpy as np
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax import files
 from rvq_jax import run_config
 from rvq_jax.eval import figures
 from rvq_jax.eval import judge
@@ -95,30 +96,63 @@ def make_sampler(config, shape):
   return sample
 
 
+def sample_labels_for_digits(num: int, digit: int | None) -> np.ndarray:
+  """Requested digits [num]: `digit` every time when set, else 0..9 in turn."""
+  if digit is not None:
+    return np.full(num, digit, np.int32)
+  return (np.arange(num) % realnvp.NUM_CLASSES).astype(np.int32)
+
+
 def sample_labels(config, num: int) -> np.ndarray:
-  """Requested digits [num]: `sample.digit`, else 0..9 in turn (conditional prior); zeros
-  otherwise."""
+  """Requested digits [num] of the flow: `sample_labels_for_digits` for a conditional prior;
+  zeros otherwise."""
   if not realnvp.is_conditional(config.prior):
     return np.zeros(num, np.int32)
-  if config.sample.digit is not None:
-    return np.full(num, config.sample.digit, np.int32)
-  return (np.arange(num) % realnvp.NUM_CLASSES).astype(np.int32)
+  return sample_labels_for_digits(num, config.sample.digit)
+
+
+def sample_batches(config, state, sample, decode, labels, temperature: float, snap: bool,
+                   seed_offset: int = 0):
+  """Yields (sampled targets [b, h, w, C], decoded spectrograms [b, H, W, 2]) for consecutive
+  batches of `labels` [N] (`sample.batch_size` each), with `sample` from `make_sampler` and
+  `decode` from `make_decoder` (each compiled once); batch i draws from fold_in(key, its start),
+  so the samples do not depend on how many are drawn."""
+  key = jax.random.fold_in(jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.SAMPLES)),
+                           seed_offset)
+  b = config.sample.batch_size
+  for start in range(0, len(labels), b):
+    t = sample(state, jax.random.fold_in(key, start), jnp.asarray(labels[start:start + b]),
+               temperature)
+    yield np.asarray(t), np.asarray(decode(t, state.stats, snap))
 
 
 def draw_samples(config, state, sample, decode, labels, temperature: float, snap: bool,
                  seed_offset: int = 0):
-  """(sampled targets [N, h, w, C], decoded spectrograms [N, H, W, 2]) for `labels` [N], with
-  `sample` from `make_sampler` and `decode` from `make_decoder` (each compiled once)."""
-  key = jax.random.fold_in(jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.SAMPLES)),
-                           seed_offset)
-  latents, specs = [], []
-  b = config.sample.batch_size
-  for start in range(0, len(labels), b):
-    lab = jnp.asarray(labels[start:start + b])
-    t = sample(state, jax.random.fold_in(key, start), lab, temperature)
-    latents.append(np.asarray(t))
-    specs.append(np.asarray(decode(t, state.stats, snap)))
+  """All of `sample_batches` at once: (targets [N, h, w, C], spectrograms [N, H, W, 2])."""
+  latents, specs = zip(*sample_batches(config, state, sample, decode, labels, temperature, snap,
+                                       seed_offset))
   return np.concatenate(latents), np.concatenate(specs)
+
+
+def shown_count(config) -> int:
+  """How many of the first samples `write_samples` can use: the WAVs, Figure 3, and the class
+  grid's first `grid_columns` of each digit (digits drawn 0..9 in turn)."""
+  s = config.sample
+  return max(s.num_wavs, s.num_figures, realnvp.NUM_CLASSES * s.grid_columns)
+
+
+def measure_streamed(scorer, batches, keep: int):
+  """Measures (`Scorer.measure`) every batch of (latents, spectrograms) as it comes, keeping only
+  the first `keep` samples' arrays: memory does not grow with the number of samples. Returns
+  (measured, kept latents, kept spectrograms)."""
+  measured, latents, specs, held = [], [], [], 0
+  for t, spec in batches:
+    measured.append(scorer.measure(spec))
+    if held < keep:
+      latents.append(t[:keep - held])
+      specs.append(spec[:keep - held])
+      held += len(specs[-1])
+  return Scorer.concatenate(measured), np.concatenate(latents), np.concatenate(specs)
 
 
 class Scorer:
@@ -171,15 +205,18 @@ class Scorer:
 
   def quiet_and_clipped(self, spectrograms) -> tuple[np.ndarray, np.ndarray]:
     """Per spectrogram [N]: near-silent (RMS below `eval.silent_rms_dbfs`, dB re full scale) and
-    clipped (some sample beyond full scale, so clipped when written as 16-bit PCM)."""
+    clipped (some sample beyond full scale, so clipped when written as 16-bit PCM, or not finite:
+    such a sample is a defect too, never counted as fine)."""
     rms, peak = [], []
     for start in range(0, len(spectrograms), 100):
       waves = np.asarray(audio.to_waveform(jnp.asarray(spectrograms[start:start + 100]),
                                            self.audio_config)) * self.scale
       rms.append(np.sqrt((waves**2).mean(-1)))
       peak.append(np.abs(waves).max(-1))
-    rms_db = 20 * np.log10(np.maximum(np.concatenate(rms), 1e-10))
-    return rms_db < self.silent_rms_dbfs, np.concatenate(peak) > 1.0
+    rms, peak = np.concatenate(rms), np.concatenate(peak)
+    finite = np.isfinite(rms) & np.isfinite(peak)
+    rms_db = 20 * np.log10(np.maximum(np.where(finite, rms, 1.0), 1e-10))
+    return (rms_db < self.silent_rms_dbfs) & finite, (peak > 1.0) | ~finite
 
   def judge_scores(self, probs, embeddings, requested=None, reference=None) -> dict:
     """One judge's core scores of a set: Inception Score, class histogram, mean top probability,
@@ -197,13 +234,27 @@ class Scorer:
           for d in range(realnvp.NUM_CLASSES)]
     return out
 
-  def score(self, spectrograms, requested=None, predicted=None) -> dict:
-    """Scores of a spectrogram set [N, H, W, 2] (`requested` [N]: the digits asked for, for a
-    conditional prior; `predicted`: `predict(spectrograms)` when the caller already has it)."""
-    probs, embeddings = self.predict(spectrograms) if predicted is None else predicted
+  def measure(self, spectrograms) -> dict:
+    """Per-example measurements of a spectrogram set [N, H, W, 2], all a score needs (so that a
+    large set can be measured batch by batch and `concatenate`d): each judge's (probabilities
+    [N, 10], embeddings [N, E]) under its name, and 'near_silent', 'clipped' [N] bool."""
+    out = {name: j.predict(spectrograms, self.audio_config) for name, j in self.judges.items()}
+    out["near_silent"], out["clipped"] = self.quiet_and_clipped(spectrograms)
+    return out
+
+  @staticmethod
+  def concatenate(measured: list[dict]) -> dict:
+    """`measure` outputs of consecutive batches -> one for the whole set."""
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *measured)
+
+  def score(self, spectrograms=None, requested=None, measured=None) -> dict:
+    """Scores of a spectrogram set [N, H, W, 2], or of its `measured` (`measure`) when the caller
+    already has it (`requested` [N]: the digits asked for, for a conditional prior)."""
+    m = self.measure(spectrograms) if measured is None else measured
+    probs, embeddings = m["judge"]
     out = {"examples": int(len(probs)),
            **self.judge_scores(probs, embeddings, requested, self.test_embeddings)}
-    quiet, clipped = self.quiet_and_clipped(spectrograms)
+    quiet, clipped = m["near_silent"], m["clipped"]
     out.update(near_silent_fraction=float(quiet.mean()), clipped_fraction=float(clipped.mean()))
     if requested is not None:
       heard = probs.argmax(-1)
@@ -216,9 +267,8 @@ class Scorer:
           np.bincount(heard[a], minlength=realnvp.NUM_CLASSES).tolist() for a in asked]
     if len(self.judges) > 1:
       out["by_scorer"] = {"judge": {k: out[k] for k in out if k in _CORE}}
-      for name, j in list(self.judges.items())[1:]:
-        p, e = j.predict(spectrograms, self.audio_config)
-        out["by_scorer"][name] = self.judge_scores(p, e, requested, self.reference.get(name))
+      for name in list(self.judges)[1:]:
+        out["by_scorer"][name] = self.judge_scores(*m[name], requested, self.reference.get(name))
     if self.test_embeddings is None:
       return out
     nearest = self.nearest_train_distance(embeddings)
@@ -237,27 +287,34 @@ _CORE = ("inception_score", "class_histogram", "frechet_distance", "frechet_dist
 
 
 def write_samples(config, workdir: pathlib.Path, run: prior_targets.VQVAERun, latents, specs,
-                  labels, heard=None) -> list[pathlib.Path]:
-  """The first `sample.num_wavs` samples as WAV in <workdir>/audio/samples/, Figure 3, and for a
-  conditional prior sampled for every digit, the grid of `sample.grid_columns` samples per digit
-  (`heard` [N]: the classifier's digit for each sample, shown above it)."""
+                  labels, heard=None, conditional: bool | None = None,
+                  setting: str | None = None) -> list[pathlib.Path]:
+  """The first `sample.num_wavs` samples as WAV in <workdir>/audio/samples/, Figure 3 (of
+  `latents` [N, h, w, C]), and for a conditional prior sampled for every digit, the grid of
+  `sample.grid_columns` samples per digit (`heard` [N]: the classifier's digit for each sample,
+  shown above it). `conditional` and `setting` (the grid's title) default to the flow's config."""
   if jax.process_index() != 0:
     return []
+  if conditional is None:
+    conditional = realnvp.is_conditional(config.prior)
+  if setting is None:
+    setting = f"T={config.sample.temperature}{', snapped' if config.sample.snap else ''}"
   columns = config.sample.grid_columns
   rows = [np.flatnonzero(labels == d)[:columns] for d in range(realnvp.NUM_CLASSES)]
-  if realnvp.is_conditional(config.prior) and columns and all(len(r) == columns for r in rows):
+  if conditional and columns and all(len(r) == columns for r in rows):
     rows = np.stack(rows)
     figures.save(figures.class_grid_figure(
         specs[rows], heard[rows], run.config.audio, run.config.data.sample_rate,
-        f"class-conditional samples, T={config.sample.temperature}"
-        f"{', snapped' if config.sample.snap else ''}"), workdir / "figures" / "class_grid.png")
+        f"class-conditional samples, {setting}"), workdir / "figures" / "class_grid.png")
   out_dir = workdir / "audio" / "samples"
   count = min(config.sample.num_wavs, len(specs))
   waves = np.asarray(audio.to_waveform(jnp.asarray(specs[:count]), run.config.audio))
-  conditional = realnvp.is_conditional(config.prior)
   paths = []
   for i in range(count):
     name = f"{labels[i]}_sample_{i}.wav" if conditional else f"sample_{i}.wav"
+    if not np.all(np.isfinite(waves[i])):   # counted as a defect by the scores; never written
+      logging.warning("%s: sample %d is not finite; not written.", out_dir / name, i)
+      continue
     data_lib.write_wav(out_dir / name, waves[i] * run.scale, run.config.data.sample_rate)
     paths.append(out_dir / name)
   for i in range(min(config.sample.num_figures, count)):
@@ -326,17 +383,18 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
     for snap in config.sample.snap_settings:
       latents, specs = draw_samples(config, state, sample_fn, decode, labels, temperature, snap)
       row = {"temperature": float(temperature), "snap": snap}
-      predicted = scorer.predict(specs)
-      row.update(scorer.score(specs, requested, predicted))
+      measured = scorer.measure(specs)
+      row.update(scorer.score(requested=requested, measured=measured))
       result["samples"].append(row)
       logging.info("samples T=%.2f snap=%s: IS %.3f, FD %.1f%s", temperature, snap,
                    row["inception_score"], row["frechet_distance"],
                    f", requested digit {row['requested_digit_accuracy']:.3f}" if requested is not None
                    else "")
       if temperature == config.sample.temperature and snap == config.sample.snap:
-        write_samples(config, workdir, run, latents, specs, labels, predicted[0].argmax(-1))
+        write_samples(config, workdir, run, latents, specs, labels,
+                      measured["judge"][0].argmax(-1))
   if jax.process_index() == 0:
-    (workdir / "prior_eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    files.write_text(workdir / "prior_eval.json", json.dumps(result, indent=2) + "\n")
   return result
 
 
@@ -348,16 +406,16 @@ def evaluate(config, workdir: str, output: str | None = None) -> dict:
   out = run_config.record_folder(workdir, output)
   classifier_train.check_trained(config.eval.classifier_workdir)
   run = prior_targets.load_vqvae(config)
+  prior_targets.check_vqvae(workdir, config, run)
   targets = prior_targets.prepare_targets(config, run)
   state = prior.restore_prior(config, workdir, run.config)
   return evaluate_prior(config, out, state, targets, run)
 
 
-def sample(config, workdir: str, output: str | None) -> dict:
-  """`--mode=sample`: `sample.num_samples` samples at `sample.temperature` / `sample.snap` (of
-  `sample.digit` when set) from the prior trained in `workdir`; WAVs, Figure 3 and their
-  classifier scores (samples.json) go to the folder `output`, never into the workdir it reads.
-  Needs only the prior, its VQ-VAE and the classifier (e.g. all three shipped), not the data."""
+def open_for_sampling(config, workdir: str, output: str | None, restore):
+  """What `--mode=sample` of a prior (the flow or the anchor) reads, checked before anything
+  runs: (the run's saved config, its VQ-VAE without data, the state `restore(config, workdir,
+  vq_config)`). Raises ConfigError for a missing `output` or the prior's own folder."""
   if not output:
     raise errors.ConfigError("--mode=sample writes WAVs, figures and samples.json to "
                              "--output=<folder>; name one (not the prior's own folder).")
@@ -366,24 +424,35 @@ def sample(config, workdir: str, output: str | None) -> dict:
   config = run_config.saved_config(workdir, config)
   classifier_train.check_trained(config.eval.classifier_workdir)
   run = prior_targets.load_vqvae(config, with_data=False)
-  state = prior.restore_prior(config, workdir, run.config)
-  workdir = pathlib.Path(output)
+  prior_targets.check_vqvae(workdir, config, run)
+  return config, run, restore(config, workdir, run.config)
+
+
+def sample(config, workdir: str, output: str | None, overwrite: bool = False) -> dict:
+  """`--mode=sample`: `sample.num_samples` samples at `sample.temperature` / `sample.snap` (of
+  `sample.digit` when set) from the prior trained in `workdir`; WAVs, Figure 3 and their
+  classifier scores (samples.json) go to the folder `output`, a new one (or, with `overwrite`, one
+  replaced whole: `files.new_folder`), never into the workdir it reads. Samples are drawn,
+  scored and dropped batch by batch (`measure_streamed`), so any count fits in memory. Needs only
+  the prior, its VQ-VAE and the classifier (e.g. all three shipped), not the data."""
+  config, run, state = open_for_sampling(config, workdir, output, prior.restore_prior)
   labels = sample_labels(config, config.sample.num_samples)
   decode = make_decoder(run, config.target.levels or run.config.rvq.levels)
   sample_fn = make_sampler(config, prior_targets.target_shape(config, run.config))
-  latents, specs = draw_samples(config, state, sample_fn, decode, labels,
-                                config.sample.temperature, config.sample.snap,
-                                seed_offset=1 if config.sample.digit is None else
-                                2 + config.sample.digit)
   scorer = Scorer(config, run)
-  predicted = scorer.predict(specs)
-  write_samples(config, workdir, run, latents, specs, labels, predicted[0].argmax(-1))
-  scores = scorer.score(
-      specs, labels if realnvp.is_conditional(config.prior) else None, predicted)
-  scores.update(temperature=config.sample.temperature, snap=config.sample.snap,
-                digit=config.sample.digit)
-  if jax.process_index() == 0:
-    (workdir / "samples.json").write_text(json.dumps(scores, indent=2) + "\n")
+  with files.new_folder(output, overwrite) as staging:
+    batches = sample_batches(config, state, sample_fn, decode, labels, config.sample.temperature,
+                             config.sample.snap, seed_offset=1 if config.sample.digit is None else
+                             2 + config.sample.digit)
+    measured, latents, specs = measure_streamed(scorer, batches, shown_count(config))
+    heard = measured["judge"][0].argmax(-1)
+    write_samples(config, staging, run, latents, specs, labels[:len(specs)], heard[:len(specs)])
+    scores = scorer.score(requested=labels if realnvp.is_conditional(config.prior) else None,
+                          measured=measured)
+    scores.update(temperature=config.sample.temperature, snap=config.sample.snap,
+                  digit=config.sample.digit)
+    if jax.process_index() == 0:
+      files.write_text(staging / "samples.json", json.dumps(scores, indent=2) + "\n")
   logging.info("samples: IS %.3f, histogram %s", scores["inception_score"],
                np.round(scores["class_histogram"], 3).tolist())
   return scores

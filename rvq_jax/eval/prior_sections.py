@@ -19,6 +19,9 @@ SHIPPED_PRIOR = "prior"   # <root>/prior: the shipped prior (pretrained/prior)
 # <root>/prior_model5_plateau: the same prior on the study's model5, trained to its plateau
 # (a record-only export in docs/ablation).
 MODEL5_PRIOR = "prior_model5_plateau"
+# <root>/prior_anchor: the autoregressive anchor (configs/code_transformer.py; a record-only
+# export in docs/ablation).
+ANCHOR = "prior_anchor"
 
 
 def _sample_cells(row: dict) -> str:
@@ -341,6 +344,69 @@ def _second_scorer_cell(result: dict, row: dict) -> str:
           f"{second['inception_score'] / ceiling['inception_score']:.0%}{requested}")
 
 
+def _setting_name(row: dict) -> str:
+  return f"T={row['temperature']}" + (", snapped" if row.get("snap") else "")
+
+
+def anchor_comparison_rows(flow: dict, anchor: dict) -> list[str]:
+  """Per scorer, the flow's shipped setting beside each of the anchor's scored settings: the
+  size-matched Fréchet distance, IS and requested digit, each also as a share of the model's own
+  ceiling (markdown rows of a 7-column table)."""
+  flow_row = shipped_setting(flow)
+  lines = []
+  for name in scorer_rows(flow, flow_row):
+    for label, result, row in ([("flow (shipped prior)", flow, flow_row)]
+                               + [("anchor", anchor, r) for r in anchor["samples"]]):
+      s = scorer_rows(result, row).get(name)
+      ceiling = scorer_rows(result, result["references"]["ceiling"]).get(name)
+      if s is None or ceiling is None:
+        continue
+      lines.append(
+          f"| {name} | {label} | {_setting_name(row)} | {s['frechet_distance_matched']:.1f} "
+          f"({s['frechet_distance_matched'] / ceiling['frechet_distance_matched']:.1f}x) | "
+          f"{s['inception_score']:.2f} ({s['inception_score'] / ceiling['inception_score']:.0%}) "
+          f"| {s.get('requested_digit_accuracy', float('nan')):.3f} |")
+  return lines
+
+
+def anchor_section(roots: list[pathlib.Path]) -> list[str]:
+  """The autoregressive anchor (issue 29): its likelihood, its samples against its ceiling (the
+  VQ-VAE's own reconstructions) and beside the shipped flow, under every scorer."""
+  folder = page.find(roots, ANCHOR, "prior_eval.json")
+  anchor, config = page.load_json(folder / "prior_eval.json"), page.load_json(folder / "config.json")
+  if not anchor or not config:
+    return []
+  flow = page.load_json(page.find(roots, SHIPPED_PRIOR, "prior_eval.json") / "prior_eval.json")
+  t, c = anchor["target"], anchor["transformer"]
+  lines = ["### Autoregressive anchor", "",
+           "COMMAND: `python -m rvq_jax.main --config=configs/code_transformer.py "
+           f"--workdir=runs/{ANCHOR}`, then `--mode=export --weights=false "
+           f"--output=docs/ablation/{ANCHOR}`.", "",
+           f"What the keras-io VQ-VAE example samples with (a PixelCNN over code indices), as a "
+           f"small causal transformer: the {t['levels']} RVQ levels of "
+           f"`{config['vqvae_workdir']}`'s {t['grid'][0]}x{t['grid'][1]} latent grid, time-major, "
+           f"{t['rows_per_token']} frequency rows per token; width {c['width']}, depth "
+           f"{c['depth']}, dropout {c['dropout']}; {anchor['step']} steps. Exact held-out "
+           f"likelihood: validation {anchor['bits_per_code']['validation']:.3f}, test "
+           f"{anchor['bits_per_code']['test']:.3f} bits per code"
+           + (f" (uniform over its {t['codes']} codes: {np.log2(t['codes']):.0f})"
+              if isinstance(t.get("codes"), int) else "") + ". Its ceiling is the VQ-VAE itself (held-out codes "
+           "decoded).", ""]
+  for row in anchor["samples"]:
+    lines += [f"At T={row['temperature']} ({row['examples']} samples; first-level code maps "
+              f"copied from a training clip: {page.fraction(row['copied_first_level_fraction'])}):",
+              "", *_ceiling_table(anchor, row), "| target | reached | met |", "|---|---|---|",
+              *[f"| {name} | {value} | {'yes' if met else '**no**'} |"
+                for name, value, met in ceiling_target_rows(anchor, row)], ""]
+  if flow and shipped_setting(flow) is not None and "ceiling" in flow["references"]:
+    lines += ["The shipped flow beside the anchor (size-matched FD and IS, each with its share of "
+              "its own model's ceiling; lower FD and higher IS are better):", "",
+              "| scorer | prior | setting | FD, size-matched (x ceiling) | IS (of ceiling) | "
+              "requested digit |", "|---|---|---|---|---|---|",
+              *anchor_comparison_rows(flow, anchor), ""]
+  return lines
+
+
 def prior_section(roots: list[pathlib.Path], out_dir: pathlib.Path) -> list[str]:
   """The RealNVP prior: the shipped prior against the targets, the same on model5, the ablation."""
   lines = ["## RealNVP prior", "",
@@ -358,4 +424,4 @@ def prior_section(roots: list[pathlib.Path], out_dir: pathlib.Path) -> list[str]
   lines += _prior_run_section(page.find(roots, MODEL5_PRIOR, "prior_eval.json"), out_dir,
                               "### The same prior on the study's model5",
                               f"docs/ablation/{MODEL5_PRIOR}", shipped=False)
-  return lines + prior_ablation_section(roots)
+  return lines + anchor_section(roots) + prior_ablation_section(roots)

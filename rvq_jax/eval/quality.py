@@ -27,6 +27,7 @@ import numpy as np
 
 from rvq_jax import audio
 from rvq_jax import data as data_lib
+from rvq_jax import files
 from rvq_jax import run_config
 from rvq_jax.data import augment
 from rvq_jax.eval import figures
@@ -148,7 +149,7 @@ def write_classifier_report(config, workdir, output=None, dataset=None, specs=No
   result = classifier_report(config, workdir, dataset, specs)
   out = pathlib.Path(output or workdir)
   out.mkdir(parents=True, exist_ok=True)
-  (out / judge.CALIBRATION_RECORD).write_text(json.dumps(result, indent=2) + "\n")
+  files.write_text(out / judge.CALIBRATION_RECORD, json.dumps(result, indent=2) + "\n")
   c = result["calibration"]
   logging.info("classifier: test accuracy %.4f (per speaker %s); temperature %.3f, validation "
                "ECE %.4f -> %.4f; after degradations %s", result["test"]["accuracy"],
@@ -282,7 +283,7 @@ def evaluate_vqvae(config, workdir: str, output: str | None = None) -> dict:
   figures.save(figures.codebook_usage_figure(result), workdir / "figures" / "codebook_usage.png")
   figures.save(figures.rate_distortion_figure(rate_distortion),
                workdir / "figures" / "rate_distortion.png")
-  (workdir / "report.md").write_text(render.report_page(workdir.name, result))
+  files.write_text(workdir / "report.md", render.report_page(workdir.name, result))
   q = result["quality"]
   logging.info("evaluate: SI-SDR %.2f dB, accuracy %.3f on reconstructions (%.3f on originals)",
                q["reconstruction"]["si_sdr_db"], q["reconstruction"]["classifier_accuracy"],

@@ -27,6 +27,8 @@ import pathlib
 
 from absl import app
 
+from rvq_jax import files
+
 SCHEMA = 2
 
 
@@ -89,7 +91,7 @@ def load(path) -> dict | None:
 
 def write(path, result: dict) -> pathlib.Path:
   path = pathlib.Path(path)
-  path.write_text(json.dumps(upgrade(result), indent=2) + "\n")
+  files.write_text(path, json.dumps(upgrade(result), indent=2) + "\n")
   return path
 
 

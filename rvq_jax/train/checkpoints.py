@@ -14,13 +14,15 @@
   nothing in the workdir. A folder with no checkpoints but a `weights.msgpack` (shipped weights,
   `pretrained/<name>/`) restores from that file.
 - `write_weights` / `read_weights`: a state's inference fields (step, params, codebook) and a
-  little JSON metadata in one small msgpack file, with no optimizer state.
+  little JSON metadata in one small msgpack file, with no optimizer state; sealed with digests of
+  the weights and of the config that defines their function, checked on every load.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import pathlib
@@ -36,6 +38,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from rvq_jax import errors
+from rvq_jax import files
 from rvq_jax.train import writer
 
 STATE, EXTRA = "default", "extra"
@@ -333,17 +336,46 @@ def restore_for_reading(workdir, abstract, how_to_train: str):
 
 
 # ------------------------------------------------------------------ shipped weights
+# Fields whose absence from a weights file is an error (a step may be missing: it is only shown).
+REQUIRED_WEIGHT_FIELDS = ("params", "codebook", "stats")
+CONFIG_FILE = "config.json"
+
+
+def weights_digest(tree: dict) -> str:
+  """sha256 (hex) of a weights tree {field: nested dict of arrays}: every array's path, dtype,
+  shape and bytes, in sorted path order ('step' and 'metadata' left out), so the same weights
+  give the same digest from a run's state or from the file they were exported to."""
+  digest = hashlib.sha256()
+  flat = flatten({k: v for k, v in tree.items() if k not in ("step", "metadata")})
+  for key in sorted(flat):
+    value = np.ascontiguousarray(np.asarray(flat[key]))
+    digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+    digest.update(value.tobytes())
+  return digest.hexdigest()
+
+
+def state_weights_tree(state) -> dict:
+  """{field: nested dict of numpy arrays} of a state's WEIGHT_FIELDS (those it has)."""
+  return {f: jax.tree.map(np.asarray, flax.serialization.to_state_dict(getattr(state, f)))
+          for f in WEIGHT_FIELDS if hasattr(state, f)}
+
+
+def config_digest(config: dict) -> str:
+  """sha256 (hex) of a config.json dict, keys sorted: what defines the exported function
+  (representation, hop, sample rate, shapes, ...). The sections a read command may set (the
+  data's location, evaluation settings) are left out by the caller (`run_config`)."""
+  return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
 def write_weights(directory, state, metadata: dict) -> pathlib.Path:
   """Writes `<directory>/weights.msgpack`: the fields of `state` named in WEIGHT_FIELDS (those it
-  has) as NumPy arrays, and `metadata` (JSON-able: e.g. the data scale), atomically."""
-  tree = {f: jax.tree.map(np.asarray, flax.serialization.to_state_dict(getattr(state, f)))
-          for f in WEIGHT_FIELDS if hasattr(state, f)}
-  tree["metadata"] = json.dumps(metadata, sort_keys=True)
+  has) as NumPy arrays, and `metadata` (JSON-able: e.g. the data scale, the config's digest)
+  with the weights' own digest ('weights_sha256', `weights_digest`), atomically."""
+  tree = state_weights_tree(state)
+  tree["metadata"] = json.dumps({**metadata, "weights_sha256": weights_digest(tree)},
+                                sort_keys=True)
   path = pathlib.Path(directory) / WEIGHTS_FILE
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_bytes(flax.serialization.msgpack_serialize(tree))
-  os.replace(tmp, path)
+  files.write_bytes(path, flax.serialization.msgpack_serialize(tree))
   return path
 
 
@@ -351,26 +383,64 @@ def _shapes(name: str, tree) -> dict:
   return {k: (tuple(v.shape), str(v.dtype)) for k, v in flatten({name: tree}).items()}
 
 
+def check_weights(path: pathlib.Path, raw: dict, metadata: dict, expected_fields) -> None:
+  """Refuses a weights file that could only give garbage: a field the model needs missing
+  (`expected_fields` of REQUIRED_WEIGHT_FIELDS), a non-finite number, or bytes that no longer
+  match the digest written at export (a flipped byte, an edit). Raises WorkdirError."""
+  again = "download or export it again"
+  missing = [f for f in expected_fields if f in REQUIRED_WEIGHT_FIELDS and f not in raw]
+  if missing:
+    raise errors.WorkdirError(f"{path} lacks {', '.join(missing)} (the model cannot run without "
+                              f"it); {again}.")
+  for key, value in flatten({k: v for k, v in raw.items() if k != "step"}).items():
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.inexact) and not np.all(np.isfinite(value)):
+      raise errors.WorkdirError(f"{path}: {key} holds NaN or infinite values; {again}.")
+  saved = metadata.get("weights_sha256")
+  if saved is not None and saved != weights_digest(raw):
+    raise errors.WorkdirError(f"{path} fails its checksum (its arrays changed since export: a "
+                              f"damaged or edited file); {again}.")
+
+
+def check_config_digest(directory, metadata: dict, digest_of) -> None:
+  """Refuses `<directory>/config.json` when it no longer matches the digest recorded at export
+  (`metadata['config_sha256']`, computed by `digest_of(config dict)`): an edited config would
+  build another function around the same weights (another sample rate, hop, shapes)."""
+  saved = metadata.get("config_sha256")
+  path = pathlib.Path(directory) / CONFIG_FILE
+  if saved is None or not path.exists():
+    return
+  if digest_of(json.loads(path.read_text())) != saved:
+    raise errors.WorkdirError(
+        f"{path} was changed after its weights were exported (its model-defining fields no "
+        "longer match the checksum in weights.msgpack); restore the original config.json or "
+        "export the run again.")
+
+
 def read_weights(directory, abstract):
   """(state, metadata) from `<directory>/weights.msgpack`: `abstract` (a state of ShapeDtypeStructs,
   e.g. from `jax.eval_shape`) with the saved fields filled in and the rest (optimizer state, rng)
-  zeros.
+  zeros. The file is checked first (`check_weights`).
 
   Raises:
-    WorkdirError: the file is unreadable or its arrays do not fit the config's shapes.
+    WorkdirError: the file is unreadable, damaged, incomplete, non-finite, or its arrays do not
+      fit the config's shapes.
   """
   path = pathlib.Path(directory) / WEIGHTS_FILE
   try:
     raw = flax.serialization.msgpack_restore(path.read_bytes())
     metadata = json.loads(raw.pop("metadata", "{}"))
-  except (OSError, ValueError, TypeError) as e:
-    raise errors.WorkdirError(f"{path} is unreadable ({e}); download or export it again.") from e
+  except (OSError, ValueError, TypeError, KeyError) as e:
+    raise errors.WorkdirError(f"{path} is unreadable ({type(e).__name__}: {e}); download or "
+                              "export it again.") from e
+  names = [f.name for f in dataclasses.fields(abstract)] if dataclasses.is_dataclass(abstract) else []
+  check_weights(path, raw, metadata, names)
   fields = {}
-  for name in dataclasses.fields(abstract) if dataclasses.is_dataclass(abstract) else ():
-    target = getattr(abstract, name.name)
-    if name.name in raw:
-      saved = flax.serialization.from_state_dict(target, raw[name.name])
-      want, got = (_shapes(name.name, flax.serialization.to_state_dict(t))
+  for name in names:
+    target = getattr(abstract, name)
+    if name in raw:
+      saved = flax.serialization.from_state_dict(target, raw[name])
+      want, got = (_shapes(name, flax.serialization.to_state_dict(t))
                    for t in (target, saved))
       if want != got:
         diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))[:3]
@@ -378,9 +448,9 @@ def read_weights(directory, abstract):
             f"{path} does not fit the config: {', '.join(diff)} is saved as "
             f"{[got.get(k) for k in diff]}, the config builds {[want.get(k) for k in diff]}; use "
             f"the config.json saved beside it (--config=... must describe the same model).")
-      fields[name.name] = jax.tree.map(jnp.asarray, saved)
+      fields[name] = jax.tree.map(jnp.asarray, saved)
     else:
-      fields[name.name] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+      fields[name] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
   return type(abstract)(**fields), metadata
 
 
@@ -389,4 +459,8 @@ def read_weights_metadata(directory) -> dict | None:
   path = pathlib.Path(directory) / WEIGHTS_FILE
   if not path.exists():
     return None
-  return json.loads(flax.serialization.msgpack_restore(path.read_bytes()).get("metadata", "{}"))
+  try:
+    return json.loads(flax.serialization.msgpack_restore(path.read_bytes()).get("metadata", "{}"))
+  except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+    raise errors.WorkdirError(f"{path} is unreadable ({type(e).__name__}: {e}); download or "
+                              "export it again.") from e

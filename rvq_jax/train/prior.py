@@ -21,9 +21,11 @@ from rvq_jax.train import trainer
 from rvq_jax.train import validation
 
 
-def make_task(config, targets: prior_targets.Targets) -> trainer.Task:
+def make_task(config, targets: prior_targets.Targets, vqvae_sha256: str | None = None
+              ) -> trainer.Task:
   """The prior as a `trainer.Task`: training targets with their digit labels; the bound on the
-  bits/dim of the validation and test latents (one fixed draw of cell noise) at every epoch end."""
+  bits/dim of the validation and test latents (one fixed draw of cell noise) at every epoch end.
+  `vqvae_sha256`: the VQ-VAE's fingerprint, kept in run_info.json (`prior_targets.check_vqvae`)."""
   shape = targets.shape
   eval_step = jax.jit(prior_steps.make_prior_eval_step(config, shape))
   held_out = {s: (prior_targets.fixed_noise_targets(config, targets, s), targets.splits[s][1])
@@ -45,6 +47,7 @@ def make_task(config, targets: prior_targets.Targets) -> trainer.Task:
       divergence_advice="lower optim.learning_rate (or raise target.dequantization or lower "
       "optim.grad_clip_norm in a new workdir)",
       run_info=dict(target_shape=list(shape), spacing=targets.spacing,
+                    vqvae_sha256=vqvae_sha256,
                     noise_std=float(targets.stats["noise_std"]),
                     cell_width=float(targets.stats["cell_width"]),
                     distinct_cells=targets.distinct_cells,
@@ -58,7 +61,8 @@ def train_prior(config, workdir: str, run: prior_targets.VQVAERun | None = None)
     run = run or prior_targets.load_vqvae(config)
     targets = prior_targets.prepare_targets(config, run)
     validation.validate_target_shape(config, targets.shape)
-    state = trainer.fit(make_task(config, targets), trainer.Schedule.from_config(config.train),
+    task = make_task(config, targets, prior_targets.vqvae_fingerprint(run))
+    state = trainer.fit(task, trainer.Schedule.from_config(config.train),
                         workdir, parallel, config.seed, changes)
   return state, targets, run
 

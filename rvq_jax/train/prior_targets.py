@@ -84,6 +84,28 @@ def load_vqvae(config, with_data: bool = True) -> VQVAERun:
   return VQVAERun(vq_config, state, scale, dataset, specs)
 
 
+def vqvae_fingerprint(run: VQVAERun) -> str:
+  """The digest of the VQ-VAE's weights (`checkpoints.weights_digest`): a prior records it when it
+  is trained and exported, and refuses any other VQ-VAE (`check_vqvae`)."""
+  return checkpoints.weights_digest(checkpoints.state_weights_tree(run.state))
+
+
+def check_vqvae(workdir, config, run: VQVAERun) -> None:
+  """Raises WorkdirError when the prior (or anchor) in `workdir` was trained on another VQ-VAE
+  than `run`, loaded from `config.vqvae_workdir` (the fingerprint in its weights' metadata, or in its run_info.json); a record with
+  no fingerprint (trained before they were kept) is not checked."""
+  metadata = checkpoints.read_weights_metadata(workdir) or {}
+  expected = metadata.get("vqvae_sha256")
+  if expected is None:
+    sessions = writer_lib.read_run_info(workdir)
+    expected = next((s["vqvae_sha256"] for s in reversed(sessions) if "vqvae_sha256" in s), None)
+  if expected is not None and expected != vqvae_fingerprint(run):
+    raise errors.WorkdirError(
+        f"{workdir} was trained on another VQ-VAE than vqvae_workdir={config.vqvae_workdir!r} (its "
+        "weights' fingerprint differs); set --config.vqvae_workdir to the VQ-VAE it was trained "
+        "on (its config.json names it).")
+
+
 def target_shape(config, vq_config) -> tuple[int, int, int]:
   """(h, w, C) of the prior's targets: the VQ-VAE's latent grid, C = `target.projection_dim` or
   the latent size."""

@@ -19,6 +19,7 @@ from rvq_jax.models import vqvae
 from rvq_jax.train import parallel
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+MAX_TEMPERATURE = 2.0   # sample.temperature(s): in (0, MAX_TEMPERATURE]
 INITS = ("uniform", "glorot_normal", "kmeans")
 TARGET_KINDS = ("quantized", "continuous")
 PREPROCESS = ("standardize", "none")
@@ -203,6 +204,20 @@ def prior_checks(config) -> list:
   ]
 
 
+def transformer_checks(config) -> list:
+  """The autoregressive anchor's `transformer` and `target` sections (code_transformer)."""
+  c, levels = config.transformer, config.target.levels
+  return [
+      (levels is None or levels >= 1, f"target.levels={levels} must be >= 1 (unset: all)."),
+      (c.rows_per_token >= 1, f"transformer.rows_per_token={c.rows_per_token} must be >= 1."),
+      (c.width >= 1 and c.depth >= 1 and c.mlp_ratio >= 1,
+       "transformer.width, transformer.depth and transformer.mlp_ratio must be positive."),
+      (c.heads >= 1 and c.width % c.heads == 0,
+       f"transformer.heads={c.heads} must divide transformer.width={c.width}."),
+      (0 <= c.dropout < 1, f"transformer.dropout={c.dropout} must be in [0, 1)."),
+  ]
+
+
 def sample_checks(config) -> list:
   """The prior's `sample` section."""
   s = config.sample
@@ -210,8 +225,10 @@ def sample_checks(config) -> list:
       (s.batch_size >= 1, "sample.batch_size must be positive."),
       (s.num_wavs >= 0 and s.num_figures >= 0 and s.grid_columns >= 0,
        "sample.num_wavs, sample.num_figures and sample.grid_columns must be >= 0."),
-      (all(temp > 0 for temp in tuple(s.temperatures) + (s.temperature,)),
-       "sample.temperature and sample.temperatures must be > 0."),
+      (all(0 < temp <= MAX_TEMPERATURE for temp in tuple(s.temperatures) + (s.temperature,)),
+       f"sample.temperature={s.temperature} and sample.temperatures={tuple(s.temperatures)} must "
+       f"be in (0, {MAX_TEMPERATURE:g}] (1: the model's own distribution; above 2 a flow's base "
+       "and a softmax are near noise; NaN and infinity are refused)."),
       (s.num_samples >= 1, "sample.num_samples must be positive."),
       (s.digit is None or 0 <= s.digit <= 9,
        f"sample.digit={s.digit} must be a digit 0..9 (or unset)."),
@@ -262,6 +279,9 @@ TASK_SECTIONS = {
               ("optim", optimizer_checks), ("train", loop_checks), ("parallel", parallel_checks)),
     "classifier": (("classifier", classifier_checks), ("train", loop_checks),
                    ("parallel", parallel_checks)),
+    "code_prior": (("transformer", transformer_checks), ("sample", sample_checks),
+                   ("optim", optimizer_checks), ("train", loop_checks),
+                   ("parallel", parallel_checks)),
 }
 _NEED_DEVICES = (loop_checks, rvq_checks)
 
@@ -274,7 +294,7 @@ def validate_config(config, num_devices: int = 1) -> None:
   if task not in TASK_SECTIONS:
     raise errors.ConfigError(f"Invalid config: task={task!r} is unknown; choose one of "
                              f"{tuple(TASK_SECTIONS)}.")
-  if task != "prior":   # the prior's `data` only says where the data is; its VQ-VAE's is checked
+  if task not in ("prior", "code_prior"):   # a prior's `data` only says where the data is
     data.validate_data_config(config.data)
     audio.validate_audio_config(config.audio)
   checks = []

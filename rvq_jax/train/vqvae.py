@@ -9,6 +9,7 @@ and split), tb/ (TensorBoard), checkpoints/ (orbax), run_info.json.
 from __future__ import annotations
 
 import functools
+import math
 
 from absl import logging
 import jax
@@ -91,6 +92,10 @@ def load_trained(workdir, data_location=None) -> tuple[ml_collections.ConfigDict
   scale = (checkpoints.read_weights_metadata(workdir) or {}).get("data_scale")
   if scale is None:
     scale = data_lib.load_dataset(config.data).scale
+  if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+    raise errors.WorkdirError(f"{workdir}: the data scale {scale!r} in its weights' metadata must "
+                              "be a positive number (the waveform std the model was trained on); "
+                              "download or export it again.")
   return config, state, float(scale)
 
 

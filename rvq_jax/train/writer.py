@@ -11,6 +11,8 @@ import platform
 from absl import logging
 import numpy as np
 
+from rvq_jax import files
+
 
 def _jsonable(value):
   value = np.asarray(value)
@@ -60,12 +62,8 @@ class MetricWriter:
 
 
 def write_text_atomically(path: pathlib.Path, text: str) -> None:
-  """Writes to a temporary file beside `path`, then renames: readers see old or new, never half."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-  tmp.write_text(text)
-  os.replace(tmp, path)
+  """`files.write_text`: readers see the old file or the new one, never half of one."""
+  files.write_text(path, text)
 
 
 def read_metrics(workdir) -> list[dict]:
