@@ -19,10 +19,12 @@ A codes file records the weights' fingerprint; decoding it with other weights is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import pathlib
+import zipfile
 
 from absl import logging
 import jax
@@ -82,6 +84,14 @@ def load_codec(config, workdir) -> Codec:
                weights_fingerprint(state.params, state.codebook.embed))
 
 
+def _codec_section(config):
+  """The command's `codec` section over the defaults (configs/default.py)."""
+  section = _default_codec_config()
+  given = config.get("codec")
+  section.update(given.to_dict() if isinstance(given, ml_collections.ConfigDict) else given or {})
+  return section
+
+
 def _levels(config, codec: Codec) -> int:
   levels = config.get("codec", {}).get("levels") or codec.config.rvq.levels
   if not 1 <= levels <= codec.config.rvq.levels:
@@ -90,8 +100,15 @@ def _levels(config, codec: Codec) -> int:
   return int(levels)
 
 
-def read_audio(path, sample_rate: int) -> np.ndarray:
-  """A mono WAV as float32 PCM [n] at `sample_rate` (resampled when it is at another rate)."""
+def read_audio(path, sample_rate: int, codec_config=None) -> np.ndarray:
+  """A mono WAV as float32 PCM [n] at `sample_rate` (resampled when it is at another rate).
+
+  `codec_config` (a config's `codec` section; default: configs/default.py's) bounds what is
+  accepted: the file's rate in [min_sample_rate, max_sample_rate], checked before resampling,
+  and its peak at most max_input_peak (a float WAV far beyond full scale is not audio at PCM
+  scale); a peak above full scale (1.0) is only warned about. DataError naming the file otherwise.
+  """
+  c = codec_config or _default_codec_config()
   path = pathlib.Path(path)
   if not path.is_file():
     raise errors.MissingError(f"{path}: no such file (--input).")
@@ -99,6 +116,18 @@ def read_audio(path, sample_rate: int) -> np.ndarray:
     samples, rate = data_lib.read_wav(path)
   except errors.DataError as e:
     raise errors.DataError(f"{path}: {e}") from e
+  if not c.min_sample_rate <= rate <= c.max_sample_rate:
+    raise errors.DataError(f"{path}: its header declares {rate} Hz; the codec accepts "
+                           f"{c.min_sample_rate}-{c.max_sample_rate} Hz (codec.min_sample_rate, "
+                           "codec.max_sample_rate). Resample it first if it really is audio.")
+  peak = float(np.abs(samples).max())
+  if peak > c.max_input_peak:
+    raise errors.DataError(f"{path}: peaks at {peak:.3g} x full scale (a float WAV far beyond "
+                           f"+-1; more than codec.max_input_peak={c.max_input_peak:g}); scale it "
+                           "to +-1 first.")
+  if peak > 1.0:
+    logging.warning("%s: peaks at %.3g x full scale (a float WAV beyond +-1); coded as it is, "
+                    "the output will clip.", path, peak)
   if rate != sample_rate:
     g = math.gcd(rate, sample_rate)
     samples = scipy.signal.resample_poly(samples, sample_rate // g, rate // g).astype(np.float32)
@@ -107,6 +136,12 @@ def read_audio(path, sample_rate: int) -> np.ndarray:
   return samples
 
 
+def _default_codec_config():
+  from rvq_jax.configs import default  # pylint: disable=g-import-not-at-top
+  return default.get_config().codec
+
+
+# ------------------------------------------------------------------ whole signals (the plain form)
 def _padded_spectrogram(codec: Codec, samples: np.ndarray) -> jax.Array:
   """[1, bins, frames, 2] of `samples` [n] / scale, zero-padded to a multiple of `codec.multiple`."""
   m = codec.multiple
@@ -119,28 +154,128 @@ def _to_pcm(codec: Codec, spectrogram: jax.Array, num_samples: int) -> np.ndarra
   return np.asarray(audio.to_waveform(spectrogram, codec.config.audio))[0, :num_samples] * codec.scale
 
 
-def encode(codec: Codec, samples: np.ndarray, levels: int) -> np.ndarray:
-  """Codes int32 [bins / 2^E, frames / 2^E, levels] of PCM `samples` [n] (E encoder layers)."""
+def encode_whole(codec: Codec, samples: np.ndarray, levels: int) -> np.ndarray:
+  """Codes int32 [bins / 2^E, frames / 2^E, levels] of PCM `samples` [n] (E encoder layers), the
+  whole signal at once (memory grows with its length: `encode` is the windowed form)."""
   model = vqvae.make_model(codec.config)
   codes = vqvae.encode_codes(model, codec.params, codec.embed, _padded_spectrogram(codec, samples),
                              num_levels=levels, block_rows=codec.config.rvq.block_rows)
   return np.asarray(codes[0, ..., :levels])
 
 
-def decode(codec: Codec, codes: np.ndarray, num_samples: int) -> np.ndarray:
-  """PCM float32 [num_samples] from codes [h, w, levels]."""
+def decode_whole(codec: Codec, codes: np.ndarray, num_samples: int) -> np.ndarray:
+  """PCM float32 [num_samples] from codes [h, w, levels], at once (`decode`: windowed)."""
   model = vqvae.make_model(codec.config)
   spec = vqvae.decode_from_codes(model, codec.params, codec.embed, jnp.asarray(codes)[None],
                                  codec.config, num_levels=codes.shape[-1])
   return _to_pcm(codec, spec, num_samples)
 
 
-def reconstruct(codec: Codec, samples: np.ndarray, levels: int) -> np.ndarray:
-  """PCM float32 [n]: `samples` [n] through the encoder, `levels` quantizer levels and the decoder."""
+def reconstruct_whole(codec: Codec, samples: np.ndarray, levels: int) -> np.ndarray:
+  """PCM float32 [n]: `samples` [n] through the encoder, `levels` quantizer levels and the
+  decoder, at once (`reconstruct`: windowed)."""
   model = vqvae.make_model(codec.config)
   spec = vqvae.reconstruct(model, codec.params, codec.embed, _padded_spectrogram(codec, samples),
                            codec.config, num_levels=levels)
   return _to_pcm(codec, spec, len(samples))
+
+
+# ------------------------------------------------------------------ windows (bounded memory)
+def windows(num_frames: int, window_frames: int, context_frames: int
+            ) -> list[tuple[int, int, int, int]]:
+  """Latent-frame windows (lo, start, stop, hi) covering 0..num_frames: frames start..stop are
+  kept, lo..start and stop..hi are context computed and dropped."""
+  return [(max(0, start - context_frames), start, min(start + window_frames, num_frames),
+           min(num_frames, start + window_frames + context_frames))
+          for start in range(0, num_frames, window_frames)]
+
+
+def _num_frames(codec: Codec, num_samples: int) -> int:
+  return max(1, math.ceil(num_samples / codec.multiple))
+
+
+def _segment(codec: Codec, samples: np.ndarray, lo: int, hi: int) -> jax.Array:
+  """[1, bins, (hi - lo) * 2^E, 2]: the spectrogram of samples of latent frames lo..hi (zeros
+  beyond the signal's end, as the whole-signal form pads)."""
+  m = codec.multiple
+  segment = np.zeros((hi - lo) * m, np.float32)
+  part = samples[lo * m:hi * m]
+  segment[:len(part)] = part / codec.scale
+  return audio.to_spectrogram(jnp.asarray(segment)[None], codec.config.audio)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(config_json: str):
+  """Jitted per-window functions of a model (by its config), compiled once per window shape."""
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  model = vqvae.make_model(config)
+
+  @functools.partial(jax.jit, static_argnames="levels")
+  def encode_segment(params, embed, spec, levels):
+    return vqvae.encode_codes(model, params, embed, spec, num_levels=levels,
+                              block_rows=config.rvq.block_rows)[..., :levels]
+
+  @jax.jit
+  def decode_segment(params, embed, codes):
+    spec = vqvae.decode_from_codes(model, params, embed, codes, config,
+                                   num_levels=codes.shape[-1])
+    return audio.to_waveform(spec, config.audio)
+
+  @functools.partial(jax.jit, static_argnames="levels")
+  def reconstruct_segment(params, embed, spec, levels):
+    return audio.to_waveform(vqvae.reconstruct(model, params, embed, spec, config,
+                                               num_levels=levels), config.audio)
+
+  return encode_segment, decode_segment, reconstruct_segment
+
+
+def _functions(codec: Codec):
+  return _compiled(json.dumps({k: codec.config[k].to_dict()
+                               for k in ("data", "audio", "model", "rvq")}, sort_keys=True))
+
+
+def _window_settings(codec: Codec, codec_config) -> tuple[int, int]:
+  c = codec_config or codec.config.codec
+  if c.window_frames < 1 or c.context_frames < 0:
+    raise errors.ConfigError(f"codec.window_frames={c.window_frames} must be >= 1 and "
+                             f"codec.context_frames={c.context_frames} >= 0.")
+  return c.window_frames, c.context_frames
+
+
+def encode(codec: Codec, samples: np.ndarray, levels: int, codec_config=None) -> np.ndarray:
+  """Codes int32 [bins / 2^E, ceil(n / multiple), levels] of PCM `samples` [n], window by window
+  (`codec_config.window_frames` with `context_frames` on each side; default: the model's
+  config's): equal to `encode_whole`, in memory bounded by the window."""
+  window, context = _window_settings(codec, codec_config)
+  encode_segment = _functions(codec)[0]
+  pieces = [np.asarray(encode_segment(codec.params, codec.embed, _segment(codec, samples, lo, hi),
+                                      levels))[0, :, start - lo:stop - lo]
+            for lo, start, stop, hi in windows(_num_frames(codec, len(samples)), window, context)]
+  return np.concatenate(pieces, axis=1)
+
+
+def decode(codec: Codec, codes: np.ndarray, num_samples: int, codec_config=None) -> np.ndarray:
+  """PCM float32 [num_samples] from codes [h, w, levels], window by window (as `encode`)."""
+  window, context = _window_settings(codec, codec_config)
+  decode_segment, m = _functions(codec)[1], codec.multiple
+  codes = np.asarray(codes, np.int32)
+  pieces = [np.asarray(decode_segment(codec.params, codec.embed,
+                                      jnp.asarray(codes[None, :, lo:hi])))[0, (start - lo) * m:
+                                                                          (stop - lo) * m]
+            for lo, start, stop, hi in windows(codes.shape[1], window, context)]
+  return np.concatenate(pieces)[:num_samples] * codec.scale
+
+
+def reconstruct(codec: Codec, samples: np.ndarray, levels: int, codec_config=None) -> np.ndarray:
+  """PCM float32 [n]: `samples` [n] through the encoder, `levels` quantizer levels and the
+  decoder, window by window (as `encode`); equal to `reconstruct_whole`."""
+  window, context = _window_settings(codec, codec_config)
+  reconstruct_segment, m = _functions(codec)[2], codec.multiple
+  pieces = [np.asarray(reconstruct_segment(codec.params, codec.embed,
+                                           _segment(codec, samples, lo, hi), levels))[
+                                               0, (start - lo) * m:(stop - lo) * m]
+            for lo, start, stop, hi in windows(_num_frames(codec, len(samples)), window, context)]
+  return np.concatenate(pieces)[:len(samples)] * codec.scale
 
 
 def _output_path(output, input_path) -> pathlib.Path:
@@ -165,8 +300,9 @@ def reconstruct_mode(config, workdir: str, input_path: str, output: str) -> path
   input_path = _inputs(input_path)
   out = _output_path(output, input_path)
   codec = load_codec(config, workdir)
-  samples = read_audio(input_path, codec.sample_rate)
-  data_lib.write_wav(out, reconstruct(codec, samples, _levels(config, codec)), codec.sample_rate)
+  samples = read_audio(input_path, codec.sample_rate, _codec_section(config))
+  data_lib.write_wav(out, reconstruct(codec, samples, _levels(config, codec),
+                                      _codec_section(config)), codec.sample_rate)
   logging.info("%s -> %s (%.2f s, %d levels)", input_path, out, len(samples) / codec.sample_rate,
                _levels(config, codec))
   return out
@@ -177,9 +313,9 @@ def encode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
   input_path = _inputs(input_path)
   out = _output_path(output, input_path)
   codec = load_codec(config, workdir)
-  samples = read_audio(input_path, codec.sample_rate)
+  samples = read_audio(input_path, codec.sample_rate, _codec_section(config))
   levels = _levels(config, codec)
-  codes = encode(codec, samples, levels)
+  codes = encode(codec, samples, levels, _codec_section(config))
   dtype = np.uint16 if codec.config.rvq.codes <= 2**16 else np.int32
   with files.atomic_write(out) as f:
     np.savez_compressed(f, codes=codes.astype(dtype), num_samples=len(samples),
@@ -194,21 +330,71 @@ def encode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
   return out
 
 
+# Members of a codes file and their largest accepted uncompressed size in bytes: the codes of
+# 3 hours of audio at 8 levels (uint16), a few numbers and a model description.
+CODES_MEMBERS = {"codes": 2**30, "num_samples": 2**10, "sample_rate": 2**10,
+                 "fingerprint": 2**12, "format": 2**10, "model": 2**20}
+
+
 def read_codes(path) -> dict:
-  """The arrays of a codes file written by `encode_mode`; DataError naming the file otherwise."""
+  """The arrays of a codes file written by `encode_mode`, read member by member: only the known
+  members, each after its declared uncompressed size is checked (`CODES_MEMBERS`), never
+  pickled objects. DataError naming the file for anything else (truncated, empty, not a zip,
+  members missing or oversized, a format newer than this code's)."""
   path = pathlib.Path(path)
   if not path.is_file():
     raise errors.MissingError(f"{path}: no such file (--input).")
+  what = "not a codes file written by --mode=encode"
   try:
-    with np.load(path, allow_pickle=False) as f:
-      contents = {k: f[k] for k in f.files}
-  except (OSError, ValueError) as e:
-    raise errors.DataError(f"{path}: not a codes file written by --mode=encode ({e}).") from e
-  missing = {"codes", "num_samples", "fingerprint"} - set(contents)
-  if missing:
-    raise errors.DataError(f"{path}: not a codes file written by --mode=encode (no "
-                           f"{', '.join(sorted(missing))}).")
+    with zipfile.ZipFile(path) as archive:
+      sizes = {info.filename[:-4]: info.file_size for info in archive.infolist()
+               if info.filename.endswith(".npy")}
+      missing = {"codes", "num_samples", "fingerprint"} - set(sizes)
+      if missing:
+        raise errors.DataError(f"{path}: {what} (no {', '.join(sorted(missing))}).")
+      contents = {}
+      for name, limit in CODES_MEMBERS.items():
+        if name not in sizes:
+          continue
+        if sizes[name] > limit:
+          raise errors.DataError(f"{path}: its member {name!r} declares {sizes[name]:,} bytes "
+                                 f"(at most {limit:,} accepted); {what}.")
+        with archive.open(name + ".npy") as member:
+          contents[name] = np.lib.format.read_array(member, allow_pickle=False)
+  except errors.DataError:
+    raise
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    raise errors.DataError(f"{path}: {what} ({type(e).__name__}: {e}); encode the audio "
+                           "again.") from e
+  version = int(contents.get("format", 1))
+  if version > CODES_FORMAT:
+    raise errors.DataError(f"{path}: codes format {version}, newer than this code reads "
+                           f"({CODES_FORMAT}); update rvq_jax.")
   return contents
+
+
+def check_codes(path, contents: dict, codec: Codec) -> np.ndarray:
+  """The codes of `contents` (`read_codes`) as int32 [h, w, levels], checked against the model:
+  an integer dtype, the latent grid's height, 1..L levels, every code in 0..K-1, and a positive
+  length that needs exactly w latent frames. DataError naming the file otherwise (a JAX gather
+  would clamp or wrap an out-of-range code and decode garbage)."""
+  codes, c = contents["codes"], codec.config
+  if not np.issubdtype(codes.dtype, np.integer):
+    raise errors.DataError(f"{path}: codes of dtype {codes.dtype}; expected integers.")
+  bins = audio.spectrogram_shape(c.data.max_samples, c.audio)[0]
+  height = bins // vqvae.downsampling(c)
+  if codes.ndim != 3 or codes.shape[0] != height or not 1 <= codes.shape[-1] <= c.rvq.levels:
+    raise errors.DataError(f"{path}: codes of shape {codes.shape}; this model codes [{height}, "
+                           f"frames, 1..{c.rvq.levels}].")
+  if codes.size and (codes.min() < 0 or codes.max() >= c.rvq.codes):
+    raise errors.DataError(f"{path}: codes range over {codes.min()}..{codes.max()}; this model "
+                           f"has codes 0..{c.rvq.codes - 1}.")
+  num_samples = np.asarray(contents["num_samples"])
+  if num_samples.ndim or not np.issubdtype(num_samples.dtype, np.integer) or num_samples < 1 or \
+      _num_frames(codec, int(num_samples)) != codes.shape[1]:
+    raise errors.DataError(f"{path}: its length ({num_samples.tolist()} samples) does not match "
+                           f"its {codes.shape[1]} latent frames of {codec.multiple} samples.")
+  return codes.astype(np.int32)
 
 
 def decode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.Path:
@@ -221,11 +407,9 @@ def decode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
     raise errors.DataError(
         f"{input_path}: encoded by other weights (fingerprint {contents['fingerprint']}; "
         f"{workdir} holds {codec.fingerprint}); decode with the workdir that encoded it.")
-  codes = contents["codes"].astype(np.int32)
-  if codes.ndim != 3 or not 1 <= codes.shape[-1] <= codec.config.rvq.levels:
-    raise errors.DataError(f"{input_path}: codes of shape {codes.shape}; expected [h, w, levels] "
-                           f"with 1..{codec.config.rvq.levels} levels.")
-  data_lib.write_wav(out, decode(codec, codes, int(contents["num_samples"])), codec.sample_rate)
+  codes = check_codes(input_path, contents, codec)
+  data_lib.write_wav(out, decode(codec, codes, int(contents["num_samples"]),
+                                 _codec_section(config)), codec.sample_rate)
   logging.info("%s -> %s (%d levels)", input_path, out, codes.shape[-1])
   return out
 

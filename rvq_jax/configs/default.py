@@ -121,6 +121,17 @@ def get_config():
   # ---- codec: --mode=reconstruct / encode / decode --input=... --output=... (rvq_jax.codec) ----
   config.codec = config_dict.ConfigDict()
   config.codec.levels = config_dict.placeholder(int)   # quantizer levels coded (bit rate); unset: all
+  # Long recordings are coded in windows of this many latent frames (x hop x 2^encoder layers
+  # samples: 64 -> 2.05 s for model5), each with `context_frames` more on both sides that are
+  # computed and dropped, so that memory stays bounded and the result equals the whole-signal one.
+  config.codec.window_frames = 64
+  config.codec.context_frames = 4
+  # Input WAVs: sample rates outside this range are refused before resampling (a header declaring
+  # 1 Hz would otherwise be resampled to millions of samples); a float WAV peaking above
+  # max_input_peak (full scale 1.0) is refused as not audio at PCM scale, above 1.0 warned.
+  config.codec.min_sample_rate = 4000
+  config.codec.max_sample_rate = 192000
+  config.codec.max_input_peak = 100.0
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()
