@@ -1,8 +1,9 @@
 """The trained VQ-VAE as a speech codec: WAV -> codes -> WAV, for any mono WAV of any length.
 
   --mode=reconstruct --input=in.wav --output=out.wav     encode and decode in one go
-  --mode=encode      --input=in.wav --output=codes.npz   the integer codes [bins/4, frames/4, L]
-  --mode=decode      --input=codes.npz --output=out.wav
+  --mode=encode      --input=in.wav --output=in.rvqc     the bitstream (rvq_jax.bitstream)
+  --mode=decode      --input=in.rvqc --output=out.wav    (or a codes .npz of the first format)
+  --mode=entropy_model                                   the code counts the bitstream codes with
 
 `--workdir` is a training workdir or shipped weights (`pretrained/<name>/`). The model is the one
 saved there (its config.json); `--config` supplies only `codec.levels` (how many quantizer levels,
@@ -13,7 +14,8 @@ output is written at the model's rate, 16-bit PCM. The networks are convolutiona
 recording of any length is zero-padded at its end to a multiple of hop x 2^(encoder layers) samples
 and cut back afterwards: nothing is truncated.
 
-A codes file records the weights' fingerprint; decoding it with other weights is an error.
+A bitstream records the weights' fingerprint and its entropy model's digest; decoding it with other
+weights or another model is an error.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 import scipy.signal
 
 from rvq_jax import audio
+from rvq_jax import bitstream
 from rvq_jax import data as data_lib
 from rvq_jax import errors
 from rvq_jax import files
@@ -309,24 +312,22 @@ def reconstruct_mode(config, workdir: str, input_path: str, output: str) -> path
 
 
 def encode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.Path:
-  """`--mode=encode`: WAV in, codes `.npz` out (codes, num_samples, sample_rate, fingerprint)."""
+  """`--mode=encode`: WAV in, bitstream out (`rvq_jax.bitstream`: a versioned header and the
+  codes range-coded under the entropy model beside the weights). Logs the real bit rate (file
+  size over duration) beside the nominal one (levels x log2 K bits per code)."""
   input_path = _inputs(input_path)
   out = _output_path(output, input_path)
   codec = load_codec(config, workdir)
-  samples = read_audio(input_path, codec.sample_rate, _codec_section(config))
-  levels = _levels(config, codec)
-  codes = encode(codec, samples, levels, _codec_section(config))
-  dtype = np.uint16 if codec.config.rvq.codes <= 2**16 else np.int32
-  with files.atomic_write(out) as f:
-    np.savez_compressed(f, codes=codes.astype(dtype), num_samples=len(samples),
-                        sample_rate=codec.sample_rate, fingerprint=codec.fingerprint,
-                        format=CODES_FORMAT,
-                        model=json.dumps({k: codec.config[k].to_dict()
-                                          for k in ("audio", "model", "rvq")}))
+  settings = _codec_section(config)
+  model = entropy_model(codec, workdir)
+  samples = read_audio(input_path, codec.sample_rate, settings)
+  codes = encode(codec, samples, _levels(config, codec), settings)
+  data = bitstream.pack(codes, len(samples), codec.sample_rate, codec.fingerprint, model)
+  files.write_bytes(out, data)
   seconds = len(samples) / codec.sample_rate
-  bits = codes.size * math.log2(codec.config.rvq.codes)
-  logging.info("%s -> %s: %s codes, %.0f bit/s nominal", input_path, out, codes.shape,
-               bits / seconds)
+  logging.info("%s -> %s: %s codes, %.0f bit/s (file size over duration; nominal %.0f bit/s)",
+               input_path, out, codes.shape, 8 * len(data) / seconds,
+               codes.size * math.log2(codec.config.rvq.codes) / seconds)
   return out
 
 
@@ -373,45 +374,124 @@ def read_codes(path) -> dict:
   return contents
 
 
-def check_codes(path, contents: dict, codec: Codec) -> np.ndarray:
+def check_grid(path, codec: Codec, rows: int, frames: int, levels: int, num_samples,
+               max_seconds: float) -> None:
+  """A codes file's or bitstream's declared grid against the model: its latent rows, 1..L levels,
+  a positive length (at most `max_seconds`) that needs exactly `frames` latent frames. DataError
+  naming `path` otherwise."""
+  c = codec.config
+  height = audio.spectrogram_shape(c.data.max_samples, c.audio)[0] // vqvae.downsampling(c)
+  if rows != height or not 1 <= levels <= c.rvq.levels:
+    raise errors.DataError(f"{path}: codes of shape {(rows, frames, levels)}; this model codes "
+                           f"[{height}, frames, 1..{c.rvq.levels}].")
+  num_samples = np.asarray(num_samples)
+  if num_samples.ndim or not np.issubdtype(num_samples.dtype, np.integer) or num_samples < 1 or \
+      _num_frames(codec, int(num_samples)) != frames:
+    raise errors.DataError(f"{path}: its length ({num_samples.tolist()} samples) does not match "
+                           f"its {frames} latent frames of {codec.multiple} samples.")
+  if int(num_samples) > max_seconds * codec.sample_rate:
+    raise errors.DataError(f"{path}: declares {int(num_samples) / codec.sample_rate:.0f} s of "
+                           f"audio, more than codec.max_decode_seconds={max_seconds:g}.")
+
+
+def check_codes(path, contents: dict, codec: Codec, max_seconds: float) -> np.ndarray:
   """The codes of `contents` (`read_codes`) as int32 [h, w, levels], checked against the model:
-  an integer dtype, the latent grid's height, 1..L levels, every code in 0..K-1, and a positive
-  length that needs exactly w latent frames. DataError naming the file otherwise (a JAX gather
-  would clamp or wrap an out-of-range code and decode garbage)."""
+  an integer dtype, the grid (`check_grid`), and every code in 0..K-1. DataError naming the file
+  otherwise (a JAX gather would clamp or wrap an out-of-range code and decode garbage)."""
   codes, c = contents["codes"], codec.config
   if not np.issubdtype(codes.dtype, np.integer):
     raise errors.DataError(f"{path}: codes of dtype {codes.dtype}; expected integers.")
-  bins = audio.spectrogram_shape(c.data.max_samples, c.audio)[0]
-  height = bins // vqvae.downsampling(c)
-  if codes.ndim != 3 or codes.shape[0] != height or not 1 <= codes.shape[-1] <= c.rvq.levels:
-    raise errors.DataError(f"{path}: codes of shape {codes.shape}; this model codes [{height}, "
-                           f"frames, 1..{c.rvq.levels}].")
+  if codes.ndim != 3:
+    raise errors.DataError(f"{path}: codes of shape {codes.shape}; expected [rows, frames, "
+                           "levels].")
+  check_grid(path, codec, *codes.shape, contents["num_samples"], max_seconds)
   if codes.size and (codes.min() < 0 or codes.max() >= c.rvq.codes):
     raise errors.DataError(f"{path}: codes range over {codes.min()}..{codes.max()}; this model "
                            f"has codes 0..{c.rvq.codes - 1}.")
-  num_samples = np.asarray(contents["num_samples"])
-  if num_samples.ndim or not np.issubdtype(num_samples.dtype, np.integer) or num_samples < 1 or \
-      _num_frames(codec, int(num_samples)) != codes.shape[1]:
-    raise errors.DataError(f"{path}: its length ({num_samples.tolist()} samples) does not match "
-                           f"its {codes.shape[1]} latent frames of {codec.multiple} samples.")
   return codes.astype(np.int32)
 
 
+def entropy_model(codec: Codec, workdir) -> bitstream.EntropyModel:
+  """The entropy model beside the weights in `workdir` (bitstream.ENTROPY_MODEL_FILE)."""
+  return bitstream.load_entropy_model(
+      workdir, codec.config.rvq.levels, codec.config.rvq.codes,
+      f"python -m rvq_jax.main --workdir={workdir} --mode=entropy_model")
+
+
+def read_coded(path, codec: Codec, workdir, codec_config) -> tuple[np.ndarray, int]:
+  """(codes int32 [rows, frames, levels], length in samples) of a file written by
+  `--mode=encode` with the weights in `workdir`: a bitstream, or a codes `.npz` of the first
+  format. Every field is checked before any decoding (DataError naming the file)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise errors.MissingError(f"{path}: no such file (--input).")
+  with path.open("rb") as f:
+    start = f.read(4)
+  if start[:2] == b"PK":   # a zip: the codes .npz of the first format
+    contents = read_codes(path)
+    _check_fingerprint(path, str(contents["fingerprint"]), codec, workdir)
+    return (check_codes(path, contents, codec, codec_config.max_decode_seconds),
+            int(contents["num_samples"]))
+  data = path.read_bytes()
+  header = bitstream.read_header(data, path)
+  _check_fingerprint(path, header.fingerprint, codec, workdir)
+  check_grid(path, codec, header.rows, header.frames, header.levels,
+             np.uint64(header.num_samples), codec_config.max_decode_seconds)
+  if header.sample_rate != codec.sample_rate:
+    raise errors.DataError(f"{path}: coded at {header.sample_rate} Hz; this model codes "
+                           f"{codec.sample_rate} Hz.")
+  return bitstream.unpack(data, header, entropy_model(codec, workdir), path), header.num_samples
+
+
+def _check_fingerprint(path, fingerprint: str, codec: Codec, workdir) -> None:
+  if fingerprint != codec.fingerprint:
+    raise errors.DataError(
+        f"{path}: encoded by other weights (fingerprint {fingerprint}; {workdir} holds "
+        f"{codec.fingerprint}); decode with the workdir that encoded it.")
+
+
 def decode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.Path:
-  """`--mode=decode`: codes `.npz` in (from `--mode=encode` with the same weights), WAV out."""
+  """`--mode=decode`: a bitstream (or codes `.npz`) from `--mode=encode` with the same weights in,
+  WAV out."""
   input_path = _inputs(input_path)
   out = _output_path(output, input_path)
-  contents = read_codes(input_path)
   codec = load_codec(config, workdir)
-  if str(contents["fingerprint"]) != codec.fingerprint:
-    raise errors.DataError(
-        f"{input_path}: encoded by other weights (fingerprint {contents['fingerprint']}; "
-        f"{workdir} holds {codec.fingerprint}); decode with the workdir that encoded it.")
-  codes = check_codes(input_path, contents, codec)
-  data_lib.write_wav(out, decode(codec, codes, int(contents["num_samples"]),
-                                 _codec_section(config)), codec.sample_rate)
+  settings = _codec_section(config)
+  codes, num_samples = read_coded(input_path, codec, workdir, settings)
+  data_lib.write_wav(out, decode(codec, codes, num_samples, settings), codec.sample_rate)
   logging.info("%s -> %s (%d levels)", input_path, out, codes.shape[-1])
   return out
+
+
+def entropy_model_mode(config, workdir: str, output: str | None) -> pathlib.Path:
+  """`--mode=entropy_model`: the per-level code counts of the training split, written as
+  entropy_model.json to `output` (default: the workdir), where `--mode=encode` / `decode` read
+  it."""
+  codec = load_codec(config, workdir)
+  model = fit_training_entropy_model(codec)
+  path = bitstream.save_entropy_model(output or workdir, model)
+  logging.info("%s: entropy model of %d training recordings; ideal bits per code by level %s",
+               path, model.examples, np.round(
+                   [-(p * np.log2(p)).sum() for p in model.probabilities()], 2).tolist())
+  return path
+
+
+def fit_training_entropy_model(codec: Codec, batch_size: int = 64) -> bitstream.EntropyModel:
+  """`bitstream.fit_entropy_model` of the training split's codes: each recording's latent frames
+  up to its own length (the zero padding after it, which the codec never codes, left out), its
+  fixed-length spectrograms coded in batches (one compilation)."""
+  c = codec.config
+  train = data_lib.load_dataset(c.data)["train"]
+  model = vqvae.make_model(c)
+  encode_batch = jax.jit(lambda x: vqvae.encode_codes(model, codec.params, codec.embed, x,
+                                                      block_rows=c.rvq.block_rows))
+  specs = audio.prepare_spectrograms(train.waveforms, c.audio)
+  codes = np.asarray(data_lib.map_batches(lambda x, _: encode_batch(x), specs, batch_size))
+  frames = [_num_frames(codec, int(n)) for n in train.lengths]
+  kept = np.concatenate([codes[i, :, :f].reshape(-1, codes.shape[-1])
+                         for i, f in enumerate(frames)])
+  counts = bitstream.fit_entropy_model(kept[None, :, None, :], c.rvq.codes).counts
+  return bitstream.EntropyModel(counts, examples=len(frames))
 
 
 MODES = {"reconstruct": reconstruct_mode, "encode": encode_mode, "decode": decode_mode}

@@ -21,6 +21,8 @@ import shutil
 
 from absl import logging
 
+from rvq_jax import bitstream
+from rvq_jax import codec
 from rvq_jax import data as data_lib
 from rvq_jax import errors
 from rvq_jax import files
@@ -77,6 +79,9 @@ def export(config, workdir: str, output: str | None, weights: bool = True,
   with files.new_folder(output, overwrite) as staging:
     checkpoints.write_weights(staging, state, metadata)
     _copy_record(workdir, staging)
+    if config.task == "vqvae":   # what the codec's bitstream is coded with
+      bitstream.save_entropy_model(staging, codec.fit_training_entropy_model(
+          codec.load_codec(config, staging)))
   path = output / checkpoints.WEIGHTS_FILE
   logging.info("Exported step %d of %s to %s (%.1f MB)", metadata["step"], workdir, path,
                path.stat().st_size / 1e6)

@@ -26,6 +26,7 @@ def atomic_write(path):
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
+    os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's 0600 would hide results from other users
     with os.fdopen(fd, "wb") as f:
       yield f
       f.flush()
@@ -35,6 +36,12 @@ def atomic_write(path):
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp)
     raise
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 def write_bytes(path, data: bytes) -> None:
@@ -69,6 +76,7 @@ def new_folder(path, overwrite: bool = False, flag: str = "--output"):
   path.parent.mkdir(parents=True, exist_ok=True)
   staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new"))
   try:
+    os.chmod(staging, 0o777 & ~_umask())
     yield staging
     if path.exists():
       old = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",

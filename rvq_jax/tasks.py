@@ -93,6 +93,7 @@ TASKS: dict[str, dict[str, Callable]] = {
         "reconstruct": _files(codec.reconstruct_mode),
         "encode": _files(codec.encode_mode),
         "decode": _files(codec.decode_mode),
+        "entropy_model": _to_output(codec.entropy_model_mode),
         "spectrogram_figure": _plain(spectrogram_figure.write_spectrogram_figure),
     },
     "prior": {
@@ -114,7 +115,7 @@ TASKS: dict[str, dict[str, Callable]] = {
         "export": _export,
     },
 }
-READ_MODES = ("evaluate", "export", "reconstruct", "encode", "decode", "sample")
+READ_MODES = ("evaluate", "export", "reconstruct", "encode", "decode", "sample", "entropy_model")
 TRAIN_MODES = ("train", "train_classifier")
 ALL_MODES = tuple(sorted({m for modes in TASKS.values() for m in modes}))
 

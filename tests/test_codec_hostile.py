@@ -89,10 +89,13 @@ def test_absurd_float_peaks_are_refused_and_loud_ones_warned(tmp_path, caplog):
 
 @pytest.fixture()
 def codes_file(model1, speech, tmp_path):
-  wav = tmp_path / "speech.wav"
-  data_lib.write_wav(wav, speech[:20_000], 8000)
-  config = config_dict.ConfigDict({"data": {"data_dir": None}, "codec": {"levels": 2}})
-  path = codec.encode_mode(config, str(MODEL), str(wav), str(tmp_path / "codes.npz"))
+  """A codes .npz of the first format (as --mode=encode wrote before the bitstream; decode still
+  reads it) of 2.5 s of speech at 2 levels, and its contents."""
+  samples = speech[:20_000]
+  path = tmp_path / "codes.npz"
+  np.savez_compressed(path, codes=codec.encode(model1, samples, 2).astype(np.uint16),
+                      num_samples=len(samples), sample_rate=8000,
+                      fingerprint=np.array(model1.fingerprint), format=1)
   return path, codec.read_codes(path)
 
 

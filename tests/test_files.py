@@ -1,6 +1,8 @@
 """Atomic writes (rvq_jax.files) and the WAV writer's refusal of non-finite audio."""
 
 import errno
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -52,3 +54,13 @@ def test_wav_round_trips_and_clips_beyond_full_scale(tmp_path):
   read, rate = sf.read(wav)
   assert rate == 8000
   np.testing.assert_allclose(read, np.clip(samples, -1, 1), atol=1 / 32767)
+
+
+def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
+  files.write_text(tmp_path / "a.json", "{}")
+  with files.new_folder(tmp_path / "out") as staging:
+    (staging / "b").write_text("x")
+  mask = os.umask(0)
+  os.umask(mask)
+  assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~mask
+  assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o777 & ~mask

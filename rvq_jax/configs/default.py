@@ -132,6 +132,7 @@ def get_config():
   config.codec.min_sample_rate = 4000
   config.codec.max_sample_rate = 192000
   config.codec.max_input_peak = 100.0
+  config.codec.max_decode_seconds = 10800.0   # a coded file declaring more audio is refused
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()
