@@ -1,0 +1,211 @@
+"""Rate-distortion of the project's codec beside the codecs people use (issue 32), on the official
+test split: Opus, Speex narrow-band, Codec2, G.711 mu-law and the RVQ-VAE at every level count,
+each through the same metric code (PESQ-nb, STOI, log-spectral distance, digit accuracy of the
+shipped judge classifier).
+
+COMMAND (from the repository root; installs nothing: `apt-get install opus-tools speex codec2 sox`
+first; a codec whose tools are missing is skipped with a message):
+  python benchmarks/rate_distortion.py --workdir=pretrained/model7 --out=runs/rate_distortion
+
+Bit rates are real: the coded payload's bytes over the clips' duration, the container left out
+for every codec alike (Ogg pages' headers and the first two header pages of Opus and Speex; the
+RVQ bitstream's 56-byte header), and beside it the whole files' rate. External codecs' outputs
+are aligned to the input by cross-correlation (their algorithmic delay) before scoring. Writes
+<out>/rate_distortion.json, <out>/rate_distortion.md (the table) and <out>/rate_distortion.png
+(PESQ-nb against kbit/s).
+"""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, ".")
+# pylint: disable=g-import-not-at-top
+from ml_collections import config_dict  # noqa: E402
+
+from rvq_jax import audio  # noqa: E402
+from rvq_jax import bitstream  # noqa: E402
+from rvq_jax import codec as codec_lib  # noqa: E402
+from rvq_jax import data as data_lib  # noqa: E402
+from rvq_jax.eval import judge  # noqa: E402
+from rvq_jax.eval import metrics  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", "pretrained/model7", "The RVQ-VAE codec's weights.")
+_OUT = flags.DEFINE_string("out", "runs/rate_distortion", "Folder for the table, JSON and plot.")
+_CLIPS = flags.DEFINE_integer("clips", None, "Score only the first n test clips (default: all).")
+_CLASSIFIER = flags.DEFINE_string("classifier_workdir", "pretrained/classifier", "The judge.")
+_OPUS = flags.DEFINE_list("opus_kbps", ["6", "8", "12", "16", "24"], "Opus target bit rates.")
+_SPEEX = flags.DEFINE_list("speex_quality", ["2", "4", "6", "8", "10"], "Speex qualities.")
+_CODEC2 = flags.DEFINE_list("codec2_modes", ["3200", "1200"], "Codec2 modes (bit/s).")
+
+RATE = 8000
+TOOLS = {"opus": ("opusenc", "opusdec"), "speex": ("speexenc", "speexdec"),
+         "codec2": ("c2enc", "c2dec"), "mu-law": ("sox",)}
+
+
+def _run(*args):
+  subprocess.run([str(a) for a in args], check=True, capture_output=True)
+
+
+def ogg_payload_bytes(path) -> int:
+  """Bytes of the packets of an Ogg stream after its two header pages (Opus and Speex put their
+  identification and comment headers there), page headers left out."""
+  data, total, page, pos = pathlib.Path(path).read_bytes(), 0, 0, 0
+  while pos < len(data):
+    if data[pos:pos + 4] != b"OggS":
+      raise ValueError(f"{path}: not an Ogg page at byte {pos}")
+    segments = data[pos + 26]
+    sizes = data[pos + 27:pos + 27 + segments]
+    if page >= 2:
+      total += sum(sizes)
+    pos += 27 + segments + sum(sizes)
+    page += 1
+  return total
+
+
+def align(reference: np.ndarray, decoded: np.ndarray, max_lag: int = 800) -> np.ndarray:
+  """`decoded` shifted by the lag (0..max_lag samples of codec delay) that best matches
+  `reference`, cut or zero-padded to its length."""
+  n = len(reference)
+  padded = np.concatenate([decoded, np.zeros(max_lag + n)])
+  lags = [float(np.dot(reference, padded[lag:lag + n])) for lag in range(max_lag + 1)]
+  lag = int(np.argmax(lags))
+  return padded[lag:lag + n].astype(np.float32)
+
+
+def external(kind: str, setting: str, pcm: np.ndarray, tmp: pathlib.Path):
+  """(decoded [n], payload bytes, file bytes) of one clip through an external codec."""
+  wav, raw = tmp / "in.wav", tmp / "in.raw"
+  sf.write(wav, pcm, RATE, subtype="PCM_16")
+  if kind == "opus":
+    coded = tmp / "c.opus"
+    _run("opusenc", "--quiet", "--bitrate", setting, "--framesize", "20", wav, coded)
+    _run("opusdec", "--quiet", "--rate", RATE, coded, tmp / "d.wav")
+    decoded, payload = sf.read(tmp / "d.wav", dtype="float32")[0], ogg_payload_bytes(coded)
+  elif kind == "speex":
+    coded = tmp / "c.spx"
+    _run("speexenc", "--narrowband", "--quality", setting, wav, coded)
+    _run("speexdec", coded, tmp / "d.wav")
+    decoded, payload = sf.read(tmp / "d.wav", dtype="float32")[0], ogg_payload_bytes(coded)
+  elif kind == "codec2":
+    coded = tmp / "c.bit"
+    sf.write(raw, pcm, RATE, subtype="PCM_16", format="RAW")
+    _run("c2enc", setting, raw, coded)
+    _run("c2dec", setting, coded, tmp / "d.raw")
+    decoded = sf.read(tmp / "d.raw", samplerate=RATE, channels=1, subtype="PCM_16",
+                      format="RAW", dtype="float32")[0]
+    payload = coded.stat().st_size
+  else:   # G.711 mu-law: 8 bits per sample
+    coded = tmp / "c.wav"
+    _run("sox", wav, "-e", "mu-law", "-b", "8", coded)
+    _run("sox", coded, "-e", "signed-integer", "-b", "16", tmp / "d.wav")
+    decoded, payload = sf.read(tmp / "d.wav", dtype="float32")[0], len(pcm)
+  if decoded.ndim > 1:
+    decoded = decoded[:, 0]
+  return align(pcm, decoded), payload, coded.stat().st_size
+
+
+def score(reference, decoded, lengths, classifier, audio_config, digits, scale: float) -> dict:
+  """The same metrics for every codec: PESQ-nb, STOI, LSD (dB) and the judge's digit accuracy
+  (on the decoded clips at the model's input scale, `scale` the training waveforms' std)."""
+  n = -(-max(len(x) for x in reference) // audio_config.hop_length) * audio_config.hop_length
+  ref = np.stack([np.pad(x, (0, n - len(x))) for x in reference])
+  est = np.stack([np.pad(x, (0, n - len(x))) for x in decoded])
+  pesq = metrics.pesq_nb(ref, est, lengths, RATE, 8.0)
+  stoi = metrics.stoi(ref, est, lengths, RATE)
+  lsd = float(np.mean(np.asarray(metrics.log_spectral_distance(
+      ref, est, audio_config.frame_length, audio_config.hop_length, np.asarray(lengths)))))
+  fixed = np.zeros((len(est), 8192), np.float32)
+  for i, x in enumerate(decoded):
+    fixed[i, :min(len(x), 8192)] = x[:8192]
+  specs = audio.to_spectrogram(fixed / scale, audio_config)
+  heard = np.asarray(classifier.predict(specs, audio_config)[0]).argmax(-1)
+  return {"pesq_nb": pesq["per_file_mean"], "pesq_files": pesq["files_scored"],
+          "stoi": stoi["per_file_mean"], "lsd_db": lsd,
+          "digit_accuracy": float((heard == digits).mean())}
+
+
+def main(argv):
+  del argv
+  out = pathlib.Path(_OUT.value)
+  out.mkdir(parents=True, exist_ok=True)
+  codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
+                               _WORKDIR.value)
+  model = codec_lib.entropy_model(codec, _WORKDIR.value)
+  test = data_lib.load_dataset(codec.config.data)["test"]
+  count = _CLIPS.value or len(test)
+  clips = [np.asarray(test.waveforms[i][:test.lengths[i]]) * codec.scale for i in range(count)]
+  lengths, digits = [len(c) for c in clips], np.asarray(test.digits[:count])
+  seconds = sum(lengths) / RATE
+  classifier = judge.load_classifier(_CLASSIFIER.value)
+  settings = ([("opus", b) for b in _OPUS.value] + [("speex", q) for q in _SPEEX.value]
+              + [("codec2", m) for m in _CODEC2.value] + [("mu-law", "64")]
+              + [("rvq", str(levels)) for levels in range(1, codec.config.rvq.levels + 1)])
+  # RVQ codes of the first l levels do not depend on how many more are computed: code once.
+  all_codes = [codec_lib.encode(codec, pcm, codec.config.rvq.levels) for pcm in clips]
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    tmp = pathlib.Path(tmp)
+    for kind, setting in settings:
+      if kind != "rvq" and not all(shutil.which(t) for t in TOOLS[kind]):
+        print(f"skipped {kind}: {' and '.join(TOOLS[kind])} not found (apt-get install "
+              f"{ {'opus': 'opus-tools', 'mu-law': 'sox'}.get(kind, kind)}).", flush=True)
+        continue
+      decoded, payload, files = [], 0, 0
+      for pcm, full_codes in zip(clips, all_codes):
+        if kind == "rvq":
+          codes = full_codes[..., :int(setting)]
+          data = bitstream.pack(codes, len(pcm), RATE, codec.fingerprint, model)
+          decoded.append(codec_lib.decode(codec, codes, len(pcm)))
+          payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
+        else:
+          d, p, f = external(kind, setting, pcm, tmp)
+          decoded.append(d)
+          payload, files = payload + p, files + f
+      row = {"codec": kind, "setting": setting, "kbps": 8 * payload / seconds / 1000,
+             "file_kbps": 8 * files / seconds / 1000,
+             **score(clips, decoded, lengths, classifier, codec.config.audio, digits,
+                     codec.scale)}
+      rows.append(row)
+      print(f"| {kind} {setting} | {row['kbps']:.2f} | {row['file_kbps']:.2f} | "
+            f"{row['pesq_nb']:.2f} | {row['stoi']:.3f} | {row['lsd_db']:.2f} | "
+            f"{row['digit_accuracy']:.3f} |", flush=True)
+  write_outputs(out, rows, count, seconds)
+
+
+def write_outputs(out: pathlib.Path, rows, count: int, seconds: float) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  (out / "rate_distortion.json").write_text(json.dumps(
+      {"clips": count, "seconds": seconds, "workdir": _WORKDIR.value, "rows": rows}, indent=2))
+  lines = [f"{count} test clips, {seconds:.0f} s. kbit/s: coded payload over duration "
+           "(containers and headers left out); file: whole files.", "",
+           "| codec | kbit/s | file kbit/s | PESQ-nb | STOI | LSD (dB) | digit accuracy |",
+           "|---|---|---|---|---|---|---|"]
+  lines += [f"| {r['codec']} {r['setting']} | {r['kbps']:.2f} | {r['file_kbps']:.2f} | "
+            f"{r['pesq_nb']:.2f} | {r['stoi']:.3f} | {r['lsd_db']:.2f} | "
+            f"{r['digit_accuracy']:.3f} |" for r in rows]
+  (out / "rate_distortion.md").write_text("\n".join(lines) + "\n")
+  fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+  for kind in dict.fromkeys(r["codec"] for r in rows):
+    points = sorted((r["kbps"], r["pesq_nb"]) for r in rows if r["codec"] == kind)
+    ax.plot(*zip(*points), "o-", label=kind if kind != "rvq" else f"RVQ-VAE ({_WORKDIR.value})")
+  ax.set_xscale("log")
+  ax.set_xlabel("kbit/s (coded payload over duration)")
+  ax.set_ylabel("PESQ-nb")
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend()
+  fig.savefig(out / "rate_distortion.png", dpi=120)
+
+
+if __name__ == "__main__":
+  app.run(main)
