@@ -304,3 +304,23 @@ def test_the_kept_sections_of_the_results_page_are_up_to_date(tmp_path):
           "model7", "targets", "listening", "claims", "ablation", "prior"]
   fresh = results.write_results(roots, out, sections=kept).read_text()
   assert fresh.splitlines() == page.splitlines()
+
+
+def test_the_anchor_section_shows_its_record_beside_the_shipped_flow():
+  """docs/ablation/prior_anchor (the autoregressive anchor's record) renders with its likelihood,
+  one ceiling table and target table per scored temperature, and the comparison with the
+  shipped flow, every number read from the two prior_eval.json files."""
+  lines = prior_sections.anchor_section([REPO / "pretrained", REPO / "docs" / "ablation"])
+  anchor = json.loads((REPO / "docs" / "ablation" / prior_sections.ANCHOR /
+                       "prior_eval.json").read_text())
+  flow = json.loads((REPO / "pretrained" / "prior" / "prior_eval.json").read_text())
+  text = "\n".join(lines)
+  assert lines[0] == "### Autoregressive anchor"
+  assert f"validation {anchor['bits_per_code']['validation']:.3f}" in text
+  for row in anchor["samples"]:
+    assert f"At T={row['temperature']} ({row['examples']} samples" in text
+    second = row["by_scorer"]["second"]
+    assert f"| anchor | T={row['temperature']} | {second['frechet_distance_matched']:.1f} (" in text
+  shipped = prior_sections.shipped_setting(flow)["by_scorer"]["judge"]
+  assert (f"| judge | flow (shipped prior) | T={flow['sampling']['temperature']} | "
+          f"{shipped['frechet_distance_matched']:.1f} (") in text

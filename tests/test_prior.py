@@ -19,6 +19,7 @@ from rvq_jax import tasks
 from rvq_jax.configs import realnvp as realnvp_config
 from rvq_jax.eval import prior_sections
 from rvq_jax.eval import results as results_page
+from rvq_jax.models import realnvp
 from rvq_jax.train import parallel as parallel_lib
 from rvq_jax.train import prior
 from rvq_jax.train import prior_steps
@@ -102,6 +103,7 @@ def test_prior_step_pmap_and_sharded_equal_one_device():
   config = realnvp_config.get_config()
   config.prior.hidden, config.prior.res_blocks = 8, 1
   config.prior.label_conditioning = True   # the digit in the couplings too: every path sees it
+  config.prior.label_dropout = 0.3         # and dropped labels (classifier-free guidance)
   config.optim.warmup_steps = 2
   shape = (8, 8, 4)
   state0, batches = _toy_state_and_batches(config, shape)
@@ -115,6 +117,11 @@ def test_prior_step_pmap_and_sharded_equal_one_device():
       state, metrics = step(state, parallel.shard_batch(b))
     assert np.isfinite(float(metrics["bits_per_dim"]))
     results[mode] = state
+  # Dropped labels train the "no digit" row of the class base (drawn for the global batch,
+  # so every mode drops the same ones).
+  null = realnvp.NULL_LABEL
+  loc0, loc = (s.params["params"]["class_loc"][null] for s in (state0, results["jit"]))
+  assert float(jnp.abs(loc - loc0).max()) > 0
   for mode in ("pmap", "sharded"):
     assert int(results[mode].step) == 5
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
@@ -253,6 +260,10 @@ def test_bad_prior_configs_fail_before_compiling(tmp_path):
       (lambda c: c.update({"prior": dict(base="gaussian"), "sample": dict(digit=7)}),
        "sample.digit needs a conditional prior"),
       (lambda c: setattr(c.train, "batch_size", 12), "train.batch_size=12 is not divisible"),
+      (lambda c: setattr(c.sample, "guidance", 1.0), "needs a flow trained with prior.label_drop"),
+      (lambda c: c.update({"prior": dict(base="gaussian", label_dropout=0.1)}),
+       "label_dropout > 0 .* needs a conditional prior"),
+      (lambda c: c.update({"prior": dict(label_dropout=1.0)}), "label_dropout=1.0 must be in"),
   ]
   for mutate, message in cases:
     config = realnvp_config.get_config()

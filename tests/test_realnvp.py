@@ -262,3 +262,45 @@ def test_label_conditioned_flow_is_exact_per_digit_and_its_density_uses_the_digi
   assert float(jnp.abs(latents[3] - latents[7]).max()) > 1e-2
   with pytest.raises(ValueError, match="needs the labels"):
     model.apply(params, x, method=realnvp.FlowPrior.forward_and_log_det)
+
+
+def test_guided_couplings_mix_the_conditional_and_unconditional_outputs_and_stay_exact():
+  """Classifier-free guidance w: each coupling's shift and log-scale are (1 + w) f(x, digit) -
+  w f(x, no digit), computed here from the unguided coupling with the same parameters; the
+  guided coupling is still an exact bijection."""
+  shape, w = (4, 4, 2), 2.5
+  mask = realnvp.checkerboard_mask(shape, 0)
+  plain = realnvp.AffineCoupling(mask, 6, 1, 3, "tanh", null_class=True)
+  guided = realnvp.AffineCoupling(mask, 6, 1, 3, "tanh", null_class=True, guidance=w)
+  x = _x(shape, batch=3, seed=7)
+  masked = jnp.where(mask, x, 0.0)
+  labels = jnp.array([1, 4, 9])
+  params = _perturbed(plain.init(jax.random.key(0), masked, labels,
+                                 method=realnvp.AffineCoupling._conditioner), seed=8, scale=0.3)
+  cond = plain.apply(params, masked, labels, method=realnvp.AffineCoupling._conditioner)
+  uncond = plain.apply(params, masked, jnp.full(3, realnvp.NULL_LABEL),
+                       method=realnvp.AffineCoupling._conditioner)
+  got = guided.apply(params, masked, labels, method=realnvp.AffineCoupling._conditioner)
+  for g, c, u in zip(got, cond, uncond):
+    np.testing.assert_allclose(g, (1 + w) * c - w * u, rtol=1e-12, atol=1e-12)
+  assert float(jnp.abs(got[0] - cond[0]).max()) > 1e-3       # guidance changes something
+
+  def round_trip(module, x, labels):
+    bijector = module(labels)
+    return bijector.inverse(bijector.forward(x))
+  np.testing.assert_allclose(guided.apply(params, x, labels, method=round_trip), x, atol=1e-12)
+
+
+def test_guided_class_base_extrapolates_away_from_the_unconditional_mean():
+  shape, w = (4, 4, 2), 1.5
+  config = _prior_config(num_scales=1, final_couplings=1, label_dropout=0.2)
+  model = realnvp.make_prior(config, shape)
+  x, labels = _x(shape, batch=2), jnp.array([3, 6])
+  params = _perturbed(model.init(jax.random.key(0), x, labels, method=realnvp.FlowPrior.log_prob),
+                      seed=1, scale=0.5)
+  loc = params["params"]["class_loc"]
+  assert loc.shape == (realnvp.NUM_CLASSES + 1,) + shape       # a "no digit" row
+  guided = realnvp.make_prior(config, shape, guidance=w)
+  base = guided.apply(params, labels, method=realnvp.FlowPrior.base_distribution)
+  np.testing.assert_allclose(base.distribution.loc,
+                             loc[labels] + w * (loc[labels] - loc[realnvp.NULL_LABEL]), rtol=1e-12)

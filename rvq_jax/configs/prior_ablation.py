@@ -51,6 +51,10 @@ ROWS = {
                    chain(_steps(3000), set_fields("target", noise_augmentation=0.1))),
     "wide64x2_3k": ("capacity: conditioner width 64 with 2 residual blocks (not 32 with 1), 3,000 "
                     "steps", chain(_steps(3000), set_fields("prior", hidden=64, res_blocks=2))),
+    "cfg_3k": ("classifier-free guidance: the digit in every coupling, dropped from 10% of the "
+               "training labels; sampled at guidance 0, 1 and 3; 3,000 steps",
+               chain(_steps(3000), set_fields("prior", label_conditioning=True, label_dropout=0.1),
+                     set_fields("sample", guidances=(0.0, 1.0, 3.0)))),
 }
 WORKDIR_PREFIX = "prior_"   # runs/prior_<row>, docs/ablation/prior_<row>
 

@@ -88,6 +88,9 @@ def get_config():
   config.prior.mixture_components = 4       # 'mixture' base: Gaussians per dimension
   # The digit (one-hot) as an input to every coupling's conditioner, not only to the base.
   config.prior.label_conditioning = False
+  # Classifier-free guidance (Ho & Salimans, 2022): in training, each label is replaced by "no
+  # digit" with this probability, so the same flow also learns the unconditional density; 0: off.
+  config.prior.label_dropout = 0.0
 
   # ---- optimisation (steps.make_optimizer: Adam, warm-up, clipping) ----
   config.optim = config_dict.ConfigDict()
@@ -117,6 +120,10 @@ def get_config():
   # flow's own density (sigma: the augmentation noise per channel), as TarFlow denoises.
   config.sample.denoise = True
   config.sample.digit = config_dict.placeholder(int)  # class-conditional: speak this digit
+  # Classifier-free guidance weight w of the WAVs and --mode=sample (needs prior.label_dropout >
+  # 0): the couplings' outputs and the class base's mean become (1 + w) cond - w uncond.
+  config.sample.guidance = 0.0
+  config.sample.guidances = (0.0,)          # scored guidance weights (x temperatures x snap)
   config.sample.temperatures = (1.0, 0.7, 0.5)  # scored settings: temperatures x snap_settings
   config.sample.snap_settings = (False, True)
   config.sample.num_figures = 4             # Figure 3: a sampled latent beside its spectrogram

@@ -15,6 +15,7 @@ all of this, so the real test latents decoded the same way ("decoded test target
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import pathlib
 
@@ -81,10 +82,12 @@ def make_denoiser(config, shape):
   return denoise
 
 
-def make_sampler(config, shape):
-  """`sample(state, rng, labels [B], temperature) -> targets [B, h, w, C]` (jitted), denoised by
-  `make_denoiser` when the flow was trained with noise augmentation and `sample.denoise`."""
-  model = prior_steps.make_model(config, shape)
+def make_sampler(config, shape, guidance: float | None = None):
+  """`sample(state, rng, labels [B], temperature) -> targets [B, h, w, C]` (jitted), guided by
+  `guidance` (default: sample.guidance; realnvp.FlowPrior), denoised by `make_denoiser` when the
+  flow was trained with noise augmentation and `sample.denoise`."""
+  guidance = config.sample.get("guidance", 0.0) if guidance is None else guidance
+  model = prior_steps.make_model(config, shape, guidance)
   denoise = make_denoiser(config, shape)
 
   @jax.jit
@@ -358,6 +361,7 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
       "prior": config.prior.to_dict(),
       # The setting of the WAVs and figures written, and of --mode=sample with the same config.
       "sampling": {"temperature": float(config.sample.temperature), "snap": config.sample.snap,
+                   "guidance": float(config.sample.get("guidance", 0.0)),
                    "denoise": bool(config.sample.denoise and config.target.noise_augmentation > 0)},
       # Upper bound on the entropy of the grid-snapped latents, bits per dimension.
       "bits_per_dim": bpd,
@@ -378,19 +382,23 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
   }
   labels = sample_labels(config, config.sample.num_samples)
   requested = labels if realnvp.is_conditional(config.prior) else None
-  sample_fn = make_sampler(config, targets.shape)
-  for temperature in config.sample.temperatures:
-    for snap in config.sample.snap_settings:
+  shown = (config.sample.temperature, config.sample.snap, config.sample.get("guidance", 0.0))
+  for guidance in config.sample.get("guidances", (0.0,)):
+    sample_fn = make_sampler(config, targets.shape, guidance)
+    for temperature, snap in itertools.product(config.sample.temperatures,
+                                               config.sample.snap_settings):
       latents, specs = draw_samples(config, state, sample_fn, decode, labels, temperature, snap)
       row = {"temperature": float(temperature), "snap": snap}
+      if guidance:
+        row["guidance"] = float(guidance)
       measured = scorer.measure(specs)
       row.update(scorer.score(requested=requested, measured=measured))
       result["samples"].append(row)
-      logging.info("samples T=%.2f snap=%s: IS %.3f, FD %.1f%s", temperature, snap,
-                   row["inception_score"], row["frechet_distance"],
+      logging.info("samples T=%.2f snap=%s guidance=%g: IS %.3f, FD %.1f%s", temperature, snap,
+                   guidance, row["inception_score"], row["frechet_distance"],
                    f", requested digit {row['requested_digit_accuracy']:.3f}" if requested is not None
                    else "")
-      if temperature == config.sample.temperature and snap == config.sample.snap:
+      if (temperature, snap, guidance) == shown:
         write_samples(config, workdir, run, latents, specs, labels,
                       measured["judge"][0].argmax(-1))
   if jax.process_index() == 0:

@@ -49,7 +49,8 @@ def shipped_setting(result: dict) -> dict | None:
   before it was recorded."""
   sampling = result.get("sampling")
   return next((r for r in result["samples"] if sampling and r["temperature"] ==
-               sampling["temperature"] and r["snap"] == sampling["snap"]), None)
+               sampling["temperature"] and r["snap"] == sampling["snap"]
+               and r.get("guidance", 0.0) == sampling.get("guidance", 0.0)), None)
 
 
 def prior_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
@@ -324,7 +325,8 @@ def prior_ablation_section(roots: list[pathlib.Path]) -> list[str]:
     for i, row in enumerate(result["samples"]):   # the run's name, change and bound once
       first = (f"{name} | `{page.changed_fields(workdir, base)}` | {result['step']} | "
                f"{result['bits_per_dim']['test']:.3f}" if i == 0 else " | | | ")
-      lines.append(f"| {first} | {row['temperature']} | {'yes' if row['snap'] else 'no'} | "
+      guided = f", guidance {row['guidance']:g}" if row.get("guidance") else ""
+      lines.append(f"| {first} | {row['temperature']}{guided} | {'yes' if row['snap'] else 'no'} | "
                    f"{_sample_cells(row)} | {_second_scorer_cell(result, row)} |")
   return lines + [""]
 
@@ -345,7 +347,8 @@ def _second_scorer_cell(result: dict, row: dict) -> str:
 
 
 def _setting_name(row: dict) -> str:
-  return f"T={row['temperature']}" + (", snapped" if row.get("snap") else "")
+  return (f"T={row['temperature']}" + (", snapped" if row.get("snap") else "")
+          + (f", guidance {row['guidance']:g}" if row.get("guidance") else ""))
 
 
 def anchor_comparison_rows(flow: dict, anchor: dict) -> list[str]:

@@ -31,6 +31,9 @@ import numpy as np
 from rvq_jax.models import conv_kernels
 
 NUM_CLASSES = 10
+# Classifier-free guidance (Ho & Salimans, 2022): with `null_class`, label NULL_LABEL means "no
+# digit" (trained by dropping labels: prior.label_dropout), the flow's unconditional density.
+NULL_LABEL = NUM_CLASSES
 # Glow's coupling scale is sigmoid(h + 2); dividing by sigmoid(2) makes h = 0 the identity.
 _GLOW_SCALE_OFFSET = 2.0
 # ActNorm's data-dependent init leaves channels with a smaller std than this unscaled.
@@ -150,15 +153,21 @@ class AffineCoupling(nn.Module):
 
   The conditioner sees the masked input plus the mask as an extra channel (Distrax passes only
   `where(mask, x, 0)`, which cannot tell a masked-out entry from a zero) and, with
-  `label_conditioning`, the digit as ten one-hot channels. The log-scale is bounded:
-  'tanh': learned per-channel multiplier x tanh(h) (Real NVP's code); 'sigmoid': log of
-  sigmoid(h + 2) / sigmoid(2) (Glow's, shifted so that h = 0 is the identity).
+  `label_conditioning`, the digit as one-hot channels (ten, or eleven with `null_class`: the
+  last one "no digit"). The log-scale is bounded: 'tanh': learned per-channel multiplier x
+  tanh(h) (Real NVP's code); 'sigmoid': log of sigmoid(h + 2) / sigmoid(2) (Glow's, shifted so
+  that h = 0 is the identity).
+
+  With `guidance` w != 0 (sampling only; the density is then no longer normalised), the shift
+  and log-scale are classifier-free guided: (1 + w) f(x, digit) - w f(x, no digit).
   """
   mask: np.ndarray            # bool [H, W, C]
   hidden: int
   num_blocks: int
   kernel_size: int
   log_scale_form: str
+  null_class: bool = False
+  guidance: float = 0.0
 
   def setup(self):
     channels = self.mask.shape[-1]
@@ -167,15 +176,24 @@ class AffineCoupling(nn.Module):
       self.tanh_scale = self.param("tanh_scale", nn.initializers.ones, (channels,))
 
   def _conditioner(self, masked_x, labels=None):
+    if labels is None or self.guidance == 0:
+      return self._shift_and_log_scale(masked_x, labels)
+    conditional = self._shift_and_log_scale(masked_x, labels)
+    unconditional = self._shift_and_log_scale(masked_x, jnp.full_like(labels, NULL_LABEL))
+    return tuple((1 + self.guidance) * c - self.guidance * u
+                 for c, u in zip(conditional, unconditional))
+
+  def _shift_and_log_scale(self, masked_x, labels=None):
     mask_channel = jnp.broadcast_to(jnp.asarray(self.mask[..., :1], masked_x.dtype),
                                     masked_x.shape[:-1] + (1,))
     if not np.all(self.mask == self.mask[..., :1]):   # channel mask: the channel is all ones
       mask_channel = jnp.ones_like(mask_channel)
     inputs = [masked_x, mask_channel]
-    if labels is not None:   # [B] digits -> [B, H, W, 10], the same at every position
-      one_hot = jax.nn.one_hot(labels, NUM_CLASSES, dtype=masked_x.dtype)
+    if labels is not None:   # [B] digits -> [B, H, W, classes], the same at every position
+      classes = NUM_CLASSES + int(self.null_class)
+      one_hot = jax.nn.one_hot(labels, classes, dtype=masked_x.dtype)
       inputs.append(jnp.broadcast_to(one_hot[:, None, None, :],
-                                     masked_x.shape[:-1] + (NUM_CLASSES,)))
+                                     masked_x.shape[:-1] + (classes,)))
     shift, raw = jnp.split(self.net(jnp.concatenate(inputs, -1)), 2, axis=-1)
     if self.log_scale_form == "tanh":
       log_scale = self.tanh_scale * jnp.tanh(raw)
@@ -200,10 +218,12 @@ class FlowStep(nn.Module):
   log_scale_form: str
   actnorm: bool
   invertible_1x1: bool
+  null_class: bool = False
+  guidance: float = 0.0
 
   def setup(self):
     self.coupling = AffineCoupling(self.mask, self.hidden, self.num_blocks, self.kernel_size,
-                                   self.log_scale_form)
+                                   self.log_scale_form, self.null_class, self.guidance)
     if self.actnorm:
       self.norm = ActNormParams()
     if self.invertible_1x1:
@@ -237,6 +257,10 @@ class FlowPrior(nn.Module):
       'class_conditional' (one learned mean and log-scale image per digit).
     label_conditioning: every coupling's conditioner also sees the digit (one-hot channels), so
       the whole flow, not only the base, depends on the label.
+    null_class: labels may be NULL_LABEL ("no digit", for classifier-free guidance): one more
+      one-hot channel and, for the class base, one more mean and scale image.
+    guidance: classifier-free guidance weight w of `sample` (0: none): the couplings' shift and
+      log-scale and the class base's mean become (1 + w) x conditional - w x unconditional.
   """
   shape: tuple[int, int, int]
   num_scales: int
@@ -252,6 +276,8 @@ class FlowPrior(nn.Module):
   base: str
   mixture_components: int
   label_conditioning: bool = False
+  null_class: bool = False
+  guidance: float = 0.0
 
   def setup(self):
     steps, (h, w, c) = [], self.shape
@@ -259,7 +285,8 @@ class FlowPrior(nn.Module):
       last = scale == self.num_scales - 1
       kw = dict(hidden=self.hidden, num_blocks=self.num_blocks, kernel_size=self.kernel_size,
                 log_scale_form=self.log_scale_form, actnorm=self.actnorm,
-                invertible_1x1=self.invertible_1x1)
+                invertible_1x1=self.invertible_1x1, null_class=self.null_class,
+                guidance=self.guidance)
       board = [FlowStep(checkerboard_mask((h, w, c), i % 2), **kw)
                for i in range(self.final if last else self.checkerboard)]
       chan = [] if last else [FlowStep(channel_mask((h // 2, w // 2, 4 * c), i % 2), **kw)
@@ -274,9 +301,10 @@ class FlowPrior(nn.Module):
           jnp.linspace(-1.0, 1.0, m), s), self.shape + (m,))
       self.mix_log_scale = self.param("mix_log_scale", nn.initializers.zeros, self.shape + (m,))
     elif self.base == "class_conditional":
-      self.class_loc = self.param("class_loc", nn.initializers.zeros, (NUM_CLASSES,) + self.shape)
+      classes = NUM_CLASSES + int(self.null_class)
+      self.class_loc = self.param("class_loc", nn.initializers.zeros, (classes,) + self.shape)
       self.class_log_scale = self.param("class_log_scale", nn.initializers.zeros,
-                                        (NUM_CLASSES,) + self.shape)
+                                        (classes,) + self.shape)
 
   def data_to_latent(self, mean=None, std=None, labels=None) -> distrax.Bijector:
     """The normalising bijector [B, H, W, C] -> [B, H, W, C]; with `mean`, `std` [C], a fixed
@@ -310,8 +338,10 @@ class FlowPrior(nn.Module):
           distrax.Normal(jnp.broadcast_to(self.mix_loc, full + (self.mixture_components,)),
                          temperature * jnp.exp(self.mix_log_scale)))
     elif self.base == "class_conditional":
-      dist = distrax.Normal(self.class_loc[labels], temperature * jnp.exp(
-          self.class_log_scale[labels]))
+      loc = self.class_loc[labels]
+      if self.guidance:
+        loc = loc + self.guidance * (loc - self.class_loc[NULL_LABEL])
+      dist = distrax.Normal(loc, temperature * jnp.exp(self.class_log_scale[labels]))
     else:
       raise ValueError(f"Unknown prior.base {self.base!r}")
     return distrax.Independent(dist, reinterpreted_batch_ndims=3)
@@ -338,8 +368,9 @@ class FlowPrior(nn.Module):
     return self.data_to_latent(mean, std, labels).inverse(z)
 
 
-def make_prior(prior_config, shape: tuple[int, int, int]) -> FlowPrior:
-  """FlowPrior from `config.prior` for targets of `shape` (H, W, C)."""
+def make_prior(prior_config, shape: tuple[int, int, int], guidance: float = 0.0) -> FlowPrior:
+  """FlowPrior from `config.prior` for targets of `shape` (H, W, C); `guidance`: the
+  classifier-free guidance weight its `sample` uses (the parameters do not depend on it)."""
   p = prior_config
   return FlowPrior(shape=tuple(int(s) for s in shape), num_scales=p.num_scales,
                    checkerboard=p.checkerboard_couplings, channel=p.channel_couplings,
@@ -347,7 +378,8 @@ def make_prior(prior_config, shape: tuple[int, int, int]) -> FlowPrior:
                    kernel_size=p.kernel_size, log_scale_form=p.log_scale, actnorm=p.actnorm,
                    invertible_1x1=p.invertible_1x1, base=p.base,
                    mixture_components=p.mixture_components,
-                   label_conditioning=p.label_conditioning)
+                   label_conditioning=p.label_conditioning,
+                   null_class=p.get("label_dropout", 0.0) > 0, guidance=guidance)
 
 
 def is_conditional(prior_config) -> bool:

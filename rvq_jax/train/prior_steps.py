@@ -40,8 +40,8 @@ class PriorState:
   rng: jax.Array
 
 
-def make_model(config, shape) -> realnvp.FlowPrior:
-  return realnvp.make_prior(config.prior, shape)
+def make_model(config, shape, guidance: float = 0.0) -> realnvp.FlowPrior:
+  return realnvp.make_prior(config.prior, shape, guidance)
 
 
 def create_prior_state(config, rng: jax.Array, stats: dict, first_batch) -> PriorState:
@@ -71,8 +71,9 @@ def train_loss_key(config) -> str:
 def make_prior_train_step(config, shape, axis_name: str | None = None):
   """Returns the pure `prior_train_step(state, (targets, labels)) -> (state, metrics)`.
 
-  targets: float32 [B, H, W, C] grid-snapped (B local under pmap), labels int32 [B]. Loss: mean
-  bits/dim of the dequantized batch (`train_loss_key`). The noise is drawn for the global batch
+  targets: float32 [B, H, W, C] grid-snapped (B local under pmap), labels int32 [B] (each
+  replaced by realnvp.NULL_LABEL with probability prior.label_dropout). Loss: mean bits/dim of
+  the dequantized batch (`train_loss_key`). The noise is drawn for the global batch
   and sliced, so pmap, sharded and single-device runs of the same global batch take the same
   step. metrics: the loss, 'grad_norm', 'finite'.
   """
@@ -96,6 +97,11 @@ def make_prior_train_step(config, shape, axis_name: str | None = None):
     noise = prior_targets.training_noise(config, rngs.step_key(state.rng, state.step, rngs.NOISE),
                                          (local * shards,) + targets.shape[1:], state.stats)
     x = targets + lax.dynamic_slice_in_dim(noise, shard * local, local)
+    if config.prior.label_dropout > 0:   # classifier-free guidance: some labels become "none"
+      dropped = jax.random.bernoulli(rngs.step_key(state.rng, state.step, rngs.DROPOUT),
+                                     config.prior.label_dropout, (local * shards,))
+      labels = jnp.where(lax.dynamic_slice_in_dim(dropped, shard * local, local),
+                         realnvp.NULL_LABEL, labels)
     loss, grads = jax.value_and_grad(loss_fn)(state.params, x, labels, state.stats)
     if axis_name is not None:
       loss, grads = lax.pmean((loss, grads), axis_name)

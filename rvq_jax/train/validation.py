@@ -20,6 +20,7 @@ from rvq_jax.train import parallel
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 MAX_TEMPERATURE = 2.0   # sample.temperature(s): in (0, MAX_TEMPERATURE]
+MAX_GUIDANCE = 10.0     # sample.guidance(s): in [0, MAX_GUIDANCE]
 INITS = ("uniform", "glorot_normal", "kmeans")
 TARGET_KINDS = ("quantized", "continuous")
 PREPROCESS = ("standardize", "none")
@@ -201,6 +202,10 @@ def prior_checks(config) -> list:
        f"prior.log_scale={p.log_scale!r} is unknown; choose one of {LOG_SCALES}."),
       (p.num_scales >= 1, f"prior.num_scales={p.num_scales} must be at least 1."),
       (p.hidden >= 1 and p.res_blocks >= 0, "prior.hidden must be >= 1, prior.res_blocks >= 0."),
+      (0 <= p.label_dropout < 1, f"prior.label_dropout={p.label_dropout} must be in [0, 1)."),
+      (p.label_dropout == 0 or realnvp.is_conditional(p),
+       "prior.label_dropout > 0 (classifier-free guidance) needs a conditional prior: "
+       "prior.label_conditioning=True or prior.base='class_conditional'."),
   ]
 
 
@@ -230,6 +235,13 @@ def sample_checks(config) -> list:
        f"be in (0, {MAX_TEMPERATURE:g}] (1: the model's own distribution; above 2 a flow's base "
        "and a softmax are near noise; NaN and infinity are refused)."),
       (s.num_samples >= 1, "sample.num_samples must be positive."),
+      (all(0 <= w <= MAX_GUIDANCE for w in tuple(s.get("guidances", ())) + (s.get("guidance",
+                                                                                  0.0),)),
+       f"sample.guidance and sample.guidances must be in [0, {MAX_GUIDANCE:g}]."),
+      (not any(tuple(s.get("guidances", ())) + (s.get("guidance", 0.0),)) or "prior" not in config
+       or config.prior.label_dropout > 0,
+       "sample.guidance > 0 needs a flow trained with prior.label_dropout > 0 (it learns the "
+       "unconditional density that guidance subtracts)."),
       (s.digit is None or 0 <= s.digit <= 9,
        f"sample.digit={s.digit} must be a digit 0..9 (or unset)."),
       (s.digit is None or "prior" not in config or realnvp.is_conditional(config.prior),
