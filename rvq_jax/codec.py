@@ -34,12 +34,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import scipy.signal
+import tqdm
 
 from rvq_jax import audio
 from rvq_jax import bitstream
 from rvq_jax import data as data_lib
 from rvq_jax import errors
 from rvq_jax import files
+from rvq_jax import run_config
 from rvq_jax.models import vqvae
 from rvq_jax.train import vqvae as vqvae_train
 
@@ -281,54 +283,107 @@ def reconstruct(codec: Codec, samples: np.ndarray, levels: int, codec_config=Non
   return np.concatenate(pieces)[:len(samples)] * codec.scale
 
 
-def _output_path(output, input_path) -> pathlib.Path:
+INPUT_SUFFIXES = {"reconstruct": (".wav",), "encode": (".wav",), "decode": (".rvqc", ".npz")}
+OUTPUT_SUFFIX = {"reconstruct": ".wav", "encode": ".rvqc", "decode": ".wav"}
+
+
+def file_pairs(mode: str, input_path, output) -> list[tuple[pathlib.Path, pathlib.Path]]:
+  """(input, output) paths of a codec mode: one file to one file, or a folder to a folder with
+  every input file inside it (`INPUT_SUFFIXES`, in sorted order, subfolders too) mirrored under
+  the same relative name with the mode's suffix. ConfigError when --input or --output is
+  missing, an output would replace an input, or the folder holds no input."""
+  if not input_path:
+    raise errors.ConfigError("--input is required for this mode (a file, or a folder of them).")
   if not output:
     raise errors.ConfigError("--output is required for this mode (where to write the result).")
-  output = pathlib.Path(output)
-  if output.exists() and input_path.exists() and output.resolve() == input_path.resolve():
-    raise errors.ConfigError(f"--output={output} is the input file; choose another path so the "
-                             "input is kept.")
-  output.parent.mkdir(parents=True, exist_ok=True)
-  return output
+  source, target = pathlib.Path(input_path), pathlib.Path(output)
+  if source.is_dir():
+    inputs = sorted(p for p in source.rglob("*") if p.is_file()
+                    and p.suffix.lower() in INPUT_SUFFIXES[mode])
+    if not inputs:
+      raise errors.ConfigError(f"--input={source} holds no {' or '.join(INPUT_SUFFIXES[mode])} "
+                               "files.")
+    if target.exists() and not target.is_dir():
+      raise errors.ConfigError(f"--output={target} is a file; a folder --input needs a folder.")
+    pairs = [(p, (target / p.relative_to(source)).with_suffix(OUTPUT_SUFFIX[mode]))
+             for p in inputs]
+  else:
+    pairs = [(source, target)]
+  for src, out in pairs:
+    if out.exists() and src.exists() and out.resolve() == src.resolve():
+      raise errors.ConfigError(f"--output would replace the input {src}; choose another path so "
+                               "the input is kept.")
+  return pairs
 
 
-def _inputs(input_path) -> pathlib.Path:
-  if not input_path:
-    raise errors.ConfigError("--input is required for this mode (the file to read).")
-  return pathlib.Path(input_path)
+def reconstruct_file(codec: Codec, source, out, levels: int, settings) -> None:
+  """One WAV through the codec, written at the model's sample rate."""
+  samples = read_audio(source, codec.sample_rate, settings)
+  data_lib.write_wav(out, reconstruct(codec, samples, levels, settings), codec.sample_rate)
+  logging.debug("%s -> %s (%.2f s, %d levels)", source, out, len(samples) / codec.sample_rate,
+                levels)
+
+
+def encode_file(codec: Codec, source, out, levels: int, settings, model) -> tuple[int, int]:
+  """One WAV to a bitstream (`rvq_jax.bitstream`); returns (file bytes, samples)."""
+  samples = read_audio(source, codec.sample_rate, settings)
+  codes = encode(codec, samples, levels, settings)
+  data = bitstream.pack(codes, len(samples), codec.sample_rate, codec.fingerprint, model)
+  files.write_bytes(out, data)
+  return len(data), len(samples)
+
+
+def _run_files(mode: str, config, workdir: str, input_path: str, output: str, work) -> list:
+  """Runs `work(codec, settings, source, out)` over `file_pairs`, with one codec (its windows
+  compiled once per shape for every file) and a progress bar for a folder."""
+  pairs = file_pairs(mode, input_path, output)
+  codec = load_codec(config, workdir)
+  settings = _codec_section(config)
+  results = []
+  bar = tqdm.tqdm(pairs, desc=mode, unit="file", disable=len(pairs) == 1)
+  for source, out in bar:
+    results.append(work(codec, settings, source, out))
+  return [out for _, out in pairs], results
 
 
 def reconstruct_mode(config, workdir: str, input_path: str, output: str) -> pathlib.Path:
-  """`--mode=reconstruct`: WAV in, its reconstruction out (at the model's sample rate)."""
-  input_path = _inputs(input_path)
-  out = _output_path(output, input_path)
-  codec = load_codec(config, workdir)
-  samples = read_audio(input_path, codec.sample_rate, _codec_section(config))
-  data_lib.write_wav(out, reconstruct(codec, samples, _levels(config, codec),
-                                      _codec_section(config)), codec.sample_rate)
-  logging.info("%s -> %s (%.2f s, %d levels)", input_path, out, len(samples) / codec.sample_rate,
-               _levels(config, codec))
-  return out
+  """`--mode=reconstruct`: WAV (or a folder of them) in, reconstruction(s) out at the model's
+  sample rate. Returns the output path."""
+  outs, _ = _run_files("reconstruct", config, workdir, input_path, output,
+                       lambda codec, settings, src, out: reconstruct_file(
+                           codec, src, out, _levels(config, codec), settings))
+  logging.info("reconstructed %d file(s) into %s", len(outs), output)
+  return pathlib.Path(output) if len(outs) > 1 else outs[0]
 
 
 def encode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.Path:
-  """`--mode=encode`: WAV in, bitstream out (`rvq_jax.bitstream`: a versioned header and the
-  codes range-coded under the entropy model beside the weights). Logs the real bit rate (file
-  size over duration) beside the nominal one (levels x log2 K bits per code)."""
-  input_path = _inputs(input_path)
-  out = _output_path(output, input_path)
-  codec = load_codec(config, workdir)
-  settings = _codec_section(config)
-  model = entropy_model(codec, workdir)
-  samples = read_audio(input_path, codec.sample_rate, settings)
-  codes = encode(codec, samples, _levels(config, codec), settings)
-  data = bitstream.pack(codes, len(samples), codec.sample_rate, codec.fingerprint, model)
-  files.write_bytes(out, data)
-  seconds = len(samples) / codec.sample_rate
-  logging.info("%s -> %s: %s codes, %.0f bit/s (file size over duration; nominal %.0f bit/s)",
-               input_path, out, codes.shape, 8 * len(data) / seconds,
-               codes.size * math.log2(codec.config.rvq.codes) / seconds)
-  return out
+  """`--mode=encode`: WAV (or a folder of them) in, bitstream(s) out (`rvq_jax.bitstream`: a
+  versioned header and the codes range-coded under the entropy model beside the weights). Logs
+  the real bit rate (file sizes over duration) beside the nominal one (levels x log2 K bits per
+  code)."""
+  model = {}
+
+  def work(codec, settings, src, out):
+    if not model:
+      model["entropy"] = entropy_model(codec, workdir)
+    return encode_file(codec, src, out, _levels(config, codec), settings, model["entropy"])
+  outs, sizes = _run_files("encode", config, workdir, input_path, output, work)
+  codec_config = run_config.saved_config(workdir)
+  rate = codec_config.data.sample_rate
+  seconds = sum(n for _, n in sizes) / rate
+  levels = (config.get("codec") or {}).get("levels") or codec_config.rvq.levels
+  logging.info("encoded %d file(s) into %s: %.0f bit/s (file sizes over duration; nominal %.0f "
+               "bit/s)", len(outs), output, 8 * sum(b for b, _ in sizes) / seconds,
+               levels * math.log2(codec_config.rvq.codes) * rate / _samples_per_code(codec_config))
+  return pathlib.Path(output) if len(outs) > 1 else outs[0]
+
+
+def _samples_per_code(config) -> float:
+  """Samples per code of one level: a latent column of rows x frames covers hop x 2^E samples
+  per frame; rows codes each."""
+  height = audio.spectrogram_shape(config.data.max_samples, config.audio)[0] // \
+      vqvae.downsampling(config)
+  return config.audio.hop_length * vqvae.downsampling(config) / height
 
 
 # Members of a codes file and their largest accepted uncompressed size in bytes: the codes of
@@ -451,16 +506,14 @@ def _check_fingerprint(path, fingerprint: str, codec: Codec, workdir) -> None:
 
 
 def decode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.Path:
-  """`--mode=decode`: a bitstream (or codes `.npz`) from `--mode=encode` with the same weights in,
-  WAV out."""
-  input_path = _inputs(input_path)
-  out = _output_path(output, input_path)
-  codec = load_codec(config, workdir)
-  settings = _codec_section(config)
-  codes, num_samples = read_coded(input_path, codec, workdir, settings)
-  data_lib.write_wav(out, decode(codec, codes, num_samples, settings), codec.sample_rate)
-  logging.info("%s -> %s (%d levels)", input_path, out, codes.shape[-1])
-  return out
+  """`--mode=decode`: bitstream(s) (or codes `.npz`) from `--mode=encode` with the same weights
+  (a file or a folder) in, WAV(s) out."""
+  def work(codec, settings, src, out):
+    codes, num_samples = read_coded(src, codec, workdir, settings)
+    data_lib.write_wav(out, decode(codec, codes, num_samples, settings), codec.sample_rate)
+  outs, _ = _run_files("decode", config, workdir, input_path, output, work)
+  logging.info("decoded %d file(s) into %s", len(outs), output)
+  return pathlib.Path(output) if len(outs) > 1 else outs[0]
 
 
 def entropy_model_mode(config, workdir: str, output: str | None) -> pathlib.Path:

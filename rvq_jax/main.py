@@ -20,11 +20,13 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "The run's folder: what training
                                "the read modes read.")
 _MODE = flags.DEFINE_string("mode", "train", "What to run: one of the modes that the config's task "
                             "offers (rvq_jax.tasks.TASKS), e.g. train, evaluate, sample, export.")
-_INPUT = flags.DEFINE_string("input", None, "reconstruct / encode: a WAV; decode: a codes .npz.")
+_INPUT = flags.DEFINE_string("input", None, "reconstruct / encode: a WAV; decode: a bitstream "
+                             "(.rvqc) or codes .npz; or a folder of them.")
 _OUTPUT = flags.DEFINE_string("output", None, "reconstruct / decode: the WAV to write; encode: the "
-                              "codes .npz; export: the folder for the weights; sample: the folder "
-                              "for WAVs, figures and samples.json; evaluate: the record's folder "
-                              "(default: the workdir).")
+                              "bitstream (a folder for a folder --input); export: the folder for "
+                              "the weights; sample: the folder for WAVs, figures and "
+                              "samples.json; evaluate: the record's folder (default: the "
+                              "workdir); entropy_model: its folder (default: the workdir).")
 _WEIGHTS = flags.DEFINE_bool("weights", True, "export: write the weights (false: only the run's "
                              "record: config, eval.json, metrics; e.g. an ablation row).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "export / sample: replace a non-empty --output "

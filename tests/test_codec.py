@@ -8,6 +8,7 @@ import soundfile as sf
 
 from rvq_jax import audio
 from rvq_jax import codec
+from rvq_jax import codec_cli
 from rvq_jax import errors
 from rvq_jax import export
 from rvq_jax.models import vqvae
@@ -106,7 +107,7 @@ def test_bad_inputs_are_one_line_errors_naming_the_file(shipped, tmp_path):
     with pytest.raises(errors.UserError, match=reason) as info:
       codec.reconstruct_mode(config, str(pretrained), str(path), str(tmp_path / "o.wav"))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
-  with pytest.raises(errors.ConfigError, match="is the input file"):
+  with pytest.raises(errors.ConfigError, match="would replace the input"):
     codec.reconstruct_mode(config, str(pretrained), str(stereo), str(stereo))
   assert sf.info(stereo).channels == 2                      # the input is kept
   with pytest.raises(errors.DataError, match="not a bitstream written by --mode=encode"):
@@ -145,3 +146,34 @@ def test_listening_examples_are_the_codec_reconstructions(fsdd_recordings, tmp_p
   assert rate == 8000 and len(got) == len(original)
   np.testing.assert_allclose(got, np.clip(expected, -1, 1), atol=2 / 32768)
   assert (tmp_path / "figures" / "listening_7_theo_3.png").stat().st_size > 10_000
+
+
+def test_folders_in_and_out_through_the_console_script(shipped, tmp_path, capsys):
+  """`rvq-codec` codes a folder (subfolders too) to mirrored names with one model load: the
+  decoded files equal each file's own reconstruction; a bad call is one line and exit status 1."""
+  _, _, pretrained = shipped
+  rng = np.random.default_rng(1)
+  inputs = {"a.wav": 5_000, "sub/b.wav": 12_345, "sub/deeper/c.wav": 800}
+  for name, n in inputs.items():
+    (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(tmp_path / "in" / name, 0.1 * rng.standard_normal(n), 8000)
+  (tmp_path / "in" / "notes.txt").write_text("not audio, not read")
+  model = str(pretrained)
+  assert codec_cli.main(["encode", str(tmp_path / "in"), str(tmp_path / "coded"),
+                         f"--model={model}"]) == 0
+  assert codec_cli.main(["decode", str(tmp_path / "coded"), str(tmp_path / "out"),
+                         f"--model={model}"]) == 0
+  for name in inputs:
+    assert (tmp_path / "coded" / name).with_suffix(".rvqc").exists()
+    single = codec.reconstruct_mode(shipped[0], model, str(tmp_path / "in" / name),
+                                    str(tmp_path / "single.wav"))
+    np.testing.assert_allclose(sf.read(tmp_path / "out" / name)[0], sf.read(single)[0],
+                               atol=2 / 32768)
+  assert not (tmp_path / "out" / "notes.wav").exists()
+  assert codec_cli.main(["reconstruct", str(tmp_path / "in"), str(tmp_path / "in"),
+                         f"--model={model}"]) == 1
+  assert codec_cli.main(["decode", str(tmp_path / "in" / "a.wav"), str(tmp_path / "x.wav"),
+                         f"--model={model}"]) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err[-2].startswith("error: --output would replace the input")
+  assert err[-1].startswith("error: ") and "a.wav: not a bitstream" in err[-1]
