@@ -282,3 +282,51 @@ def test_restarted_codes_take_distinct_candidates():
   few = candidates[:, :50]
   restarted = rvq.restart_dead_codes(state, few, jax.random.key(3), threshold_steps=10)
   assert len(np.unique(np.asarray(restarted.embed[0])[dead[0]], axis=0)) == 50
+
+
+@pytest.mark.parametrize("block_rows", [None, 64])
+def test_packed_search_equals_the_exact_one_on_the_shipped_model(block_rows, fsdd_recordings):
+  """The one-reduction search (distance bits packed with the code index) against the exact one,
+  on pretrained/model7's encoder outputs for 24 real recordings and its 8 codebooks of 512: the
+  same codes at every level but for near-ties (distances within 2^-13 relative), which are rare."""
+  from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
+
+  from rvq_jax import codec as codec_lib  # pylint: disable=g-import-not-at-top
+  from rvq_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from rvq_jax.models import vqvae  # pylint: disable=g-import-not-at-top
+  from tests.conftest import REPO  # pylint: disable=g-import-not-at-top
+  model7 = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
+                                REPO / "pretrained" / "model7")
+  paths = sorted(fsdd_recordings.glob("*_3.wav"))[:24]
+  speech = np.concatenate([data_lib.read_wav(p)[0] for p in paths])
+  spec = codec_lib._padded_spectrogram(model7, speech)
+  latents = vqvae.make_model(model7.config).apply(model7.params, spec, method=vqvae.VQVAE.encode)
+  flat = latents.reshape(-1, latents.shape[-1]).astype(jnp.float32)
+  exact = rvq.quantize(model7.embed, flat, block_rows=block_rows)
+  packed = rvq.quantize(model7.embed, flat, block_rows=block_rows, search="packed")
+  same = np.asarray(exact.codes) == np.asarray(packed.codes)
+  assert same.mean() > 0.999, same.mean()
+  # Where they differ, the two codes' distances to that level's residual are a near-tie.
+  residual = np.asarray(flat, np.float64)
+  for level in range(model7.embed.shape[0]):
+    codebook = np.asarray(model7.embed[level], np.float64)
+    rows = np.flatnonzero(~same[:, level])
+    for i in rows:
+      d = ((residual[i] - codebook[[exact.codes[i, level], packed.codes[i, level]]]) ** 2).sum(-1)
+      assert abs(d[1] - d[0]) <= 2**-12 * d.max() + 1e-9
+    if rows.size:   # after a differing code the residuals part ways; compare levels up to it
+      break
+    residual = residual - codebook[np.asarray(exact.codes[:, level])]
+
+
+def test_packed_search_breaks_near_ties_towards_the_lower_index():
+  """With 512 codes the key keeps 23 - 9 mantissa bits: x = (0.3, 0.3 + 1e-6) is nearer code 1
+  than code 0 by 3.4e-6 relative, below that resolution (2^-14; both distances in one bucket), so
+  the packed search takes the lower index there, and agrees everywhere else (the other 510 codes
+  are far away)."""
+  codes = np.full((1, 512, 2), 100.0, np.float32)
+  codes[0, :2] = [[1.0, 0.0], [0.0, 1.0]]
+  embed = jnp.asarray(codes)
+  z = jnp.asarray([[0.3, 0.3 + 1e-6], [5.0, 0.0], [0.0, 5.0], [0.4, 0.6]])
+  np.testing.assert_array_equal(rvq.quantize(embed, z).codes[:, 0], [1, 0, 1, 1])
+  np.testing.assert_array_equal(rvq.quantize(embed, z, search="packed").codes[:, 0], [0, 0, 1, 1])

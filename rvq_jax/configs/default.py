@@ -80,6 +80,10 @@ def get_config():
   config.rvq.dropout = False                # quantizer dropout: train on 1..levels levels at random
   config.rvq.dropout_min_levels = 1
   config.rvq.block_rows = 1024              # nearest-code search in row blocks (speed only)
+  # The training step's nearest-code search: 'exact' (min, then argmin) or 'packed' (one
+  # reduction over keys packing the distance's bits with the code index; exact but for
+  # near-ties, rvq._nearest_in_block_packed; benchmarks/RESULTS.md, issue 33).
+  config.rvq.nearest_search = "exact"
   config.rvq.statistic_groups = 16          # EMA sums in row groups (precision; a multiple of devices)
 
   # ---- loss and optimizer ----

@@ -98,7 +98,31 @@ def _nearest_in_block(x: jax.Array, codebook: jax.Array) -> jax.Array:
   return jnp.min(jnp.where(scores == best, positions, scores.shape[-1] - 1), axis=-1)
 
 
-def _nearest(x: jax.Array, codebook: jax.Array, block_rows: int | None = None) -> jax.Array:
+def _nearest_in_block_packed(x: jax.Array, codebook: jax.Array) -> jax.Array:
+  """`_nearest_in_block` in one reduction over one packed key per (row, code) (issue 33).
+
+  The squared distance ||x||^2 + ||c||^2 - 2 x.c (clamped at 0) is a non-negative float32, whose
+  bits order like the number when read as an int32; its low b = ceil(log2 K) mantissa bits are
+  replaced by the code's index, so a single integer min gives the nearest code (its index in the
+  low bits) where min then argmin read the distances twice. Exact except between codes whose
+  distances agree to about 2^(b - 23) relative (2^-14 for K = 512): there the lower index wins.
+  """
+  num_codes = codebook.shape[0]
+  index_bits = max(1, (num_codes - 1).bit_length())
+  distances = jnp.maximum(
+      jnp.sum(x**2, axis=-1, keepdims=True) + jnp.sum(codebook**2, axis=-1)
+      - 2.0 * jnp.dot(x, codebook.T, precision=lax.Precision.HIGHEST), 0.0)
+  mask = (1 << index_bits) - 1
+  positions = lax.broadcasted_iota(jnp.int32, distances.shape, 1)
+  keys = (lax.bitcast_convert_type(distances, jnp.int32) & ~mask) | positions
+  return jnp.min(keys, axis=-1) & mask
+
+
+NEAREST = {"exact": _nearest_in_block, "packed": _nearest_in_block_packed}
+
+
+def _nearest(x: jax.Array, codebook: jax.Array, block_rows: int | None = None,
+             search: str = "exact") -> jax.Array:
   """`_nearest_in_block` over blocks of `block_rows` rows (a `lax.scan`; rows zero-padded to a
   multiple), so each block's [block_rows, K] distances stay in cache instead of a [N, K] array
   going through memory three times. None: one block.
@@ -108,18 +132,19 @@ def _nearest(x: jax.Array, codebook: jax.Array, block_rows: int | None = None) -
   block of consecutive rows would make the compiler gather all rows onto every device.
   """
   n, dim = x.shape
+  in_block = NEAREST[search]
   if block_rows is None or n <= block_rows:
-    return _nearest_in_block(x, codebook)
+    return in_block(x, codebook)
   x = jnp.pad(x, ((0, -n % block_rows), (0, 0)))
   num_blocks = x.shape[0] // block_rows
   blocks = x.reshape(block_rows, num_blocks, dim).transpose(1, 0, 2)
-  _, idx = lax.scan(lambda _, block: (None, _nearest_in_block(block, codebook)), None, blocks)
+  _, idx = lax.scan(lambda _, block: (None, in_block(block, codebook)), None, blocks)
   return idx.T.reshape(-1)[:n]
 
 
 def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int | None = None,
              candidate_idx: jax.Array | None = None, block_rows: int | None = None,
-             statistic_groups: int | None = None) -> QuantizeOutput:
+             statistic_groups: int | None = None, search: str = "exact") -> QuantizeOutput:
   """Residual-quantizes latent vectors with codebooks `embed` [L, K, D].
 
   Args:
@@ -132,6 +157,8 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
     block_rows: nearest-code search in blocks of this many rows (`rvq.block_rows`; speed only).
     statistic_groups: EMA statistics summed in this many groups of rows, then added
       (`rvq.statistic_groups`): float32 precision, equal across device counts. None: one group.
+    search: the nearest-code search, 'exact' (min, then the first index holding it) or 'packed'
+      (one reduction over packed keys, `_nearest_in_block_packed`; `rvq.nearest_search`).
 
   Returns:
     A `QuantizeOutput`. The residual passed from level to level subtracts the *detached* code,
@@ -147,7 +174,7 @@ def quantize(embed: jax.Array, latents: jax.Array, num_levels: jax.Array | int |
   def level(carry, inputs):
     residual, total = carry
     codebook, is_active = inputs
-    idx = _nearest(residual, codebook, block_rows)
+    idx = _nearest(residual, codebook, block_rows, search)
     q = jnp.where(is_active, codebook[idx], 0.0)
     weight = is_active.astype(jnp.float32)
     commitment = weight * jnp.mean((residual - q)**2)

@@ -57,6 +57,7 @@ RESUMABLE_FIELDS = (
     "optim.learning_rate",   # the advice after a divergence: lower it and resume
     "data.data_dir", "data.cache_dir", "data.use_cache", "data.download_url",
     "model.conv_impl", "model.compute_dtype", "rvq.block_rows", "rvq.statistic_groups",
+    "rvq.nearest_search",
     "classifier.eval_batch_size",
     "classifier.noise_examples")
 

@@ -89,6 +89,8 @@ class QuantizerSettings:
       latent vectors per step are offered to restarts.
     block_rows, statistic_groups: the nearest-code search's row blocks and the EMA sums' row
       groups (speed and precision; the same function).
+    nearest_search: 'exact' or 'packed' (`rvq._nearest_in_block_packed`: one reduction, exact
+      but for near-ties) for the training step's codes; evaluation and the codec stay exact.
   """
   levels: int
   codes: int
@@ -101,10 +103,11 @@ class QuantizerSettings:
   restart_candidates: int = 1024
   block_rows: int | None = 1024
   statistic_groups: int = 16
+  nearest_search: str = "exact"
 
   @classmethod
   def from_config(cls, r) -> "QuantizerSettings":
-    return cls(**{f.name: r[f.name] for f in dataclasses.fields(cls)})
+    return cls(**{f.name: r[f.name] for f in dataclasses.fields(cls) if f.name in r})
 
 
 def init_state(params, optimizer: optax.GradientTransformation, codebook: rvq.CodebookState,
@@ -279,7 +282,7 @@ def make_train_step(forward_fn: Callable, optimizer: optax.GradientTransformatio
         candidate_idx, held = restart_candidate_rows(candidates_rng, flat.shape[0],
                                                      q.restart_candidates, axis_name)
       out = rvq.quantize(state.codebook.embed, flat, num_levels, candidate_idx, q.block_rows,
-                         statistic_groups)
+                         statistic_groups, q.nearest_search)
       if held is not None:   # rows another shard holds: zero here, the psum assembles them
         out = out._replace(candidates=jnp.where(held[None, :, None], out.candidates, 0.0))
       return out.quantized.reshape(latents.shape), out

@@ -110,6 +110,8 @@ def rvq_checks(config, num_devices: int) -> list:
        f"rvq.dropout_min_levels={r.dropout_min_levels} must be in 1..rvq.levels={r.levels}."),
       (r.dead_code_steps >= 0, "rvq.dead_code_steps must be >= 0 (0 turns restarts off)."),
       (r.block_rows >= 1, f"rvq.block_rows={r.block_rows} must be positive."),
+      (r.get("nearest_search", "exact") in ("exact", "packed"),
+       f"rvq.nearest_search={r.get('nearest_search')!r} is unknown; choose 'exact' or 'packed'."),
       (r.statistic_groups >= 1, f"rvq.statistic_groups={r.statistic_groups} must be positive."),
       (r.eps > 0, f"rvq.eps={r.eps} must be > 0 (it keeps unused codes from dividing by zero)."),
       (r.init_count > 0, f"rvq.init_count={r.init_count} must be > 0."),
