@@ -22,7 +22,8 @@ def real_codes(fsdd_recordings):
                             REPO / "pretrained" / "model1")
   paths = sorted(fsdd_recordings.glob("*_1.wav"))
   speech = np.concatenate([data_lib.read_wav(p)[0] for p in paths[:6]])
-  fit = np.concatenate([codec.encode(model1, data_lib.read_wav(p)[0], 5) for p in paths[6:30]], 1)
+  others = np.concatenate([data_lib.read_wav(p)[0] for p in paths[6:30]])
+  fit = codec.encode(model1, others, 5)
   return (codec.encode(model1, speech, 5), bitstream.fit_entropy_model(fit[None], 512),
           len(speech), model1)
 
