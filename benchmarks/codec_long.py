@@ -1,6 +1,7 @@
 """Memory and time of the codec on long recordings (issue 31): `--mode=reconstruct`, `encode` and
 `decode` through the front door, one process per recording, on speech made by laying FSDD test
-recordings end to end (with 0.2 s of silence between them) to 1, 5, 10 and 30 minutes.
+recordings end to end (with 0.2 s of silence between them) to 1, 5, 10 and 30 minutes; and on a
+folder of `--folder_clips` separate test recordings (issue 32: clips/s through one process).
 
 COMMAND (from the repository root; results go to benchmarks/RESULTS.md by hand, with the machine):
   python benchmarks/codec_long.py --workdir=pretrained/model7 --minutes=1,5,10,30
@@ -29,14 +30,14 @@ from rvq_jax import data as data_lib  # noqa: E402  pylint: disable=g-import-not
 _WORKDIR = flags.DEFINE_string("workdir", "pretrained/model7", "The codec's weights.")
 _MINUTES = flags.DEFINE_list("minutes", ["1", "5", "10", "30"], "Recording lengths, minutes.")
 _MODES = flags.DEFINE_list("modes", ["reconstruct", "encode", "decode"], "Codec modes to time.")
+_FOLDER = flags.DEFINE_integer("folder_clips", 300, "Test recordings in the folder case (0: skip).")
 _DATA = flags.DEFINE_string("data_dir", os.environ.get("FSDD_DIR", "../shared/fsdd/recordings"),
                             "FSDD recordings (the test split's files are laid end to end).")
 
 
 def long_speech(minutes: float, data_dir: str, rate: int = 8000) -> np.ndarray:
   """`minutes` of real speech: FSDD test recordings (index 0-4) in a cycle, 0.2 s apart."""
-  paths = sorted(p for p in pathlib.Path(data_dir).glob("*.wav")
-                 if int(p.stem.split("_")[-1]) <= 4)
+  paths = test_paths(data_dir)
   gap = np.zeros(int(0.2 * rate), np.float32)
   pieces, total, i = [], 0, 0
   while total < minutes * 60 * rate:
@@ -45,6 +46,12 @@ def long_speech(minutes: float, data_dir: str, rate: int = 8000) -> np.ndarray:
     total += len(clip) + len(gap)
     i += 1
   return np.concatenate(pieces)[:int(minutes * 60 * rate)]
+
+
+def test_paths(data_dir: str) -> list[pathlib.Path]:
+  """The official test split's recordings (index 0-4), sorted."""
+  return sorted(p for p in pathlib.Path(data_dir).glob("*.wav")
+                if int(p.stem.split("_")[-1]) <= 4)
 
 
 def run_mode(mode: str, input_path, output_path) -> float:
@@ -71,6 +78,21 @@ def main(argv):
         rows.append((minutes, mode, seconds, peak_gb))
         print(f"| {minutes:g} | {mode} | {seconds:.1f} | {seconds / minutes:.1f} | "
               f"{minutes * 60 / seconds:.1f} | {peak_gb:.2f} |", flush=True)
+    if _FOLDER.value:
+      folder = tmp / "clips"
+      folder.mkdir()
+      paths = test_paths(_DATA.value)[:_FOLDER.value]
+      audio_seconds = 0.0
+      for p in paths:
+        samples, rate = data_lib.read_wav(p)
+        data_lib.write_wav(folder / p.name, samples, rate)
+        audio_seconds += len(samples) / rate
+      for mode, (src, out) in (("reconstruct", (folder, tmp / "r")), ("encode", (folder, tmp / "c")),
+                               ("decode", (tmp / "c", tmp / "d"))):
+        seconds = run_mode(mode, src, out)
+        print(f"| folder of {len(paths)} clips ({audio_seconds / 60:.1f} min) | {mode} | "
+              f"{seconds:.1f} s | {len(paths) / seconds:.1f} clips/s | "
+              f"{audio_seconds / seconds:.1f}x real time |", flush=True)
 
 
 if __name__ == "__main__":
