@@ -70,8 +70,8 @@ def main(argv):
     for minutes in sorted(float(m) for m in _MINUTES.value):
       wav = tmp / f"{minutes:g}min.wav"
       data_lib.write_wav(wav, long_speech(minutes, _DATA.value), 8000)
-      outputs = {"reconstruct": (wav, tmp / "r.wav"), "encode": (wav, tmp / "c.npz"),
-                 "decode": (tmp / "c.npz", tmp / "d.wav")}
+      outputs = {"reconstruct": (wav, tmp / "r.wav"), "encode": (wav, tmp / "c.rvqc"),
+                 "decode": (tmp / "c.rvqc", tmp / "d.wav")}
       for mode in _MODES.value:
         seconds = run_mode(mode, *outputs[mode])
         peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
