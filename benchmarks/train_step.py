@@ -14,6 +14,7 @@ temporaries) and the process's peak resident set size.
 """
 
 import importlib
+import itertools
 import json
 import os
 import platform
@@ -36,6 +37,8 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after the first.")
 _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows.")
 _PER_WINDOW = flags.DEFINE_integer("steps_per_window", 3, "Steps per timed window.")
 _INFERENCE = flags.DEFINE_bool("inference", True, "Also time encode-quantize-decode.")
+_SEARCHES = flags.DEFINE_list("nearest_searches", ["exact"],
+                              "rvq.nearest_search values to time ('exact', 'packed').")
 _DTYPES = flags.DEFINE_list("compute_dtypes", ["float32"],
                             "model.compute_dtype values to time ('float32', 'bfloat16').")
 _CONV = flags.DEFINE_string("conv_impl", None, "Override model.conv_impl.")
@@ -116,14 +119,16 @@ def main(argv):
                     "cpus": os.cpu_count(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
                     "xla_flags": os.environ.get("XLA_FLAGS")}))
   for name in _CONFIGS.value:
-    for dtype in _DTYPES.value:
+    for dtype, search in itertools.product(_DTYPES.value, _SEARCHES.value):
       for batch in map(int, _BATCHES.value):
         config = _config(name)
         config.model.compute_dtype = dtype
+        config.rvq.nearest_search = search
         if _CONV.value:
           config.model.conv_impl = _CONV.value
         common = {"config": name, "batch": batch, "levels": config.rvq.levels,
-                  "compute_dtype": dtype, "conv_impl": config.model.conv_impl}
+                  "compute_dtype": dtype, "nearest_search": search,
+                  "conv_impl": config.model.conv_impl}
         print(json.dumps({**common, "path": "train", **bench_train(config, batch)}), flush=True)
         if _INFERENCE.value:
           print(json.dumps({**common, "path": "inference", **bench_inference(config, batch)}),
