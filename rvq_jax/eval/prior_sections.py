@@ -401,6 +401,12 @@ def anchor_section(roots: list[pathlib.Path]) -> list[str]:
               "", *_ceiling_table(anchor, row), "| target | reached | met |", "|---|---|---|",
               *[f"| {name} | {value} | {'yes' if met else '**no**'} |"
                 for name, value, met in ceiling_target_rows(anchor, row)], ""]
+  best = max(min(s.get("requested_digit_accuracy", 0.0)
+                 for s in scorer_rows(anchor, row).values()) for row in anchor["samples"])
+  if best <= thresholds.ANCHOR_LEARNED_REQUESTED:
+    lines += [f"Its samples are heard as the requested digit at chance level (best setting, worse "
+              f"scorer: {best:.3f}; chance 0.1): this anchor has not learned to speak digits, so "
+              "it is no baseline yet, and the comparison below shows only that.", ""]
   if flow and shipped_setting(flow) is not None and "ceiling" in flow["references"]:
     lines += ["The shipped flow beside the anchor (size-matched FD and IS, each with its share of "
               "its own model's ceiling; lower FD and higher IS are better):", "",

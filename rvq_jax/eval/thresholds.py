@@ -33,3 +33,7 @@ CEILING_FD_FACTOR = 3.0                 # size-matched Fréchet distance <= this
 CEILING_REQUESTED = (0.95, 0.85)        # requested digit: overall, and every digit
 CEILING_UNCONDITIONAL_SHARE = (0.08, 0.12)   # an unconditional prior's class shares
 CEILING_DEFECTS = 0.02                  # at most this share near-silent or clipped
+
+# An anchor prior whose best setting is heard as the requested digit at most this often (worse
+# scorer; chance is 0.1) has not learned to speak digits: the page says it is no baseline yet.
+ANCHOR_LEARNED_REQUESTED = 0.2
