@@ -41,7 +41,6 @@ from rvq_jax import bitstream
 from rvq_jax import data as data_lib
 from rvq_jax import errors
 from rvq_jax import files
-from rvq_jax import run_config
 from rvq_jax.models import vqvae
 from rvq_jax.train import vqvae as vqvae_train
 
@@ -343,13 +342,13 @@ def _run_files(mode: str, config, workdir: str, input_path: str, output: str, wo
   bar = tqdm.tqdm(pairs, desc=mode, unit="file", disable=len(pairs) == 1)
   for source, out in bar:
     results.append(work(codec, settings, source, out))
-  return [out for _, out in pairs], results
+  return [out for _, out in pairs], results, codec
 
 
 def reconstruct_mode(config, workdir: str, input_path: str, output: str) -> pathlib.Path:
   """`--mode=reconstruct`: WAV (or a folder of them) in, reconstruction(s) out at the model's
   sample rate. Returns the output path."""
-  outs, _ = _run_files("reconstruct", config, workdir, input_path, output,
+  outs, _, _ = _run_files("reconstruct", config, workdir, input_path, output,
                        lambda codec, settings, src, out: reconstruct_file(
                            codec, src, out, _levels(config, codec), settings))
   logging.info("reconstructed %d file(s) into %s", len(outs), output)
@@ -367,11 +366,11 @@ def encode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
     if not model:
       model["entropy"] = entropy_model(codec, workdir)
     return encode_file(codec, src, out, _levels(config, codec), settings, model["entropy"])
-  outs, sizes = _run_files("encode", config, workdir, input_path, output, work)
-  codec_config = run_config.saved_config(workdir)
+  outs, sizes, codec = _run_files("encode", config, workdir, input_path, output, work)
+  codec_config = codec.config   # the model's own config, already read with the weights
   rate = codec_config.data.sample_rate
   seconds = sum(n for _, n in sizes) / rate
-  levels = (config.get("codec") or {}).get("levels") or codec_config.rvq.levels
+  levels = _levels(config, codec)
   logging.info("encoded %d file(s) into %s: %.0f bit/s (file sizes over duration; nominal %.0f "
                "bit/s)", len(outs), output, 8 * sum(b for b, _ in sizes) / seconds,
                levels * math.log2(codec_config.rvq.codes) * rate / _samples_per_code(codec_config))
@@ -511,7 +510,7 @@ def decode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
   def work(codec, settings, src, out):
     codes, num_samples = read_coded(src, codec, workdir, settings)
     data_lib.write_wav(out, decode(codec, codes, num_samples, settings), codec.sample_rate)
-  outs, _ = _run_files("decode", config, workdir, input_path, output, work)
+  outs, _, _ = _run_files("decode", config, workdir, input_path, output, work)
   logging.info("decoded %d file(s) into %s", len(outs), output)
   return pathlib.Path(output) if len(outs) > 1 else outs[0]
 
