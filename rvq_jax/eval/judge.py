@@ -91,8 +91,12 @@ def calibration_error(classifier: Classifier, specs, labels, audio_config=None) 
 
 def accuracy_report(classifier: Classifier, specs, split: data_lib.Split, speaker_names) -> dict:
   """Accuracy overall and per speaker of `specs` [N, ...] labelled by `split`."""
-  probs, _ = classifier.predict(specs)
-  correct = probs.argmax(-1) == split.digits
+  return accuracy_of(classifier.predict(specs)[0], split, speaker_names)
+
+
+def accuracy_of(probabilities: np.ndarray, split: data_lib.Split, speaker_names) -> dict:
+  """`accuracy_report` of the classifier's probabilities [N, 10] of the clips of `split`."""
+  correct = np.asarray(probabilities).argmax(-1) == split.digits
   per_speaker = {name: float(correct[split.speakers == i].mean())
                  for i, name in enumerate(speaker_names) if np.any(split.speakers == i)}
   return {"accuracy": float(correct.mean()), "per_speaker": per_speaker}

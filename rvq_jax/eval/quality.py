@@ -17,6 +17,7 @@ decoded, and the baselines (STFT round trip, Griffin-Lim from the true magnitude
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 
@@ -48,17 +49,23 @@ def sample_quality(classifier, spectrograms, reference_embeddings: np.ndarray) -
   return judge.sample_scores(*classifier.predict(spectrograms), reference_embeddings)
 
 
-def sample_metric_references(config, classifier, specs) -> dict:
-  """Sample metrics of real held-out data and of two lower bounds, all against the test set."""
-  _, test_embeddings = classifier.predict(specs["test"])
+def sample_metric_references(config, classifier, specs, scored: dict | None = None) -> dict:
+  """Sample metrics of real held-out data and of two lower bounds, all against the test set.
+  `scored`: the classifier's (probabilities, embeddings) of specs["test"] and
+  specs["validation"] by split name, when the caller has them (each set is scored once)."""
+  scored = dict(scored or {})
+  for split in ("test", "validation"):
+    if split not in scored:
+      scored[split] = classifier.predict(specs[split])
+  test_embeddings = scored["test"][1]
   rng = np.random.default_rng(config.seed)
   noise = rng.standard_normal((config.classifier.noise_examples, config.data.max_samples))
   noise_specs = audio.prepare_spectrograms(noise.astype(np.float32), config.audio)
   test = np.asarray(specs["test"])
   shuffled = np.stack([s[:, rng.permutation(s.shape[1])] for s in test])   # frames permuted
   return {
-      "real_test": sample_quality(classifier, specs["test"], test_embeddings),
-      "real_validation": sample_quality(classifier, specs["validation"], test_embeddings),
+      "real_test": judge.sample_scores(*scored["test"], test_embeddings),
+      "real_validation": judge.sample_scores(*scored["validation"], test_embeddings),
       "white_noise": sample_quality(classifier, noise_specs, test_embeddings),
       "shuffled_frames": sample_quality(classifier, shuffled, test_embeddings),
   }
@@ -107,35 +114,47 @@ def robustness_report(config, classifier, dataset, specs, degraded: dict | None 
   return result
 
 
-def calibration_report(config, raw, calibrated, dataset, specs, degraded: dict) -> dict:
-  """The fitted temperature and the expected calibration error before and after it, on the
-  validation split (where it was fitted), the test split and each reference degradation."""
-  sets = {"validation": (specs["validation"], dataset["validation"].digits),
-          "test": (specs["test"], dataset["test"].digits)}
-  sets.update({name: (audio.to_spectrogram(waves, config.audio), dataset["test"].digits)
-               for name, waves in degraded.items()})
-  return {"temperature": calibrated.temperature, "fitted_on": "validation",
-          "expected_calibration_error": {
-              name: {"before": judge.calibration_error(raw, x, y),
-                     "after": judge.calibration_error(calibrated, x, y)}
-              for name, (x, y) in sets.items()}}
-
-
 def classifier_report(config, workdir, dataset, specs) -> dict:
   """classifier_eval.json of the classifier trained in `workdir`: its temperature fitted on the
   validation split and its calibration error, accuracy (overall, per speaker, after the reference
-  degradations) and the sample-metric references, all with the calibrated probabilities."""
+  degradations) and the sample-metric references, all with the calibrated probabilities.
+
+  Each set (validation, test, every degradation of `degraded_test_waveforms`) goes through the
+  classifier once: the temperature changes the probabilities, never the predicted digit, so the
+  uncalibrated and calibrated scores share the same logits."""
   raw = judge.load_classifier(workdir, calibrated=False)
-  classifier = judge.calibrate(raw, specs["validation"], dataset["validation"].digits)
   degraded = degraded_test_waveforms(config, dataset, specs["test"])
+  sets = {"validation": specs["validation"], "test": specs["test"]}
+  sets.update({name: audio.to_spectrogram(waves, config.audio)
+               for name, waves in degraded.items()})
+  labels = {name: dataset["validation" if name == "validation" else "test"].digits
+            for name in sets}
+  logits = {name: raw.logits(x) for name, x in sets.items()}   # (logits [N, 10], embeddings)
+  temperature = metrics.fit_temperature(logits["validation"][0], labels["validation"])
+  classifier = dataclasses.replace(raw, temperature=temperature)
+
+  def probabilities(name, t):
+    return np.asarray(jax.nn.softmax(jnp.asarray(logits[name][0]) / t))
+
+  def ece(name, t):
+    return float(metrics.expected_calibration_error(jnp.asarray(probabilities(name, t)),
+                                                     jnp.asarray(labels[name])))
+
+  def accuracy(name):
+    return float((logits[name][0].argmax(-1) == labels[name]).mean())
+
+  scored = {split: (probabilities(split, temperature), logits[split][1])
+            for split in ("test", "validation")}
   return {
-      "calibration": calibration_report(config, raw, classifier, dataset, specs, degraded),
-      "test": judge.accuracy_report(classifier, specs["test"], dataset["test"],
-                                    dataset.speaker_names),
-      "validation": judge.accuracy_report(
-          classifier, specs["validation"], dataset["validation"], dataset.speaker_names),
-      "robustness": robustness_report(config, classifier, dataset, specs, degraded),
-      "sample_metric_references": sample_metric_references(config, classifier, specs),
+      "calibration": {
+          "temperature": temperature, "fitted_on": "validation",
+          "expected_calibration_error": {
+              name: {"before": ece(name, 1.0), "after": ece(name, temperature)} for name in sets}},
+      "test": judge.accuracy_of(scored["test"][0], dataset["test"], dataset.speaker_names),
+      "validation": judge.accuracy_of(scored["validation"][0], dataset["validation"],
+                                      dataset.speaker_names),
+      "robustness": {"originals": accuracy("test"), **{name: accuracy(name) for name in degraded}},
+      "sample_metric_references": sample_metric_references(config, classifier, specs, scored),
   }
 
 
