@@ -97,7 +97,8 @@ def _codec_section(config):
 
 
 def _levels(config, codec: Codec) -> int:
-  levels = config.get("codec", {}).get("levels") or codec.config.rvq.levels
+  levels = config.get("codec", {}).get("levels")
+  levels = codec.config.rvq.levels if levels is None else levels   # unset: all; 0 is an error
   if not 1 <= levels <= codec.config.rvq.levels:
     raise errors.ConfigError(f"codec.levels={levels} must be in 1..{codec.config.rvq.levels} "
                              "(the model's rvq.levels).")
@@ -290,7 +291,8 @@ def file_pairs(mode: str, input_path, output) -> list[tuple[pathlib.Path, pathli
   """(input, output) paths of a codec mode: one file to one file, or a folder to a folder with
   every input file inside it (`INPUT_SUFFIXES`, in sorted order, subfolders too) mirrored under
   the same relative name with the mode's suffix. ConfigError when --input or --output is
-  missing, an output would replace an input, or the folder holds no input."""
+  missing, an output would replace an input, a file's --output is a folder, or the folder holds
+  no input."""
   if not input_path:
     raise errors.ConfigError("--input is required for this mode (a file, or a folder of them).")
   if not output:
@@ -307,6 +309,10 @@ def file_pairs(mode: str, input_path, output) -> list[tuple[pathlib.Path, pathli
     pairs = [(p, (target / p.relative_to(source)).with_suffix(OUTPUT_SUFFIX[mode]))
              for p in inputs]
   else:
+    if target.is_dir():
+      raise errors.ConfigError(f"--output={target} is a folder; give the file to write (e.g. "
+                               f"{target / source.with_suffix(OUTPUT_SUFFIX[mode]).name}), or "
+                               "a folder --input to fill a folder.")
     pairs = [(source, target)]
   for src, out in pairs:
     if out.exists() and src.exists() and out.resolve() == src.resolve():

@@ -12,6 +12,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from rvq_jax import cli
+from rvq_jax import errors
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (configs/*.py); optional for modes that read a trained run.",
@@ -55,7 +56,15 @@ def main(argv):
   logging.info("process %d/%d, devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
   try:
-    tasks.run(_CONFIG.value, _WORKDIR.value, _MODE.value,
+    config = _CONFIG.value
+    if config is not None:
+      config.get("task")   # a config file that failed to load raises on first use
+  except OSError as e:   # ml_collections: the file is missing or failed to load
+    reason = str(e).strip().splitlines()[-1].strip()
+    raise errors.ConfigError(f"--config could not be loaded: {reason} (give a configs/*.py "
+                             "file, e.g. --config=configs/model5.py).") from e
+  try:
+    tasks.run(config, _WORKDIR.value, _MODE.value,
               tasks.Command(_INPUT.value, _OUTPUT.value, _WEIGHTS.value, _OVERWRITE.value))
   except trainer.Preempted as e:  # SIGTERM: checkpoint saved, exit cleanly for the scheduler
     logging.warning("%s", e)

@@ -128,6 +128,21 @@ def function_digest(saved: dict) -> str:
                                     if not _is_read_field(saved["task"], k)})
 
 
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]   # the checkout: configs/, pretrained/
+
+
+def project_path(path) -> pathlib.Path:
+  """A folder a config names (`eval.classifier_workdir`, a prior's `vqvae_workdir`): as given when
+  it exists or is absolute, else the same relative path inside the project's checkout, so the
+  defaults ('pretrained/classifier') work from any working directory. A path found in neither
+  place is returned as given, for the caller's error to name."""
+  path = pathlib.Path(path)
+  if path.is_absolute() or path.exists():
+    return path
+  inside = PROJECT_ROOT / path
+  return inside if inside.exists() else path
+
+
 def with_data_location(config: ml_collections.ConfigDict, location) -> ml_collections.ConfigDict:
   """`config` with the data location fields that `location` (a config's `data` section, a dict or
   None) sets; the data may live elsewhere on this machine than where the run was trained."""

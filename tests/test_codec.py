@@ -102,13 +102,25 @@ def test_bad_inputs_are_one_line_errors_naming_the_file(shipped, tmp_path):
   sf.write(nan, np.full(800, np.nan), 8000, subtype="FLOAT")
   empty.write_bytes(b"")
   text.write_text("not audio")
+  # Other containers named .wav: libsndfile would decode them; the codec reads WAV only (README).
+  flac, aiff = tmp_path / "flac.wav", tmp_path / "aiff.wav"
+  sf.write(flac, np.zeros(800), 8000, format="FLAC")
+  sf.write(aiff, np.zeros(800), 8000, format="AIFF")
+  truncated = tmp_path / "truncated.wav"
+  sf.write(truncated, np.zeros(800), 8000)
+  truncated.write_bytes(truncated.read_bytes()[:30])   # a WAV header, then nothing readable
   for path, reason in ((stereo, "2 channels"), (nan, "non-finite"), (empty, "empty"),
-                       (text, "unreadable"), (tmp_path / "missing.wav", "no such file")):
+                       (text, "not a WAV file .no known audio format"),
+                       (flac, "not a WAV file .its content is FLAC"),
+                       (aiff, "not a WAV file .its content is AIFF"), (truncated, "unreadable"),
+                       (tmp_path / "missing.wav", "no such file")):
     with pytest.raises(errors.UserError, match=reason) as info:
       codec.reconstruct_mode(config, str(pretrained), str(path), str(tmp_path / "o.wav"))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
   with pytest.raises(errors.ConfigError, match="would replace the input"):
     codec.reconstruct_mode(config, str(pretrained), str(stereo), str(stereo))
+  with pytest.raises(errors.ConfigError, match="is a folder; give the file to write"):
+    codec.reconstruct_mode(config, str(pretrained), str(stereo), str(tmp_path))
   assert sf.info(stereo).channels == 2                      # the input is kept
   with pytest.raises(errors.DataError, match="not a bitstream written by --mode=encode"):
     codec.decode_mode(config, str(pretrained), str(text), str(tmp_path / "o.wav"))
@@ -120,10 +132,11 @@ def test_bad_inputs_are_one_line_errors_naming_the_file(shipped, tmp_path):
            num_samples=len(samples), fingerprint=np.array("0123456789abcdef"))
   with pytest.raises(errors.DataError, match="encoded by other weights"):
     codec.decode_mode(config, str(run), str(tmp_path / "other.npz"), str(tmp_path / "o.wav"))
-  too_many = config.copy_and_resolve_references()
-  too_many.codec.levels = 4
-  with pytest.raises(errors.ConfigError, match="codec.levels=4"):
-    codec.reconstruct_mode(too_many, str(pretrained), str(good), str(tmp_path / "o.wav"))
+  for levels in (4, 0):   # 0 is not "unset" (which codes every level): it is refused
+    bad_levels = config.copy_and_resolve_references()
+    bad_levels.codec.levels = levels
+    with pytest.raises(errors.ConfigError, match=f"codec.levels={levels} must be in 1"):
+      codec.reconstruct_mode(bad_levels, str(pretrained), str(good), str(tmp_path / "o.wav"))
 
 
 def test_listening_examples_are_the_codec_reconstructions(fsdd_recordings, tmp_path):

@@ -107,7 +107,7 @@ def test_bad_files_get_the_right_reason_and_an_all_bad_folder_names_them(
   with pytest.raises(errors.DataError) as info:
     _load(default_config, only_bad, tmp_path / "cache")
   message = str(info.value)
-  assert "0_george_7.wav: unreadable" in message and "1_theo_8.wav: empty" in message
+  assert "0_george_7.wav: not a WAV file" in message and "1_theo_8.wav: empty" in message
   assert "val_first_index" not in message
 
 
@@ -296,6 +296,12 @@ def test_user_errors_are_one_readable_line(fsdd_recordings, tmp_path):
   assert typo.returncode == 1 and "Traceback" not in typo.stderr
   assert typo.stderr.strip() == ('error: a --config override does not apply: no field \'level\' '
                                  'Did you mean "levels" instead of "level"?')
+
+  missing = _main(["--config=configs/no_such_config.py", f"--workdir={tmp_path / 'w'}"], tmp_path)
+  assert missing.returncode == 1 and "Traceback" not in missing.stderr
+  assert missing.stderr.strip().splitlines()[-1] == (
+      "error: --config could not be loaded: [Errno 2] No such file or directory: "
+      "'configs/no_such_config.py' (give a configs/*.py file, e.g. --config=configs/model5.py).")
 
   offline = _main(common + ["--config.data.download_url=http://127.0.0.1:9/fsdd.tar.gz"],
                   tmp_path, FSDD_DIR="")

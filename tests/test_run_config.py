@@ -157,3 +157,23 @@ def test_a_read_mode_writes_a_shipped_folder_only_when_told(tmp_path):
   run = tmp_path / "run"
   (run / "checkpoints").mkdir(parents=True)
   assert run_config.record_folder(run, None) == run
+
+
+def test_shipped_defaults_are_found_from_any_working_directory(tmp_path, monkeypatch):
+  """'pretrained/classifier' (eval.classifier_workdir's default) and a prior's 'pretrained/model6'
+  name folders of the checkout: a command run elsewhere finds them there, and a folder of that
+  name in the working directory still comes first."""
+  from rvq_jax.train import classifier as classifier_train  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import prior_targets  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(tmp_path)
+  assert run_config.project_path("pretrained/classifier") == REPO / "pretrained" / "classifier"
+  classifier_train.check_trained("pretrained/classifier")          # found, no error
+  prior = run_config.saved_config(REPO / "pretrained" / "prior")
+  assert prior.vqvae_workdir == "pretrained/model6"
+  run = prior_targets.load_vqvae(prior, with_data=False)           # its VQ-VAE, by the same rule
+  assert run.config.rvq.levels == 8
+  assert run_config.project_path("nowhere/at_all") == pathlib.Path("nowhere/at_all")
+  (tmp_path / "pretrained" / "classifier").mkdir(parents=True)     # a local folder of that name
+  assert run_config.project_path("pretrained/classifier") == pathlib.Path("pretrained/classifier")
+  with pytest.raises(errors.MissingError, match="No trained classifier in pretrained/classifier"):
+    classifier_train.check_trained("pretrained/classifier")

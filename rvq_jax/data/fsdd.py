@@ -103,12 +103,24 @@ def parse_name(filename: str) -> tuple[int, str, int] | None:
   return int(match.group(1)), match.group(2), int(match.group(3))
 
 
+WAV_MAGIC = (b"RIFF", b"RIFX", b"RF64")   # the first 4 bytes of a WAV; bytes 8-12 are b"WAVE"
+
+
+def _container_name(path: pathlib.Path) -> str:
+  """What libsndfile says the file is (e.g. 'FLAC'), or that it cannot tell."""
+  try:
+    return f"its content is {sf.info(str(path)).format}"
+  except Exception:  # noqa: BLE001 - only a name for the message
+    return "no known audio format"
+
+
 def read_wav(path: pathlib.Path) -> tuple[np.ndarray, int]:
   """Reads one mono WAV (any sample rate) as (float32 samples [n] in [-1, 1] for PCM, rate in Hz).
 
   Raises:
-    DataError: the file is a dangling link, empty, unreadable, not mono or holds non-finite
-      samples; the message says which.
+    DataError: the file is a dangling link, empty, not a WAV file (whatever its name: FLAC,
+      AIFF, Ogg or MP3 content is refused), unreadable, not mono or holds non-finite samples;
+      the message says which.
     TransientReadError: permission denied or an I/O error (a reason that may pass).
   """
   path = pathlib.Path(path)
@@ -123,6 +135,11 @@ def read_wav(path: pathlib.Path) -> tuple[np.ndarray, int]:
     raise TransientReadError(f"could not be read ({e.strerror or e})") from e
   if not header:
     raise errors.DataError("empty (0 bytes)")
+  if header[:4] not in WAV_MAGIC or header[8:12] != b"WAVE":
+    # libsndfile would read FLAC, AIFF, Ogg or MP3 too, whatever the name says; the project
+    # reads WAV (RIFF, RIFX, RF64) only, as documented.
+    raise errors.DataError(f"not a WAV file ({_container_name(path)}); convert it to WAV, e.g. "
+                           "`sox in.flac out.wav`")
   try:
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
   except (sf.LibsndfileError, RuntimeError) as e:

@@ -8,7 +8,6 @@ in any `parallel.mode`. Scoring with a trained classifier is `rvq_jax.eval.judge
 from __future__ import annotations
 
 import functools
-import pathlib
 from typing import Any
 
 import flax
@@ -161,7 +160,7 @@ def _abstract_state(config):
 def check_trained(workdir) -> None:
   """Raises MissingError, saying how to train one, when `workdir` holds no trained classifier;
   cheap, so modes that score with it call it before they spend time on anything else."""
-  workdir = pathlib.Path(workdir)
+  workdir = run_config.project_path(workdir)
   if not (workdir / "config.json").exists() or not checkpoints.has_trained_state(workdir):
     raise errors.MissingError(
         f"No trained classifier in {workdir}. Train one with: python -m rvq_jax.main "
@@ -171,8 +170,9 @@ def check_trained(workdir) -> None:
 
 def restore_classifier(workdir) -> tuple[ml_collections.ConfigDict, ClassifierState]:
   """(config, latest `ClassifierState`) of the classifier trained in `workdir` (its config.json and
-  latest checkpoint, or shipped weights)."""
-  workdir = pathlib.Path(workdir)
+  latest checkpoint, or shipped weights); a relative `workdir` missing here is looked for in the
+  project's checkout (`run_config.project_path`)."""
+  workdir = run_config.project_path(workdir)
   check_trained(workdir)
   config = run_config.saved_config(workdir)
   state = checkpoints.restore_for_reading(

@@ -43,6 +43,7 @@ import numpy as np
 from rvq_jax import audio
 from rvq_jax import data as data_lib
 from rvq_jax import errors
+from rvq_jax import run_config
 from rvq_jax.data import download
 from rvq_jax.models import rvq
 from rvq_jax.models import vqvae
@@ -69,7 +70,7 @@ def load_vqvae(config, with_data: bool = True) -> VQVAERun:
   """The VQ-VAE in `config.vqvae_workdir` (a run or shipped weights), with its dataset (data
   location from the prior's config when set there) unless `with_data` is False: sampling needs
   only the decoder, and shipped weights record their data scale."""
-  workdir = pathlib.Path(config.vqvae_workdir)
+  workdir = run_config.project_path(config.vqvae_workdir)
   if not (workdir / "config.json").exists():
     raise errors.MissingError(
         f"config.vqvae_workdir={str(workdir)!r} holds no trained VQ-VAE (no config.json). Train one "
