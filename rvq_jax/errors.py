@@ -40,3 +40,8 @@ class DivergedError(UserError, FloatingPointError):
 
 class SetupError(UserError, RuntimeError):
   """The machine or cluster is not set up as the run asks (e.g. multi-host initialisation)."""
+
+
+class WriteError(UserError, OSError):
+  """An output could not be written (a read-only or full disk, a folder where a file goes); what
+  was at the path before is left as it was."""

@@ -23,8 +23,11 @@ def atomic_write(path):
   """Context manager: a binary file object whose contents replace `path` when the block ends
   without an exception (folders are made); nothing changes at `path` otherwise."""
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  except OSError as e:
+    raise _write_error(path, e) from e
   try:
     os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's 0600 would hide results from other users
     with os.fdopen(fd, "wb") as f:
@@ -32,10 +35,19 @@ def atomic_write(path):
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp)
+    if isinstance(e, OSError) and not isinstance(e, errors.UserError):
+      raise _write_error(path, e) from e
     raise
+
+
+def _write_error(path: pathlib.Path, e: OSError) -> errors.WriteError:
+  """One line naming the output and the system's reason (a full or read-only disk, a folder in
+  the way), e.g. 'runs/x/eval.json could not be written (No space left on device) ...'."""
+  return errors.WriteError(f"{path} could not be written ({e.strerror or e}); free space or "
+                           "choose a writable place (nothing there was changed).")
 
 
 def _umask() -> int:

@@ -16,10 +16,17 @@ from rvq_jax import files
 def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path):
   target = tmp_path / "out.json"
   target.write_text("old")
-  with pytest.raises(OSError, match="No space"):
+  with pytest.raises(errors.WriteError, match="out.json could not be written .No space left"):
     with files.atomic_write(target) as f:
       f.write(b"half of the new")
       raise OSError(errno.ENOSPC, "No space left on device")   # as a full disk would
+  assert target.read_text() == "old"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+  # A file where the output's folder should be, or a folder where the file goes: one line too.
+  for path in (target / "inside.json", tmp_path):
+    with pytest.raises(errors.WriteError, match="could not be written") as info:
+      files.write_text(path, "new")
+    assert "\n" not in str(info.value)
   assert target.read_text() == "old"
   assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
