@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from rvq_jax import data
+from rvq_jax import errors
 
 
 def _expected(recordings, max_samples):
@@ -177,3 +178,16 @@ def test_parse_name():
   assert data.parse_name("7_jackson_32.wav") == (7, "jackson", 32)
   assert data.parse_name("7_jackson.wav") is None
   assert data.parse_name("12_jackson_3.wav") is None
+
+
+@pytest.mark.parametrize("indices, split", [((20, 30), "validation"), ((5, 20, 30), "test")])
+def test_training_refuses_a_folder_without_held_out_clips(fsdd_recordings, default_config,
+                                                          tmp_path, indices, split):
+  """Training validates every epoch and tests at the end: a folder without those clips is refused
+  before anything trains (it trained, then failed on the empty split); reading it is still fine."""
+  names = [f"{d}_george_{i}" for d in (0, 1, 2) for i in indices]
+  folder = _small_folder(fsdd_recordings, tmp_path / "rec", names)
+  config = _config(default_config, folder, tmp_path / "cache")
+  assert len(data.load_dataset(config)[split].waveforms) == 0
+  with pytest.raises(errors.DataError, match=f"No {split} recordings in .*rec"):
+    data.load_training_dataset(config)

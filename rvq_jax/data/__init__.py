@@ -11,6 +11,7 @@ from rvq_jax.data.fsdd import BadRecordingWarning
 from rvq_jax.data.fsdd import Dataset
 from rvq_jax.data.fsdd import Split
 from rvq_jax.data.fsdd import load_dataset
+from rvq_jax.data.fsdd import load_training_dataset
 from rvq_jax.data.fsdd import parse_name
 from rvq_jax.data.fsdd import read_recording
 from rvq_jax.data.fsdd import read_wav
@@ -28,6 +29,7 @@ __all__ = [
     "download_release",
     "find_recordings",
     "load_dataset",
+    "load_training_dataset",
     "map_batches",
     "padded_batches",
     "parse_name",

@@ -328,6 +328,23 @@ def write_npz_atomically(path: pathlib.Path, arrays: dict) -> None:
     np.savez(f, **arrays)
 
 
+def load_training_dataset(data_config) -> Dataset:
+  """`load_dataset` for a training run, which validates every epoch and tests at the end:
+  DataError, before anything trains, when the validation or test split is empty (such a folder
+  trained, then failed on the empty split)."""
+  dataset = load_dataset(data_config)
+  held_out = {"validation": (f"{data_config.val_first_index}-{data_config.val_last_index}",
+                             "data.val_first_index..data.val_last_index"),
+              "test": (f"0-{data_config.test_last_index}", "data.test_last_index")}
+  for split, (indices, fields) in held_out.items():
+    if len(dataset[split].waveforms) == 0:
+      raise errors.DataError(
+          f"No {split} recordings in {data_config.data_dir} (repetition indices {indices}, "
+          f"{fields}): training validates and tests on them; add such files or point "
+          "data.data_dir at the whole FSDD.")
+  return dataset
+
+
 def load_dataset(data_config) -> Dataset:
   """Finds (or downloads) FSDD and returns the prepared splits, from the cache when it is fresh."""
   validate_data_config(data_config)

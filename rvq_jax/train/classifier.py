@@ -137,7 +137,7 @@ def train_classifier(config, workdir: str):
   """
   parallel = parallel_lib.Parallel(config)
   with trainer.open_run(config, workdir) as changes:
-    dataset = data_lib.load_dataset(config.data)
+    dataset = data_lib.load_training_dataset(config.data)
     specs = {s: audio.prepare_spectrograms(dataset[s].waveforms, config.audio)
              for s in data_lib.SPLITS}
     t = config.train

@@ -58,7 +58,7 @@ def train(config, workdir: str):
   parallel = parallel_lib.Parallel(config)
   logging.info("parallel mode %s over %d device(s), %d process(es)", parallel.mode,
                parallel.num_devices, jax.process_count())
-  dataset = data_lib.load_dataset(config.data)   # bad data fails before the workdir is touched
+  dataset = data_lib.load_training_dataset(config.data)   # bad data fails before the workdir is touched
   with trainer.open_run(config, workdir) as changes:
     specs = {s: audio.prepare_spectrograms(dataset[s].waveforms, config.audio)
              for s in data_lib.SPLITS}
