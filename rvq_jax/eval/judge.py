@@ -53,7 +53,12 @@ class Classifier:
     """(probabilities [N, 10] = softmax(logits / temperature), embeddings [N, E]); arguments as
     `logits`."""
     logits, embeddings = self.logits(spectrograms, audio_config, batch_size)
-    return np.asarray(jax.nn.softmax(jnp.asarray(logits) / self.temperature)), embeddings
+    return probabilities(logits, self.temperature), embeddings
+
+
+def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+  """softmax(logits [N, 10] / temperature): a classifier's probabilities at a temperature."""
+  return np.asarray(jax.nn.softmax(jnp.asarray(logits) / temperature))
 
 
 CALIBRATION_RECORD = "classifier_eval.json"

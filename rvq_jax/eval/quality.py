@@ -134,7 +134,7 @@ def classifier_report(config, workdir, dataset, specs) -> dict:
   classifier = dataclasses.replace(raw, temperature=temperature)
 
   def probabilities(name, t):
-    return np.asarray(jax.nn.softmax(jnp.asarray(logits[name][0]) / t))
+    return judge.probabilities(logits[name][0], t)
 
   def ece(name, t):
     return float(metrics.expected_calibration_error(jnp.asarray(probabilities(name, t)),
