@@ -166,7 +166,8 @@ def test_the_prior_ablation_section_reads_the_kept_records():
     block = kept[start:start + len(saved["samples"])]
     assert f"| {saved['bits_per_dim']['test']:.3f} |" in block[0]
     for line, row in zip(block, saved["samples"]):
-      assert f"| {row['temperature']} | {'yes' if row['snap'] else 'no'} | " in line
+      guided = f", guidance {row['guidance']:g}" if row.get("guidance") else ""
+      assert f"| {row['temperature']}{guided} | {'yes' if row['snap'] else 'no'} | " in line
       assert f"| {row['inception_score']:.2f} | {row['frechet_distance']:.1f} |" in line
       if "requested_digit_accuracy" in row:    # conditional priors only
         assert f"| {row['requested_digit_accuracy']:.3f} (" in line
