@@ -1,11 +1,15 @@
-"""Rate-distortion of the project's codec beside the codecs people use (issue 32), on the official
-test split: Opus, Speex narrow-band, Codec2, G.711 mu-law and the RVQ-VAE at every level count,
+"""Rate-distortion of the project's codecs beside the codecs people use (issue 32), on the official
+test split or on a folder of clips (the unseen voices of benchmarks/espeak_digits.py): Opus, Speex
+narrow-band, Codec2, G.711 mu-law and each RVQ-VAE at every level count (or those of --levels),
 each through the same metric code (PESQ-nb, STOI, log-spectral distance, digit accuracy of the
-shipped judge classifier).
+shipped judge classifier, beside its accuracy on the uncoded clips).
 
 COMMAND (from the repository root; installs nothing: `apt-get install opus-tools speex codec2 sox`
 first; a codec whose tools are missing is skipped with a message):
-  python benchmarks/rate_distortion.py --workdir=pretrained/model7 --out=runs/rate_distortion
+  python benchmarks/rate_distortion.py --workdirs=pretrained/model7 --out=runs/rate_distortion
+  python benchmarks/espeak_digits.py --out=runs/espeak_digits
+  python benchmarks/rate_distortion.py --workdirs=pretrained/model7 \
+      --clips_dir=runs/espeak_digits --out=runs/rate_distortion_espeak
 
 Bit rates are real: the coded payload's bytes over the clips' duration, the container left out
 for every codec alike (Ogg pages' headers and the first two header pages of Opus and Speex; the
@@ -38,9 +42,16 @@ from rvq_jax import data as data_lib  # noqa: E402
 from rvq_jax.eval import judge  # noqa: E402
 from rvq_jax.eval import metrics  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string("workdir", "pretrained/model7", "The RVQ-VAE codec's weights.")
+_WORKDIRS = flags.DEFINE_list("workdirs", ["pretrained/model7"],
+                              "RVQ-VAE codecs' weights folders (each a curve); the first one's "
+                              "data config finds the test split.")
+_LEVELS = flags.DEFINE_list("levels", None, "RVQ level counts to score (default: every count).")
+_CLIPS_DIR = flags.DEFINE_string("clips_dir", None, "Score the WAVs of this folder (the digit is "
+                                 "the name's first character, as FSDD's) instead of the test split.")
 _OUT = flags.DEFINE_string("out", "runs/rate_distortion", "Folder for the table, JSON and plot.")
-_CLIPS = flags.DEFINE_integer("clips", None, "Score only the first n test clips (default: all).")
+_CLIPS = flags.DEFINE_integer("clips", None, "Score only the first n clips (default: all).")
+_CODECS = flags.DEFINE_list("codecs", ["opus", "speex", "codec2", "mu-law"],
+                            "External codecs to run beside the RVQ-VAEs.")
 _CLASSIFIER = flags.DEFINE_string("classifier_workdir", "pretrained/classifier", "The judge.")
 _OPUS = flags.DEFINE_list("opus_kbps", ["6", "8", "12", "16", "24"], "Opus target bit rates.")
 _SPEEX = flags.DEFINE_list("speex_quality", ["2", "4", "6", "8", "10"], "Speex qualities.")
@@ -133,75 +144,113 @@ def score(reference, decoded, lengths, classifier, audio_config, digits, scale: 
           "digit_accuracy": float((heard == digits).mean())}
 
 
+def load_clips(codec) -> tuple[list[np.ndarray], np.ndarray, str]:
+  """PCM float32 clips at 8 kHz, their digits and a description: the test split of `codec`'s
+  data, or the WAVs of --clips_dir."""
+  if _CLIPS_DIR.value:
+    paths = sorted(pathlib.Path(_CLIPS_DIR.value).glob("*.wav"))[:_CLIPS.value]
+    if not paths:
+      sys.exit(f"{_CLIPS_DIR.value}: no WAV files (--clips_dir).")
+    clips = [codec_lib.read_audio(p, RATE) for p in paths]
+    return clips, np.asarray([int(p.name[0]) for p in paths]), f"{_CLIPS_DIR.value}"
+  test = data_lib.load_dataset(codec.config.data)["test"]
+  count = _CLIPS.value or len(test)
+  clips = [np.asarray(test.waveforms[i][:test.lengths[i]]) * codec.scale for i in range(count)]
+  return clips, np.asarray(test.digits[:count]), "test split"
+
+
+def rvq_rows(workdir: str, clips, lengths, digits, seconds, classifier, scorer_config, scale):
+  """The rows of one RVQ-VAE, one per level count: real bitstreams (`bitstream.pack`), decoded."""
+  codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}), workdir)
+  model = codec_lib.entropy_model(codec, workdir)
+  levels = [int(v) for v in _LEVELS.value] if _LEVELS.value else range(1, codec.config.rvq.levels + 1)
+  # RVQ codes of the first l levels do not depend on how many more are computed: code once.
+  all_codes = [codec_lib.encode(codec, pcm, codec.config.rvq.levels) for pcm in clips]
+  rows = []
+  for level in [v for v in levels if 1 <= v <= codec.config.rvq.levels]:
+    decoded, payload, files = [], 0, 0
+    for pcm, full_codes in zip(clips, all_codes):
+      codes = full_codes[..., :level]
+      data = bitstream.pack(codes, len(pcm), RATE, codec.fingerprint, model)
+      decoded.append(codec_lib.decode(codec, codes, len(pcm)))
+      payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
+    rows.append(_row("rvq", str(level), payload, files, seconds, clips, decoded, lengths,
+                     classifier, scorer_config, digits, scale, model=workdir))
+  return rows
+
+
+def _row(kind, setting, payload, files, seconds, clips, decoded, lengths, classifier,
+         scorer_config, digits, scale, model=None) -> dict:
+  row = {"codec": kind, "setting": setting, "kbps": 8 * payload / seconds / 1000,
+         "file_kbps": 8 * files / seconds / 1000, **({"model": model} if model else {}),
+         **score(clips, decoded, lengths, classifier, scorer_config, digits, scale)}
+  print(f"| {model or kind} {setting} | {row['kbps']:.2f} | {row['file_kbps']:.2f} | "
+        f"{row['pesq_nb']:.2f} | {row['stoi']:.3f} | {row['lsd_db']:.2f} | "
+        f"{row['digit_accuracy']:.3f} |", flush=True)
+  return row
+
+
 def main(argv):
   del argv
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
-  codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
-                               _WORKDIR.value)
-  model = codec_lib.entropy_model(codec, _WORKDIR.value)
-  test = data_lib.load_dataset(codec.config.data)["test"]
-  count = _CLIPS.value or len(test)
-  clips = [np.asarray(test.waveforms[i][:test.lengths[i]]) * codec.scale for i in range(count)]
-  lengths, digits = [len(c) for c in clips], np.asarray(test.digits[:count])
+  first = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
+                               _WORKDIRS.value[0])
+  clips, digits, source = load_clips(first)
+  lengths = [len(c) for c in clips]
   seconds = sum(lengths) / RATE
   classifier = judge.load_classifier(_CLASSIFIER.value)
-  settings = ([("opus", b) for b in _OPUS.value] + [("speex", q) for q in _SPEEX.value]
-              + [("codec2", m) for m in _CODEC2.value] + [("mu-law", "64")]
-              + [("rvq", str(levels)) for levels in range(1, codec.config.rvq.levels + 1)])
-  # RVQ codes of the first l levels do not depend on how many more are computed: code once.
-  all_codes = [codec_lib.encode(codec, pcm, codec.config.rvq.levels) for pcm in clips]
+  # The judge's spectrograms: the first model's STFT settings and its data's scale (every
+  # model here trains on the same FSDD split, so the same scale).
+  scorer_config, scale = first.config.audio, first.scale
+  heard = score(clips, clips, lengths, classifier, scorer_config, digits, scale)
+  print(f"{len(clips)} clips ({source}), {seconds:.0f} s; the judge's digit accuracy on the "
+        f"originals: {heard['digit_accuracy']:.3f}", flush=True)
+  settings = {"opus": _OPUS.value, "speex": _SPEEX.value, "codec2": _CODEC2.value,
+              "mu-law": ["64"]}
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
-    for kind, setting in settings:
-      if kind != "rvq" and not all(shutil.which(t) for t in TOOLS[kind]):
+    for kind in _CODECS.value:
+      if not all(shutil.which(t) for t in TOOLS[kind]):
         print(f"skipped {kind}: {' and '.join(TOOLS[kind])} not found (apt-get install "
               f"{ {'opus': 'opus-tools', 'mu-law': 'sox'}.get(kind, kind)}).", flush=True)
         continue
-      decoded, payload, files = [], 0, 0
-      for pcm, full_codes in zip(clips, all_codes):
-        if kind == "rvq":
-          codes = full_codes[..., :int(setting)]
-          data = bitstream.pack(codes, len(pcm), RATE, codec.fingerprint, model)
-          decoded.append(codec_lib.decode(codec, codes, len(pcm)))
-          payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
-        else:
-          d, p, f = external(kind, setting, pcm, tmp)
-          decoded.append(d)
-          payload, files = payload + p, files + f
-      row = {"codec": kind, "setting": setting, "kbps": 8 * payload / seconds / 1000,
-             "file_kbps": 8 * files / seconds / 1000,
-             **score(clips, decoded, lengths, classifier, codec.config.audio, digits,
-                     codec.scale)}
-      rows.append(row)
-      print(f"| {kind} {setting} | {row['kbps']:.2f} | {row['file_kbps']:.2f} | "
-            f"{row['pesq_nb']:.2f} | {row['stoi']:.3f} | {row['lsd_db']:.2f} | "
-            f"{row['digit_accuracy']:.3f} |", flush=True)
-  write_outputs(out, rows, count, seconds)
+      for setting in settings[kind]:
+        results = [external(kind, setting, pcm, tmp) for pcm in clips]
+        rows.append(_row(kind, setting, sum(r[1] for r in results),
+                         sum(r[2] for r in results), seconds, clips, [r[0] for r in results],
+                         lengths, classifier, scorer_config, digits, scale))
+  for workdir in _WORKDIRS.value:
+    rows += rvq_rows(workdir, clips, lengths, digits, seconds, classifier, scorer_config, scale)
+  write_outputs(out, rows, source, len(clips), seconds, heard["digit_accuracy"])
 
 
-def write_outputs(out: pathlib.Path, rows, count: int, seconds: float) -> None:
+def write_outputs(out: pathlib.Path, rows, source: str, count: int, seconds: float,
+                  original_accuracy: float) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   (out / "rate_distortion.json").write_text(json.dumps(
-      {"clips": count, "seconds": seconds, "workdir": _WORKDIR.value, "rows": rows}, indent=2))
-  lines = [f"{count} test clips, {seconds:.0f} s. kbit/s: coded payload over duration "
+      {"source": source, "clips": count, "seconds": seconds, "workdirs": _WORKDIRS.value,
+       "original_digit_accuracy": original_accuracy, "rows": rows}, indent=2))
+  lines = [f"{count} clips ({source}), {seconds:.0f} s; the judge's digit accuracy on the "
+           f"uncoded clips {original_accuracy:.3f}. kbit/s: coded payload over duration "
            "(containers and headers left out); file: whole files.", "",
            "| codec | kbit/s | file kbit/s | PESQ-nb | STOI | LSD (dB) | digit accuracy |",
            "|---|---|---|---|---|---|---|"]
-  lines += [f"| {r['codec']} {r['setting']} | {r['kbps']:.2f} | {r['file_kbps']:.2f} | "
+  lines += [f"| {r.get('model', r['codec'])} {r['setting']} | {r['kbps']:.2f} | {r['file_kbps']:.2f} | "
             f"{r['pesq_nb']:.2f} | {r['stoi']:.3f} | {r['lsd_db']:.2f} | "
             f"{r['digit_accuracy']:.3f} |" for r in rows]
   (out / "rate_distortion.md").write_text("\n".join(lines) + "\n")
   fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-  for kind in dict.fromkeys(r["codec"] for r in rows):
-    points = sorted((r["kbps"], r["pesq_nb"]) for r in rows if r["codec"] == kind)
-    ax.plot(*zip(*points), "o-", label=kind if kind != "rvq" else f"RVQ-VAE ({_WORKDIR.value})")
+  for curve in dict.fromkeys(r.get("model", r["codec"]) for r in rows):
+    points = sorted((r["kbps"], r["pesq_nb"]) for r in rows if r.get("model", r["codec"]) == curve)
+    ax.plot(*zip(*points), "o-", label=curve)
   ax.set_xscale("log")
   ax.set_xlabel("kbit/s (coded payload over duration)")
   ax.set_ylabel("PESQ-nb")
+  ax.set_title(f"{count} clips ({source})")
   ax.grid(True, which="both", alpha=0.3)
   ax.legend()
   fig.savefig(out / "rate_distortion.png", dpi=120)

@@ -384,11 +384,9 @@ def encode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
 
 
 def _samples_per_code(config) -> float:
-  """Samples per code of one level: a latent column of rows x frames covers hop x 2^E samples
-  per frame; rows codes each."""
-  height = audio.spectrogram_shape(config.data.max_samples, config.audio)[0] // \
-      vqvae.downsampling(config)
-  return config.audio.hop_length * vqvae.downsampling(config) / height
+  """Samples per code of one level: a latent column covers hop x 2^E samples and holds
+  `vqvae.latent_rows` codes."""
+  return config.audio.hop_length * vqvae.downsampling(config) / vqvae.latent_rows(config)
 
 
 # Members of a codes file and their largest accepted uncompressed size in bytes: the codes of
@@ -440,7 +438,7 @@ def check_grid(path, codec: Codec, rows: int, frames: int, levels: int, num_samp
   a positive length (at most `max_seconds`) that needs exactly `frames` latent frames. DataError
   naming `path` otherwise."""
   c = codec.config
-  height = audio.spectrogram_shape(c.data.max_samples, c.audio)[0] // vqvae.downsampling(c)
+  height = vqvae.latent_rows(c)
   if rows != height or not 1 <= levels <= c.rvq.levels:
     raise errors.DataError(f"{path}: codes of shape {(rows, frames, levels)}; this model codes "
                            f"[{height}, frames, 1..{c.rvq.levels}].")

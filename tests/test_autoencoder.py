@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rvq_jax.eval import report
 from rvq_jax.models import autoencoder
 from rvq_jax.models import vqvae
 
@@ -160,3 +161,45 @@ def test_bfloat16_forms_track_the_float32_flax_layer(form):
   dx_ref = jax.grad(lambda x: jnp.sum(plain.apply(params, x) * w))(x)
   assert dx.dtype == jnp.bfloat16 and _rel_err(dx, dx_ref) < 0.02
 
+
+
+@pytest.mark.parametrize("fold", [2, 4])
+def test_folded_rows_are_a_strided_band_convolution(fold):
+  """The encoder's fold (rows into channels, then the 1x1 latent conv) is the convolution with an
+  [F, 1] kernel and stride F along frequency; the decoder's unfold (1x1 conv, rows back out) the
+  transposed convolution with the same kernel shape: both against lax's own convolutions."""
+  b, h, w, c, d = 2, 8, 5, 3, 4
+  x = jax.random.normal(jax.random.key(0), (b, h, w, c))
+  kernel = jax.random.normal(jax.random.key(1), (fold * c, d))
+  folded = autoencoder.fold_rows(x, fold) @ kernel                      # [b, h / F, w, d]
+  band = kernel.reshape(fold, 1, c, d)                                  # row r, channel c
+  reference = jax.lax.conv_general_dilated(x, band, (fold, 1), "VALID",
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(folded, reference, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(autoencoder.unfold_rows(autoencoder.fold_rows(x, fold), fold), x)
+  z = jax.random.normal(jax.random.key(2), (b, h // fold, w, d))
+  unfolded = autoencoder.unfold_rows(z @ kernel.T, fold)                # [b, h, w, c]
+  reference = jax.lax.conv_transpose(z, band, (fold, 1), "VALID", transpose_kernel=True,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(unfolded, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_a_latent_along_time_alone(default_config):
+  """model.fold_rows=32: one latent vector per latent frame ([B, 1, 32, D]) that decodes back to
+  the whole spectrogram; fold_rows=1 keeps the study's parameters exactly (no fold layers)."""
+  x = jax.random.normal(jax.random.key(0), (2, 128, 128, 2))
+  plain = vqvae.make_model(default_config).init(jax.random.key(1), x)
+  default_config.model.fold_rows = 32
+  model = vqvae.make_model(default_config)
+  params = model.init(jax.random.key(1), x)
+  z = model.apply(params, x, method=vqvae.VQVAE.encode)
+  assert z.shape == (2, 1, 32, 128) and vqvae.latent_rows(default_config) == 1
+  assert model.apply(params, z, method=vqvae.VQVAE.decode).shape == (2, 128, 128, 2)
+  assert params["params"]["encoder"]["Conv_2"]["kernel"].shape == (1, 1, 32 * 64, 128)
+  assert params["params"]["decoder_net"]["Unfold"]["kernel"].shape == (1, 1, 128, 32 * 64)
+  assert "Unfold" not in plain["params"]["decoder_net"]
+  assert plain["params"]["encoder"]["Conv_2"]["kernel"].shape == (1, 1, 64, 128)
+  # The bit rate counts one code per level per latent frame of 4 hops (256 samples at 8 kHz).
+  c = default_config
+  expected = (8000 / 256) * c.rvq.levels * np.log2(c.rvq.codes)
+  assert report.bits_per_second(c)["nominal_bits_per_second"] == pytest.approx(expected)

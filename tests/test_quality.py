@@ -268,3 +268,19 @@ def test_the_shipped_second_scorer_reproduces_its_report(fsdd_dataset):
   for split in ("validation", "test"):
     assert judge_lib.calibration_error(judge, specs[split], fsdd_dataset[split].digits) <= 0.03
 
+
+
+def test_a_report_without_audio_or_figures(tiny_vqvae_run, fsdd_dataset, tmp_path):
+  """eval.num_audio=0 and eval.num_figures=0 (a sweep that keeps only the numbers) write the
+  report and no WAVs (it failed inside map_batches on an empty batch list)."""
+  from rvq_jax import audio  # pylint: disable=g-import-not-at-top
+  from rvq_jax.eval import report  # pylint: disable=g-import-not-at-top
+  from rvq_jax.train import vqvae as vqvae_train  # pylint: disable=g-import-not-at-top
+  config, workdir = tiny_vqvae_run
+  config = config.copy_and_resolve_references()
+  config.eval.num_audio = config.eval.num_figures = 0
+  state = vqvae_train.restore_state(config, workdir)
+  specs = {"test": audio.prepare_spectrograms(fsdd_dataset["test"].waveforms, config.audio)}
+  result = report.write_report(config, tmp_path, state, fsdd_dataset, specs)
+  assert json.loads((tmp_path / "eval.json").read_text())["step"] == result["step"] == 4
+  assert not (tmp_path / "audio").exists()

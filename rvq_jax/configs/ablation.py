@@ -61,6 +61,17 @@ ROWS = {
                  chain(_lkr, set_fields("model", encoder_features=(64, 128)))),
     "model7_narrow": ("model7's recipe with encoder/decoder widths 16, 32 (not 32, 64)",
                       chain(_model7, set_fields("model", encoder_features=(16, 32)))),
+    # Issue 32's codec probes: fewer codes per second (bands of the latent grid folded into one
+    # vector, models/autoencoder.py), more levels to spend the bits, quantizer dropout so that
+    # every level count is a codec. Judged by benchmarks/rate_distortion.py at real bit rates.
+    "codec_fold8": ("model7's recipe, 4 latent bands (fold 8: 128 vectors/s a level), 24 levels, "
+                    "quantizer dropout",
+                    chain(_model7, set_fields("model", fold_rows=8),
+                          set_fields("rvq", levels=24, dropout=True))),
+    "codec_fold32": ("model7's recipe, a latent along time alone (fold 32: 31 vectors/s a "
+                     "level, 256 wide), 64 levels of 1,024 codes, quantizer dropout",
+                     chain(_model7, set_fields("model", fold_rows=32, latent_dim=256),
+                           set_fields("rvq", levels=64, codes=1024, dropout=True))),
 }
 WORKDIR_PREFIX = "abl_"   # runs/abl_<row>, docs/ablation/abl_<row>
 

@@ -52,6 +52,9 @@ def get_config():
   config.model = config_dict.ConfigDict()
   config.model.encoder_features = (32, 64)  # stride-2 3x3 convs; the decoder mirrors them
   config.model.latent_dim = 128             # 1x1 conv to the latent; = codebook vector size
+  # Latent-grid rows (frequency bands) folded into one latent vector (models/autoencoder.py): 1 is
+  # the study's grid of 32 x 32 vectors per clip; 32 a latent along time alone, one vector a frame.
+  config.model.fold_rows = 1
   config.model.kernel_size = 3
   config.model.decoder = "deterministic"    # or 'gaussian' (model3: per-pixel mean + log-scale, NLL)
   config.model.min_log_scale = -5.0         # gaussian decoder: soft floor of the log std

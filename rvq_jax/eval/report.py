@@ -30,8 +30,8 @@ from rvq_jax.train import writer
 def bits_per_second(config, counts: np.ndarray | None = None) -> dict[str, float]:
   """Bit rate of the codes: nominal L * log2(K) per latent position, and the entropy rate
   sum_l log2(perplexity_l) per position when code counts [L, K] are given."""
-  bins, frames, _ = audio.spectrogram_shape(config.data.max_samples, config.audio)
-  positions_per_second = bins * frames / vqvae.downsampling(config)**2 / (
+  frames = audio.spectrogram_shape(config.data.max_samples, config.audio)[1]
+  positions_per_second = vqvae.latent_rows(config) * frames / vqvae.downsampling(config) / (
       config.data.max_samples / config.data.sample_rate)
   out = {"nominal_bits_per_second":
          positions_per_second * config.rvq.levels * math.log2(config.rvq.codes)}
@@ -67,7 +67,7 @@ def write_report(config, workdir, state: steps.TrainState, dataset, specs) -> di
   key = jax.random.wrap_key_data(rngs.seed_stream(config.seed, rngs.EVAL))
   waves = np.asarray(data_lib.map_batches(
       lambda x, start: rebuild(state.params, state.codebook.embed, x, jax.random.fold_in(key, start)),
-      specs["test"][:count], config.train.eval_batch_size))
+      specs["test"][:count], config.train.eval_batch_size)) if count else None   # num_audio=0
   for i in range(count):
     n = int(split.lengths[i])
     data_lib.write_wav(workdir / "audio" / "original" / f"{split.names[i]}.wav",

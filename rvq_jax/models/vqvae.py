@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rvq_jax import audio
 from rvq_jax.models import autoencoder
 from rvq_jax.models import conv_kernels
 from rvq_jax.models import rvq
@@ -32,15 +33,16 @@ class VQVAE(nn.Module):
   out_channels: int = 2
   conv_impl: str = "xla"
   compute_dtype: str = "float32"
+  fold_rows: int = 1
 
   def setup(self):
     dtype = jnp.dtype(self.compute_dtype)
     self.encoder = autoencoder.Encoder(self.encoder_features, self.latent_dim, self.kernel_size,
-                                       self.conv_impl, dtype)
+                                       self.conv_impl, dtype, self.fold_rows)
     channels = self.out_channels * (2 if self.decoder == "gaussian" else 1)
     self.decoder_net = autoencoder.Decoder(tuple(reversed(self.encoder_features)), channels,
                                            self.kernel_size, self.subpixel_decoder, self.conv_impl,
-                                           dtype)
+                                           dtype, self.fold_rows)
 
   def encode(self, x):
     return self.encoder(x)
@@ -58,12 +60,20 @@ def make_model(config) -> VQVAE:
                kernel_size=m.kernel_size, decoder=m.decoder,
                subpixel_decoder=m.subpixel_decoder,
                conv_impl=conv_kernels.resolve_conv_impl(m.conv_impl),
-               compute_dtype=m.compute_dtype)
+               compute_dtype=m.compute_dtype, fold_rows=m.get("fold_rows", 1))
 
 
 def downsampling(config) -> int:
-  """Spectrogram bins (and frames) per latent row (and column): every encoder layer halves both."""
+  """Spectrogram frames per latent column: every encoder layer halves both sides (a latent row
+  covers this many bins times `model.fold_rows`)."""
   return 2 ** len(config.model.encoder_features)
+
+
+def latent_rows(config) -> int:
+  """Rows h of the latent grid [h, w, D] of a spectrogram of `audio`'s bins: every latent vector
+  of a column codes bins / h of them (all of them when the latent runs along time alone)."""
+  bins = audio.spectrogram_shape(config.data.max_samples, config.audio)[0]
+  return bins // downsampling(config) // config.model.get("fold_rows", 1)
 
 
 class ForwardOutput(NamedTuple):

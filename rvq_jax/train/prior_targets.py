@@ -110,9 +110,8 @@ def check_vqvae(workdir, config, run: VQVAERun) -> None:
 def target_shape(config, vq_config) -> tuple[int, int, int]:
   """(h, w, C) of the prior's targets: the VQ-VAE's latent grid, C = `target.projection_dim` or
   the latent size."""
-  bins, frames, _ = audio.spectrogram_shape(vq_config.data.max_samples, vq_config.audio)
-  down = vqvae.downsampling(vq_config)
-  return (bins // down, frames // down,
+  frames = audio.spectrogram_shape(vq_config.data.max_samples, vq_config.audio)[1]
+  return (vqvae.latent_rows(vq_config), frames // vqvae.downsampling(vq_config),
           config.target.projection_dim or vq_config.model.latent_dim)
 
 

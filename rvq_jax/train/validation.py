@@ -264,7 +264,12 @@ def latent_grid_checks(config) -> None:
         f"Invalid config: the spectrogram is {bins}x{frames} (data.max_samples, audio.frame_length, "
         f"audio.hop_length) but model.encoder_features has {len(m.encoder_features)} stride-2 "
         f"layers, which need both sides divisible by {factor}; the latent grid would not match.")
-  positions = t.batch_size * bins * frames // factor**2
+  fold = m.get("fold_rows", 1)
+  if fold < 1 or (bins // factor) % fold:
+    raise errors.ConfigError(
+        f"Invalid config: model.fold_rows={fold} must be a positive divisor of the latent grid's "
+        f"{bins // factor} rows (spectrogram bins / {factor}).")
+  positions = t.batch_size * vqvae.latent_rows(config) * frames // factor
   if r.dead_code_steps > 0 and r.restart_candidates > positions:
     raise errors.ConfigError(
         f"Invalid config: rvq.restart_candidates={r.restart_candidates} exceeds the {positions} "
