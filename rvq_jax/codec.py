@@ -11,8 +11,12 @@ i.e. the bit rate; unset: all) and where the data is when the weights do not rec
 
 Audio at another sample rate is resampled to the model's (`scipy.signal.resample_poly`, logged);
 output is written at the model's rate, 16-bit PCM. The networks are convolutional in time, so a
-recording of any length is zero-padded at its end to a multiple of hop x 2^(encoder layers) samples
-and cut back afterwards: nothing is truncated.
+recording of any length is coded: its latent frames (hop x 2^(encoder layers) samples each) are
+computed for the recording zero-padded at its end to a multiple of `codec.bucket_frames` frames,
+and only the recording's own frames are kept (codes) or written (audio). Decoding pads the codes
+the same way with the model's code of silence. So a folder of clips of any lengths compiles one
+function per bucket (at most window_frames / bucket_frames of them, and three more window shapes
+for recordings longer than a window), not one per length; nothing is truncated.
 
 A bitstream records the weights' fingerprint and its entropy model's digest; decoding it with other
 weights or another model is an error.
@@ -146,43 +150,77 @@ def _default_codec_config():
   return default.get_config().codec
 
 
-# ------------------------------------------------------------------ whole signals (the plain form)
-def _padded_spectrogram(codec: Codec, samples: np.ndarray) -> jax.Array:
-  """[1, bins, frames, 2] of `samples` [n] / scale, zero-padded to a multiple of `codec.multiple`."""
+# ------------------------------------------------------------------ the codec's padding
+def _num_frames(codec: Codec, num_samples: int) -> int:
+  """Latent frames that cover `num_samples` samples (the codes a recording keeps)."""
+  return max(1, math.ceil(num_samples / codec.multiple))
+
+
+def _padded_frames(num_frames: int, codec_config) -> int:
+  """`num_frames` rounded up to a multiple of `codec.bucket_frames`: the frames computed."""
+  bucket = codec_config.bucket_frames
+  return -(-num_frames // bucket) * bucket
+
+
+def _spectrogram(codec: Codec, samples: np.ndarray, lo: int, hi: int) -> jax.Array:
+  """[1, bins, (hi - lo) * 2^E, 2]: the spectrogram of the samples of latent frames lo..hi of
+  `samples` / scale, zeros beyond the recording's end."""
   m = codec.multiple
-  padded = np.zeros(max(1, math.ceil(len(samples) / m)) * m, np.float32)
-  padded[:len(samples)] = samples / codec.scale
-  return audio.to_spectrogram(jnp.asarray(padded)[None], codec.config.audio)
+  segment = np.zeros((hi - lo) * m, np.float32)
+  part = samples[lo * m:hi * m]
+  segment[:len(part)] = part / codec.scale
+  return audio.to_spectrogram(jnp.asarray(segment)[None], codec.config.audio)
 
 
-def _to_pcm(codec: Codec, spectrogram: jax.Array, num_samples: int) -> np.ndarray:
-  return np.asarray(audio.to_waveform(spectrogram, codec.config.audio))[0, :num_samples] * codec.scale
+def silence_codes(codec: Codec, levels: int, codec_config=None) -> np.ndarray:
+  """int32 [h, levels]: the codes of a latent frame of silence (far from any sound): what
+  decoding pads codes with up to a bucket. (Computed on one bucket of silence, a shape the
+  encoder compiles anyway.)"""
+  c = _codec_settings(codec, codec_config)
+  frames = max(c.bucket_frames, 2 * c.context_frames + 1)
+  encode_segment = _functions(codec)[0]
+  codes = encode_segment(codec.params, codec.embed, _spectrogram(codec, np.zeros(0), 0, frames),
+                         levels)
+  return np.asarray(codes)[0, :, frames // 2]
 
 
-def encode_whole(codec: Codec, samples: np.ndarray, levels: int) -> np.ndarray:
-  """Codes int32 [bins / 2^E, frames / 2^E, levels] of PCM `samples` [n] (E encoder layers), the
-  whole signal at once (memory grows with its length: `encode` is the windowed form)."""
+def _padded_codes(codec: Codec, codes: np.ndarray, codec_config) -> np.ndarray:
+  """codes [h, w, l] followed by `silence_codes` up to `_padded_frames(w)` frames."""
+  h, w, levels = codes.shape
+  pad = _padded_frames(w, codec_config) - w
+  silence = silence_codes(codec, levels, codec_config)[:, None]
+  return np.concatenate([np.asarray(codes, np.int32),
+                         np.broadcast_to(silence, (h, pad, levels))], axis=1)
+
+
+# ------------------------------------------------------------------ whole signals (the plain form)
+def encode_whole(codec: Codec, samples: np.ndarray, levels: int, codec_config=None) -> np.ndarray:
+  """Codes int32 [h, ceil(n / multiple), levels] of PCM `samples` [n], the whole signal at once
+  (memory grows with its length: `encode` is the windowed form)."""
+  c = _codec_settings(codec, codec_config)
+  frames = _num_frames(codec, len(samples))
   model = vqvae.make_model(codec.config)
-  codes = vqvae.encode_codes(model, codec.params, codec.embed, _padded_spectrogram(codec, samples),
+  codes = vqvae.encode_codes(model, codec.params, codec.embed,
+                             _spectrogram(codec, samples, 0, _padded_frames(frames, c)),
                              num_levels=levels, block_rows=codec.config.rvq.block_rows)
-  return np.asarray(codes[0, ..., :levels])
+  return np.asarray(codes[0, :, :frames, :levels])
 
 
-def decode_whole(codec: Codec, codes: np.ndarray, num_samples: int) -> np.ndarray:
+def decode_whole(codec: Codec, codes: np.ndarray, num_samples: int,
+                 codec_config=None) -> np.ndarray:
   """PCM float32 [num_samples] from codes [h, w, levels], at once (`decode`: windowed)."""
   model = vqvae.make_model(codec.config)
-  spec = vqvae.decode_from_codes(model, codec.params, codec.embed, jnp.asarray(codes)[None],
+  spec = vqvae.decode_from_codes(model, codec.params, codec.embed,
+                                 jnp.asarray(_padded_codes(codec, codes, codec_config))[None],
                                  codec.config, num_levels=codes.shape[-1])
-  return _to_pcm(codec, spec, num_samples)
+  return np.asarray(audio.to_waveform(spec, codec.config.audio))[0, :num_samples] * codec.scale
 
 
-def reconstruct_whole(codec: Codec, samples: np.ndarray, levels: int) -> np.ndarray:
-  """PCM float32 [n]: `samples` [n] through the encoder, `levels` quantizer levels and the
-  decoder, at once (`reconstruct`: windowed)."""
-  model = vqvae.make_model(codec.config)
-  spec = vqvae.reconstruct(model, codec.params, codec.embed, _padded_spectrogram(codec, samples),
-                           codec.config, num_levels=levels)
-  return _to_pcm(codec, spec, len(samples))
+def reconstruct_whole(codec: Codec, samples: np.ndarray, levels: int,
+                      codec_config=None) -> np.ndarray:
+  """PCM float32 [n]: `samples` [n] coded and decoded at once (`reconstruct`: windowed)."""
+  return decode_whole(codec, encode_whole(codec, samples, levels, codec_config), len(samples),
+                      codec_config)
 
 
 # ------------------------------------------------------------------ windows (bounded memory)
@@ -193,20 +231,6 @@ def windows(num_frames: int, window_frames: int, context_frames: int
   return [(max(0, start - context_frames), start, min(start + window_frames, num_frames),
            min(num_frames, start + window_frames + context_frames))
           for start in range(0, num_frames, window_frames)]
-
-
-def _num_frames(codec: Codec, num_samples: int) -> int:
-  return max(1, math.ceil(num_samples / codec.multiple))
-
-
-def _segment(codec: Codec, samples: np.ndarray, lo: int, hi: int) -> jax.Array:
-  """[1, bins, (hi - lo) * 2^E, 2]: the spectrogram of samples of latent frames lo..hi (zeros
-  beyond the signal's end, as the whole-signal form pads)."""
-  m = codec.multiple
-  segment = np.zeros((hi - lo) * m, np.float32)
-  part = samples[lo * m:hi * m]
-  segment[:len(part)] = part / codec.scale
-  return audio.to_spectrogram(jnp.asarray(segment)[None], codec.config.audio)
 
 
 @functools.lru_cache(maxsize=8)
@@ -226,12 +250,7 @@ def _compiled(config_json: str):
                                    num_levels=codes.shape[-1])
     return audio.to_waveform(spec, config.audio)
 
-  @functools.partial(jax.jit, static_argnames="levels")
-  def reconstruct_segment(params, embed, spec, levels):
-    return audio.to_waveform(vqvae.reconstruct(model, params, embed, spec, config,
-                                               num_levels=levels), config.audio)
-
-  return encode_segment, decode_segment, reconstruct_segment
+  return encode_segment, decode_segment
 
 
 def _functions(codec: Codec):
@@ -239,48 +258,50 @@ def _functions(codec: Codec):
                                for k in ("data", "audio", "model", "rvq")}, sort_keys=True))
 
 
-def _window_settings(codec: Codec, codec_config) -> tuple[int, int]:
-  c = codec_config or codec.config.codec
-  if c.window_frames < 1 or c.context_frames < 0:
-    raise errors.ConfigError(f"codec.window_frames={c.window_frames} must be >= 1 and "
+def _codec_settings(codec: Codec, codec_config):
+  """The window and bucket settings (`codec_config`, default: the model's config's), checked."""
+  c = codec_config or codec.config.get("codec") or _default_codec_config()
+  c = ml_collections.ConfigDict({**_default_codec_config().to_dict(),
+                                 **(c.to_dict() if hasattr(c, "to_dict") else dict(c))})
+  if c.window_frames < 1 or c.context_frames < 0 or c.bucket_frames < 1 or \
+      c.window_frames % c.bucket_frames:
+    raise errors.ConfigError(f"codec.window_frames={c.window_frames} must be a positive multiple "
+                             f"of codec.bucket_frames={c.bucket_frames} (>= 1), and "
                              f"codec.context_frames={c.context_frames} >= 0.")
-  return c.window_frames, c.context_frames
+  return c
 
 
 def encode(codec: Codec, samples: np.ndarray, levels: int, codec_config=None) -> np.ndarray:
-  """Codes int32 [bins / 2^E, ceil(n / multiple), levels] of PCM `samples` [n], window by window
+  """Codes int32 [h, ceil(n / multiple), levels] of PCM `samples` [n], window by window
   (`codec_config.window_frames` with `context_frames` on each side; default: the model's
   config's): equal to `encode_whole`, in memory bounded by the window."""
-  window, context = _window_settings(codec, codec_config)
+  c = _codec_settings(codec, codec_config)
   encode_segment = _functions(codec)[0]
-  pieces = [np.asarray(encode_segment(codec.params, codec.embed, _segment(codec, samples, lo, hi),
-                                      levels))[0, :, start - lo:stop - lo]
-            for lo, start, stop, hi in windows(_num_frames(codec, len(samples)), window, context)]
-  return np.concatenate(pieces, axis=1)
+  frames = _num_frames(codec, len(samples))
+  pieces = [np.asarray(encode_segment(codec.params, codec.embed,
+                                      _spectrogram(codec, samples, lo, hi), levels))[
+                                          0, :, start - lo:stop - lo]
+            for lo, start, stop, hi in windows(_padded_frames(frames, c), c.window_frames,
+                                               c.context_frames)]
+  return np.concatenate(pieces, axis=1)[:, :frames]
 
 
 def decode(codec: Codec, codes: np.ndarray, num_samples: int, codec_config=None) -> np.ndarray:
   """PCM float32 [num_samples] from codes [h, w, levels], window by window (as `encode`)."""
-  window, context = _window_settings(codec, codec_config)
+  c = _codec_settings(codec, codec_config)
   decode_segment, m = _functions(codec)[1], codec.multiple
-  codes = np.asarray(codes, np.int32)
+  codes = _padded_codes(codec, codes, c)
   pieces = [np.asarray(decode_segment(codec.params, codec.embed,
                                       jnp.asarray(codes[None, :, lo:hi])))[0, (start - lo) * m:
                                                                           (stop - lo) * m]
-            for lo, start, stop, hi in windows(codes.shape[1], window, context)]
+            for lo, start, stop, hi in windows(codes.shape[1], c.window_frames, c.context_frames)]
   return np.concatenate(pieces)[:num_samples] * codec.scale
 
 
 def reconstruct(codec: Codec, samples: np.ndarray, levels: int, codec_config=None) -> np.ndarray:
-  """PCM float32 [n]: `samples` [n] through the encoder, `levels` quantizer levels and the
-  decoder, window by window (as `encode`); equal to `reconstruct_whole`."""
-  window, context = _window_settings(codec, codec_config)
-  reconstruct_segment, m = _functions(codec)[2], codec.multiple
-  pieces = [np.asarray(reconstruct_segment(codec.params, codec.embed,
-                                           _segment(codec, samples, lo, hi), levels))[
-                                               0, (start - lo) * m:(stop - lo) * m]
-            for lo, start, stop, hi in windows(_num_frames(codec, len(samples)), window, context)]
-  return np.concatenate(pieces)[:len(samples)] * codec.scale
+  """PCM float32 [n]: `samples` [n] encoded and decoded with `levels` quantizer levels, window
+  by window (as `encode`); equal to `reconstruct_whole`."""
+  return decode(codec, encode(codec, samples, levels, codec_config), len(samples), codec_config)
 
 
 INPUT_SUFFIXES = {"reconstruct": (".wav",), "encode": (".wav",), "decode": (".rvqc", ".npz")}

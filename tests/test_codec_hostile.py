@@ -24,7 +24,7 @@ def model1():
 
 @pytest.fixture(scope="module")
 def speech(fsdd_recordings):
-  """2.6 s of real speech: six FSDD recordings one after the other."""
+  """2.8 s of real speech: six FSDD recordings one after the other."""
   paths = sorted(fsdd_recordings.glob("*_0.wav"))[:6]
   return np.concatenate([data_lib.read_wav(p)[0] for p in paths])
 
@@ -49,15 +49,41 @@ def test_windowed_coding_equals_the_whole_signal(model1, speech):
   """Ten windows of 8 latent frames with 4 of context: the codes are the whole-signal codes,
   the audio equal to float rounding; without context the windows' edges differ (the context is
   what makes them equal)."""
-  windowed = _settings(window_frames=8, context_frames=4)
-  whole = codec.encode_whole(model1, speech, 3)
+  windowed = _settings(window_frames=8, context_frames=4, bucket_frames=8)
+  whole = codec.encode_whole(model1, speech, 3, windowed)
   np.testing.assert_array_equal(codec.encode(model1, speech, 3, windowed), whole)
-  assert (codec.encode(model1, speech, 3, _settings(window_frames=8, context_frames=0))
-          != whole).mean() > 0.05
+  assert (codec.encode(model1, speech, 3, _settings(window_frames=8, context_frames=0,
+                                                    bucket_frames=8)) != whole).mean() > 0.05
   np.testing.assert_allclose(codec.reconstruct(model1, speech, 3, windowed),
-                             codec.reconstruct_whole(model1, speech, 3), atol=1e-6)
+                             codec.reconstruct_whole(model1, speech, 3, windowed), atol=1e-6)
   np.testing.assert_allclose(codec.decode(model1, whole, len(speech), windowed),
-                             codec.decode_whole(model1, whole, len(speech)), atol=1e-6)
+                             codec.decode_whole(model1, whole, len(speech), windowed), atol=1e-6)
+
+
+def test_clips_of_many_lengths_share_a_few_compiled_shapes(model1, speech):
+  """Forty clips of 40 different lengths (0.03-2.8 s) compile the encoder once per bucket (4 of
+  16 frames up to the 64-frame window) and once per window shape of the clips longer than a
+  window (the first window, 68 frames; the last, 4 + 16 or 4 + 32), not once per length; each
+  clip's codes equal its whole-signal codes (padded to the same bucket), its audio the
+  whole-signal reconstruction's."""
+  settings = _settings(window_frames=64, context_frames=4, bucket_frames=16)
+  codec._compiled.cache_clear()
+  lengths = np.linspace(250, len(speech), 40).astype(int)
+  for n in lengths:
+    codes = codec.encode(model1, speech[:n], 2, settings)
+    assert codes.shape[1] == -(-n // model1.multiple)
+    if n in lengths[[0, 17, -1]]:
+      np.testing.assert_array_equal(codes, codec.encode_whole(model1, speech[:n], 2, settings))
+      np.testing.assert_allclose(codec.decode(model1, codes, n, settings),
+                                 codec.reconstruct_whole(model1, speech[:n], 2, settings),
+                                 atol=1e-6)
+  encode_segment, decode_segment = codec._functions(model1)
+  frames = -(-lengths // model1.multiple)
+  assert set(-(-frames[frames > 64] // 16) * 16) == {80, 96}   # so last windows of 4 + 16, 4 + 32
+  assert encode_segment._cache_size() == 4 + 1 + 2
+  # Decoded: the 0.03 s clip (bucket 16), the 1.1 s one (36 frames, bucket 48), the 2.8 s one
+  # (88 frames: windows of 68 and 4 + 32 frames).
+  assert decode_segment._cache_size() == 4
 
 
 def _wav_header(rate: int, num_samples: int) -> bytes:

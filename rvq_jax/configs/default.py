@@ -133,6 +133,10 @@ def get_config():
   # computed and dropped, so that memory stays bounded and the result equals the whole-signal one.
   config.codec.window_frames = 64
   config.codec.context_frames = 4
+  # Frames are computed in multiples of this many (the recording zero-padded at its end, the codes
+  # padded with the code of silence), so recordings of any lengths share a few compiled shapes;
+  # window_frames must be a multiple of it.
+  config.codec.bucket_frames = 16
   # Input WAVs: sample rates outside this range are refused before resampling (a header declaring
   # 1 Hz would otherwise be resampled to millions of samples); a float WAV peaking above
   # max_input_peak (full scale 1.0) is refused as not audio at PCM scale, above 1.0 warned.
