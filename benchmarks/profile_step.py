@@ -7,11 +7,8 @@ and prints the operations with the most total time per step (name, ms per step, 
 """
 
 import collections
-import gzip
 import importlib
-import json
 import pathlib
-import re
 import sys
 import tempfile
 
@@ -20,7 +17,12 @@ from absl import flags
 import jax
 
 sys.path.insert(0, ".")
-from rvq_jax.train import steps  # noqa: E402  pylint: disable=g-import-not-at-top
+sys.path.insert(0, "benchmarks")
+# pylint: disable=g-import-not-at-top
+from trace_ops import describe  # noqa: E402
+from trace_ops import top_ops  # noqa: E402
+
+from rvq_jax.train import steps  # noqa: E402
 
 _CONFIG = flags.DEFINE_string("config", "model1", "Config in configs/.")
 _BATCH = flags.DEFINE_integer("batch", 32, "Global batch size.")
@@ -29,37 +31,6 @@ _TOP = flags.DEFINE_integer("top", 15, "Operations listed.")
 _LEVELS = flags.DEFINE_integer("levels", None, "Override rvq.levels.")
 _CONV = flags.DEFINE_string("conv_impl", None, "Override model.conv_impl ('xla' | 'matmul').")
 _DTYPE = flags.DEFINE_string("compute_dtype", None, "Override model.compute_dtype.")
-
-
-def top_ops(trace_dir: pathlib.Path, num_steps: int):
-  """{op name: ms per step} from the Perfetto trace (complete events on XLA:CPU's threads)."""
-  path = next(trace_dir.rglob("perfetto_trace.json.gz"))
-  with gzip.open(path) as f:
-    events = json.load(f)
-  events = events["traceEvents"] if isinstance(events, dict) else events
-  total = collections.Counter()
-  for e in events:
-    if e.get("ph") == "X" and "dur" in e:
-      total[e["name"]] += e["dur"] / 1e3 / num_steps
-  return total
-
-
-def describe(hlo_text: str):
-  """{instruction name: 'shape what (source op)'} from compiled HLO text, for the trace's names."""
-  computations = dict(re.findall(r"^%?([\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo_text, re.M | re.S))
-  out = {}
-  for m in re.finditer(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ([\w\-]+)\((.*)$", hlo_text, re.M):
-    name, shape, kind, rest = m.groups()
-    what = kind
-    called = re.search(r"calls=%?([\w.\-]+)", rest)
-    if called and called.group(1) in computations:
-      body = computations[called.group(1)]
-      kinds = re.findall(r"= \S+ (convolution|dot|reduce|scatter|gather|sort)\(", body)
-      what = "+".join(sorted(set(kinds))) or "elementwise"
-      rest = body + rest
-    source = re.search(r'op_name="([^"]*)"', rest)
-    out[name] = f"{shape} {what} ({source.group(1)[-90:] if source else '-'})"
-  return out
 
 
 def main(argv):
