@@ -26,6 +26,12 @@ def _steps(n):
   return set_fields("train", num_steps=n)
 
 
+def _cfg():
+  """Classifier-free guidance as the cfg rows train it, sampled at guidance 0, 1 and 2."""
+  return chain(set_fields("prior", label_conditioning=True, label_dropout=0.1),
+               set_fields("sample", guidance=1.0, guidances=(0.0, 1.0, 2.0)))
+
+
 # row -> (what it tests, the change to the base config)
 ROWS = {
     "base": ("the reference: PCA-16 target, uniform dequantization 0.1, class-conditional base",
@@ -59,6 +65,12 @@ ROWS = {
                "training labels; sampled at guidance 0, 1 and 3; 3,000 steps",
                chain(_steps(3000), set_fields("prior", label_conditioning=True, label_dropout=0.1),
                      set_fields("sample", guidances=(0.0, 1.0, 3.0)))),
+    # Issue 29, on top of guidance (the first change that moved the samples), 3,000 steps each.
+    "cfg_1x1_3k": ("guidance + Glow's invertible 1x1 channel mixing before every coupling",
+                   chain(_steps(3000), _cfg(), set_fields("prior", invertible_1x1=True))),
+    "cfg_model7_3k": ("guidance, on model7's latents (its own PCA-16 and grid) instead of model6's",
+                      chain(_steps(3000), _cfg(),
+                            lambda c: setattr(c, "vqvae_workdir", "pretrained/model7"))),
 }
 WORKDIR_PREFIX = "prior_"   # runs/prior_<row>, docs/ablation/prior_<row>
 
