@@ -39,6 +39,7 @@ from rvq_jax import audio  # noqa: E402
 from rvq_jax import bitstream  # noqa: E402
 from rvq_jax import codec as codec_lib  # noqa: E402
 from rvq_jax import data as data_lib  # noqa: E402
+from rvq_jax.eval import codec_sections  # noqa: E402
 from rvq_jax.eval import judge  # noqa: E402
 from rvq_jax.eval import metrics  # noqa: E402
 
@@ -228,32 +229,15 @@ def main(argv):
 
 def write_outputs(out: pathlib.Path, rows, source: str, count: int, seconds: float,
                   original_accuracy: float) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  (out / "rate_distortion.json").write_text(json.dumps(
-      {"source": source, "clips": count, "seconds": seconds, "workdirs": _WORKDIRS.value,
-       "original_digit_accuracy": original_accuracy, "rows": rows}, indent=2))
-  lines = [f"{count} clips ({source}), {seconds:.0f} s; the judge's digit accuracy on the "
-           f"uncoded clips {original_accuracy:.3f}. kbit/s: coded payload over duration "
-           "(containers and headers left out); file: whole files.", "",
-           "| codec | kbit/s | file kbit/s | PESQ-nb | STOI | LSD (dB) | digit accuracy |",
-           "|---|---|---|---|---|---|---|"]
-  lines += [f"| {r.get('model', r['codec'])} {r['setting']} | {r['kbps']:.2f} | {r['file_kbps']:.2f} | "
-            f"{r['pesq_nb']:.2f} | {r['stoi']:.3f} | {r['lsd_db']:.2f} | "
-            f"{r['digit_accuracy']:.3f} |" for r in rows]
-  (out / "rate_distortion.md").write_text("\n".join(lines) + "\n")
-  fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-  for curve in dict.fromkeys(r.get("model", r["codec"]) for r in rows):
-    points = sorted((r["kbps"], r["pesq_nb"]) for r in rows if r.get("model", r["codec"]) == curve)
-    ax.plot(*zip(*points), "o-", label=curve)
-  ax.set_xscale("log")
-  ax.set_xlabel("kbit/s (coded payload over duration)")
-  ax.set_ylabel("PESQ-nb")
-  ax.set_title(f"{count} clips ({source})")
-  ax.grid(True, which="both", alpha=0.3)
-  ax.legend()
-  fig.savefig(out / "rate_distortion.png", dpi=120)
+  """rate_distortion.json (the record the results page reads: rvq_jax/eval/codec_sections.py),
+  and the page's table, equal-bit comparison and plot of it."""
+  record = {"source": source, "clips": count, "seconds": seconds, "workdirs": _WORKDIRS.value,
+            "command": "python " + " ".join(sys.argv),
+            "original_digit_accuracy": original_accuracy, "rows": rows}
+  (out / "rate_distortion.json").write_text(json.dumps(record, indent=2))
+  (out / "rate_distortion.md").write_text("\n".join(
+      codec_sections.table(record) + [""] + codec_sections.equal_bits(record)) + "\n")
+  codec_sections.figure(record, out / "rate_distortion.png")
 
 
 if __name__ == "__main__":

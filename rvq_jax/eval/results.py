@@ -19,6 +19,7 @@ from absl import flags
 
 from rvq_jax import files
 from rvq_jax.eval import claims
+from rvq_jax.eval import codec_sections
 from rvq_jax.eval import page
 from rvq_jax.eval import prior_sections
 from rvq_jax.eval import vqvae_sections
@@ -28,7 +29,7 @@ def page_sections(roots: list[pathlib.Path], out_dir: pathlib.Path) -> dict:
   """The page in order, as {section name: () -> its lines}; rendering one writes only its figures.
 
   Names: classifier, classifier_mel (the second scorer), models (Figure 2 and the summary table), model1 .. model7, targets, listening,
-  claims, ablation, prior (with its subsections). Each renderer's first line is the section's heading.
+  codec (rate-distortion beside other codecs), claims, ablation, prior (with its subsections). Each renderer's first line is the section's heading.
   """
   vq = vqvae_sections
   sections = {"classifier": lambda: vq.classifier_section(roots),
@@ -39,6 +40,7 @@ def page_sections(roots: list[pathlib.Path], out_dir: pathlib.Path) -> dict:
                                                        out_dir, name))
   sections["targets"] = lambda: vq.codec_targets_section(roots)
   sections["listening"] = lambda: vq.listening_section(out_dir)
+  sections["codec"] = lambda: codec_sections.codec_section(out_dir)
   sections["claims"] = lambda: claims.study_claims_section(roots)
   sections["ablation"] = lambda: vq.ablation_section(roots)
   sections["prior"] = lambda: prior_sections.prior_section(roots, out_dir)
@@ -120,7 +122,7 @@ def _define_flags():
                       "Folders of workdirs (modelN, classifier), comma-separated, searched in order.")
   flags.DEFINE_string("out", "docs/RESULTS.md", "Page to write.")
   flags.DEFINE_list("sections", None, "Regenerate only these sections of the existing page "
-                    "(classifier, classifier_mel, models, model1..model7, targets, listening, claims, ablation, "
+                    "(classifier, classifier_mel, models, model1..model7, targets, listening, codec, claims, ablation, "
                     "prior), keeping the rest of it; default: the whole page.")
 
 
