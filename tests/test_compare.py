@@ -297,12 +297,12 @@ def test_the_kept_sections_of_the_results_page_are_up_to_date(tmp_path):
   or a renderer changed, without regenerating the page (`--sections=...`) fails here."""
   page = (REPO / "docs" / "RESULTS.md").read_text()
   out = tmp_path / "docs" / "RESULTS.md"
-  for kept in ("figures", "audio"):   # drawn and written by the runs, kept beside the page
+  for kept in ("figures", "audio", "codec"):   # drawn and written by the runs, kept beside the page
     shutil.copytree(REPO / "docs" / kept, out.parent / kept)
   out.write_text(page)
   roots = f"{REPO / 'pretrained'},{REPO / 'docs' / 'ablation'}"
   kept = ["classifier", "models", "model1", "model2", "model3", "model4", "model5", "model6",
-          "model7", "targets", "listening", "claims", "ablation", "prior"]
+          "model7", "targets", "listening", "codec", "claims", "ablation", "prior"]
   fresh = results.write_results(roots, out, sections=kept).read_text()
   assert fresh.splitlines() == page.splitlines()
 

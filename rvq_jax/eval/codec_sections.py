@@ -89,21 +89,23 @@ def figure(record: dict, path: pathlib.Path) -> None:
 
 
 def codec_section(out_dir: pathlib.Path) -> list[str]:
-  """'## The codec beside Opus, Speex, Codec2 and G.711' from `<out_dir>/codec/*/`; the records'
+  """'### The codec beside Opus, Speex, Codec2 and G.711' from `<out_dir>/codec/*/`; the records'
   figures are drawn there too. Empty when no record exists."""
   records = sorted((out_dir / "codec").glob("*/rate_distortion.json"))
   if not records:
     return []
-  lines = ["## The codec beside Opus, Speex, Codec2 and G.711", "",
+  lines = ["### The codec beside Opus, Speex, Codec2 and G.711", "",
            "Real bitstreams (rvq_jax/bitstream.py) against the external codecs' real files, every "
            "row scored by the same metric code (`benchmarks/rate_distortion.py`, which writes "
-           "these records; its docstring has the commands). PESQ-nb and STOI are per-file means.",
+           "these records; its docstring has the commands). PESQ-nb and STOI are per-file means. "
+           "A model row names its weights: pretrained/<name> is shipped, runs/abl_codec_<row> a "
+           "1,000-step probe of configs/ablation.py (its docstring says what each probe found).",
            ""]
   for path in records:
     record = json.loads(path.read_text())
     name = path.parent.name
     figure(record, path.parent / "rate_distortion.png")
-    lines += [f"### Rate-distortion: {record['source']}", "",
+    lines += [f"#### Rate-distortion: {record['clips']} clips ({record['source']})", "",
               f"COMMAND: `{record['command']}`" if "command" in record else "", "",
               f"![rate-distortion, {name}](codec/{name}/rate_distortion.png)", ""]
     lines += table(record) + [""]
