@@ -1,0 +1,94 @@
+"""How many bits a context-modelled bitstream could save (issue 32): held-out cross-entropy of a
+model's RVQ codes under simple context models fitted on the training split.
+
+COMMAND: python benchmarks/code_context_entropy.py --workdir=pretrained/model7
+
+Codes are those the codec writes: each recording's own latent frames (the padding after it left
+out). For each level, counts of (context, code) on the training split, smoothed by +0.5, give a
+coding distribution whose cross-entropy on the validation split is an honest bits-per-code figure
+(a plug-in entropy on the training codes would flatter the large contexts). Contexts:
+  unigram          none: what `bitstream.EntropyModel` codes with today
+  row              the code's latent row (frequency band)
+  previous level   the code of the level above at the same position (level 0: none)
+  left neighbour   the same level's code one latent frame earlier in the same row
+"""
+
+import json
+import sys
+
+from absl import app
+from absl import flags
+import jax
+from ml_collections import config_dict
+import numpy as np
+
+sys.path.insert(0, ".")
+# pylint: disable=g-import-not-at-top
+from rvq_jax import audio  # noqa: E402
+from rvq_jax import codec as codec_lib  # noqa: E402
+from rvq_jax import data as data_lib  # noqa: E402
+from rvq_jax.models import vqvae  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", "pretrained/model7", "The RVQ-VAE's weights.")
+
+
+def split_codes(codec, dataset, split: str) -> list[np.ndarray]:
+  """int [rows, frames_i, L] per recording of `split`: its own latent frames only."""
+  c = codec.config
+  model = vqvae.make_model(c)
+  encode = jax.jit(lambda x: vqvae.encode_codes(model, codec.params, codec.embed, x,
+                                                block_rows=c.rvq.block_rows))
+  recordings = dataset[split]
+  specs = audio.prepare_spectrograms(recordings.waveforms, c.audio)
+  codes = np.asarray(data_lib.map_batches(lambda x, _: encode(x), specs, 64))
+  return [codes[i, :, :codec_lib._num_frames(codec, int(n))]
+          for i, n in enumerate(recordings.lengths)]
+
+
+def contexts(x: np.ndarray, level: int, kind: str, num_codes: int) -> np.ndarray:
+  """Context index of every code of level `level` in x [rows, frames, L] (row-major)."""
+  rows, frames, _ = x.shape
+  if kind == "unigram" or (kind == "previous level" and level == 0):
+    return np.zeros(rows * frames, np.int64)
+  if kind == "row":
+    return np.repeat(np.arange(rows), frames)
+  if kind == "previous level":
+    return x[..., level - 1].ravel()
+  start = np.full((rows, 1), num_codes)          # "no frame before": its own context
+  return np.concatenate([start, x[:, :-1, level]], 1).ravel()
+
+
+CONTEXTS = {"unigram": lambda k, rows: 1, "row": lambda k, rows: rows,
+            "previous level": lambda k, rows: k, "left neighbour": lambda k, rows: k + 1}
+
+
+def cross_entropy(train, held_out, kind: str, num_codes: int, levels: int) -> list[float]:
+  """Bits per code of each level on `held_out` under (context, code) counts of `train`."""
+  out = []
+  for level in range(levels):
+    counts = np.full((CONTEXTS[kind](num_codes, train[0].shape[0]), num_codes), 0.5)
+    for x in train:
+      np.add.at(counts, (contexts(x, level, kind, num_codes), x[..., level].ravel()), 1)
+    log_p = np.log2(counts / counts.sum(1, keepdims=True))
+    bits = sum(-log_p[contexts(x, level, kind, num_codes), x[..., level].ravel()].sum()
+               for x in held_out)
+    out.append(float(bits / sum(x[..., level].size for x in held_out)))
+  return out
+
+
+def main(argv):
+  del argv
+  codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
+                               _WORKDIR.value)
+  dataset = data_lib.load_dataset(codec.config.data)
+  train, held_out = (split_codes(codec, dataset, s) for s in ("train", "validation"))
+  k, levels = codec.config.rvq.codes, codec.config.rvq.levels
+  for kind in CONTEXTS:
+    bits = cross_entropy(train, held_out, kind, k, levels)
+    print(json.dumps({"workdir": _WORKDIR.value, "context": kind,
+                      "bits_per_code_by_level": np.round(bits, 2).tolist(),
+                      "mean_bits_per_code": round(float(np.mean(bits)), 3)}), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
