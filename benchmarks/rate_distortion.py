@@ -160,9 +160,13 @@ def load_clips(codec) -> tuple[list[np.ndarray], np.ndarray, str]:
   return clips, np.asarray(test.digits[:count]), "test split"
 
 
-def rvq_rows(workdir: str, clips, lengths, digits, seconds, classifier, scorer_config, scale):
+def load(workdir: str) -> codec_lib.Codec:
+  return codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}), workdir)
+
+
+def rvq_rows(workdir: str, codec, clips, lengths, digits, seconds, classifier, scorer_config,
+             scale):
   """The rows of one RVQ-VAE, one per level count: real bitstreams (`bitstream.pack`), decoded."""
-  codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}), workdir)
   model = codec_lib.entropy_model(codec, workdir)
   levels = [int(v) for v in _LEVELS.value] if _LEVELS.value else range(1, codec.config.rvq.levels + 1)
   # RVQ codes of the first l levels do not depend on how many more are computed: code once.
@@ -195,8 +199,8 @@ def main(argv):
   del argv
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
-  first = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
-                               _WORKDIRS.value[0])
+  codecs = {workdir: load(workdir) for workdir in _WORKDIRS.value}
+  first = codecs[_WORKDIRS.value[0]]
   clips, digits, source = load_clips(first)
   lengths = [len(c) for c in clips]
   seconds = sum(lengths) / RATE
@@ -222,8 +226,9 @@ def main(argv):
         rows.append(_row(kind, setting, sum(r[1] for r in results),
                          sum(r[2] for r in results), seconds, clips, [r[0] for r in results],
                          lengths, classifier, scorer_config, digits, scale))
-  for workdir in _WORKDIRS.value:
-    rows += rvq_rows(workdir, clips, lengths, digits, seconds, classifier, scorer_config, scale)
+  for workdir, codec in codecs.items():
+    rows += rvq_rows(workdir, codec, clips, lengths, digits, seconds, classifier, scorer_config,
+                     scale)
   write_outputs(out, rows, source, len(clips), seconds, heard["digit_accuracy"])
 
 

@@ -66,6 +66,8 @@ class Codec:
   embed: jax.Array
   scale: float
   fingerprint: str
+  # silence_codes by (levels, frames): computed once per model, not once per decoded file.
+  silence: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
   @property
   def sample_rate(self) -> int:
@@ -178,10 +180,12 @@ def silence_codes(codec: Codec, levels: int, codec_config=None) -> np.ndarray:
   encoder compiles anyway.)"""
   c = _codec_settings(codec, codec_config)
   frames = max(c.bucket_frames, 2 * c.context_frames + 1)
-  encode_segment = _functions(codec)[0]
-  codes = encode_segment(codec.params, codec.embed, _spectrogram(codec, np.zeros(0), 0, frames),
-                         levels)
-  return np.asarray(codes)[0, :, frames // 2]
+  if (levels, frames) not in codec.silence:
+    encode_segment = _functions(codec)[0]
+    codes = encode_segment(codec.params, codec.embed,
+                           _spectrogram(codec, np.zeros(0), 0, frames), levels)
+    codec.silence[levels, frames] = np.asarray(codes)[0, :, frames // 2]
+  return codec.silence[levels, frames]
 
 
 def _padded_codes(codec: Codec, codes: np.ndarray, codec_config) -> np.ndarray:
