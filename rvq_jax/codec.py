@@ -94,7 +94,7 @@ def load_codec(config, workdir) -> Codec:
                weights_fingerprint(state.params, state.codebook.embed))
 
 
-def _codec_section(config):
+def codec_settings(config):
   """The command's `codec` section over the defaults (configs/default.py)."""
   section = _default_codec_config()
   given = config.get("codec")
@@ -368,7 +368,7 @@ def _run_files(mode: str, config, workdir: str, input_path: str, output: str, wo
   compiled once per shape for every file) and a progress bar for a folder."""
   pairs = file_pairs(mode, input_path, output)
   codec = load_codec(config, workdir)
-  settings = _codec_section(config)
+  settings = codec_settings(config)
   results = []
   bar = tqdm.tqdm(pairs, desc=mode, unit="file", disable=len(pairs) == 1)
   for source, out in bar:
@@ -545,34 +545,34 @@ def decode_mode(config, workdir: str, input_path: str, output: str) -> pathlib.P
 
 
 def entropy_model_mode(config, workdir: str, output: str | None) -> pathlib.Path:
-  """`--mode=entropy_model`: the per-level code counts of the training split, written as
-  entropy_model.json to `output` (default: the workdir), where `--mode=encode` / `decode` read
-  it."""
+  """`--mode=entropy_model`: the context-grouped code counts of the training split
+  (`bitstream.EntropyModel`), written as entropy_model.json to `output` (default: the workdir),
+  where `--mode=encode` / `decode` read it."""
   codec = load_codec(config, workdir)
-  model = fit_training_entropy_model(codec)
+  model = fit_training_entropy_model(codec, codec_settings(config))
   path = bitstream.save_entropy_model(output or workdir, model)
-  logging.info("%s: entropy model of %d training recordings; ideal bits per code by level %s",
-               path, model.examples, np.round(
-                   [-(p * np.log2(p)).sum() for p in model.probabilities()], 2).tolist())
+  logging.info("%s: entropy model of %d training recordings, %d context groups a level; bits per "
+               "code by level (in-sample) %s", path, model.examples, model.groups,
+               np.round(model.bits_per_code(), 2).tolist())
   return path
 
 
-def fit_training_entropy_model(codec: Codec, batch_size: int = 64) -> bitstream.EntropyModel:
+def fit_training_entropy_model(codec: Codec, settings=None,
+                               batch_size: int = 64) -> bitstream.EntropyModel:
   """`bitstream.fit_entropy_model` of the training split's codes: each recording's latent frames
   up to its own length (the zero padding after it, which the codec never codes, left out), its
-  fixed-length spectrograms coded in batches (one compilation)."""
-  c = codec.config
+  fixed-length spectrograms coded in batches (one compilation); `settings` (a `codec` section,
+  default configs/default.py's) gives the context groups."""
+  c, settings = codec.config, settings or _default_codec_config()
   train = data_lib.load_dataset(c.data)["train"]
   model = vqvae.make_model(c)
   encode_batch = jax.jit(lambda x: vqvae.encode_codes(model, codec.params, codec.embed, x,
                                                       block_rows=c.rvq.block_rows))
   specs = audio.prepare_spectrograms(train.waveforms, c.audio)
   codes = np.asarray(data_lib.map_batches(lambda x, _: encode_batch(x), specs, batch_size))
-  frames = [_num_frames(codec, int(n)) for n in train.lengths]
-  kept = np.concatenate([codes[i, :, :f].reshape(-1, codes.shape[-1])
-                         for i, f in enumerate(frames)])
-  counts = bitstream.fit_entropy_model(kept[None, :, None, :], c.rvq.codes).counts
-  return bitstream.EntropyModel(counts, examples=len(frames))
+  kept = [codes[i, :, :_num_frames(codec, int(n))] for i, n in enumerate(train.lengths)]
+  return bitstream.fit_entropy_model(kept, c.rvq.codes, settings.entropy_context_groups,
+                                     settings.entropy_fit_iterations)
 
 
 MODES = {"reconstruct": reconstruct_mode, "encode": encode_mode, "decode": decode_mode}

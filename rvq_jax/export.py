@@ -81,7 +81,7 @@ def export(config, workdir: str, output: str | None, weights: bool = True,
     _copy_record(workdir, staging)
     if config.task == "vqvae":   # what the codec's bitstream is coded with
       bitstream.save_entropy_model(staging, codec.fit_training_entropy_model(
-          codec.load_codec(config, staging)))
+          codec.load_codec(config, staging), codec.codec_settings(config)))
   path = output / checkpoints.WEIGHTS_FILE
   logging.info("Exported step %d of %s to %s (%.1f MB)", metadata["step"], workdir, path,
                path.stat().st_size / 1e6)

@@ -16,36 +16,97 @@ from tests.conftest import REPO
 
 @pytest.fixture(scope="module")
 def real_codes(fsdd_recordings):
-  """model1's codes [32, frames, 5] of 2.7 s of real speech, its codec, and an entropy model
-  fitted on the codes of 24 other recordings (so some codes of the message are unseen by it)."""
+  """model1's codes [32, frames, 5] of 2.7 s of real speech, its codec, and a context model with
+  8 groups a level fitted on the codes of 54 other recordings (so some codes and contexts of the
+  message are unseen by it)."""
   model1 = codec.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
                             REPO / "pretrained" / "model1")
   paths = sorted(fsdd_recordings.glob("*_1.wav"))
   speech = np.concatenate([data_lib.read_wav(p)[0] for p in paths[:6]])
-  others = np.concatenate([data_lib.read_wav(p)[0] for p in paths[6:30]])
-  fit = codec.encode(model1, others, 5)
-  return (codec.encode(model1, speech, 5), bitstream.fit_entropy_model(fit[None], 512),
+  others = [np.concatenate([data_lib.read_wav(p)[0] for p in paths[i:i + 6]])
+            for i in range(6, 60, 6)]
+  fit = [codec.encode(model1, x, 5) for x in others]
+  return (codec.encode(model1, speech, 5), bitstream.fit_entropy_model(fit, 512, groups=8),
           len(speech), model1)
 
 
-def test_lossless_and_as_small_as_the_model_says(real_codes):
+def _plain_ideal_bits(model, codes):
+  """-sum log2 p(code | context) by a loop over every code, from the counts alone."""
+  rows, frames, levels = codes.shape
+  total = 0.0
+  for l in range(levels):
+    for r in range(rows):
+      for f in range(frames):
+        if l == 0:
+          context = model.codes if f == 0 else codes[r, f - 1, 0]
+        else:
+          context = codes[r, f, l - 1]
+        counts = model.counts[l, model.group_of[l, context]]
+        total -= np.log2((counts[codes[r, f, l]] + 1) / (counts.sum() + model.codes))
+  return total
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_lossless_and_as_small_as_the_model_says(real_codes, version):
   codes, model, n, _ = real_codes
-  data = bitstream.pack(codes, n, 8000, "0123456789abcdef", model)
+  data = bitstream.pack(codes, n, 8000, "0123456789abcdef", model, version=version)
   header = bitstream.read_header(data, "x.rvqc")
   assert (header.rows, header.frames, header.levels, header.num_samples) == (*codes.shape, n)
+  assert header.version == version
   np.testing.assert_array_equal(bitstream.unpack(data, header, model, "x.rvqc"), codes)
   payload_bits = 8 * (len(data) - bitstream.HEADER.size)
-  ideal = model.ideal_bits(codes)
+  coded_with = model if version == 2 else model.unigram()
+  ideal = coded_with.ideal_bits(codes)
+  assert ideal == pytest.approx(_plain_ideal_bits(coded_with, codes), rel=1e-9)
   assert ideal <= payload_bits <= 1.01 * ideal + 64          # range coding is near-ideal
   nominal = codes.size * 9                                    # log2(512) bits per code
   assert payload_bits < nominal
 
 
-def test_codes_the_model_never_saw_and_fewer_levels():
+def test_the_shipped_context_model_saves_bits_on_test_speech(fsdd_recordings):
+  """pretrained/model7's entropy model (16 groups a level, fitted on the training split) codes
+  test-split speech (index 0-4) in fewer bits than format 1's per-level frequencies, which are its
+  counts summed over groups (so format 1 files still decode)."""
+  folder = REPO / "pretrained" / "model7"
+  model7 = codec.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}), folder)
+  model = codec.entropy_model(model7, folder)
+  assert model.groups == 16
+  paths = sorted(fsdd_recordings.glob("*_[0-4].wav"))[::25]
+  speech = np.concatenate([data_lib.read_wav(p)[0] for p in paths])
+  codes = codec.encode(model7, speech, 8)
+  sizes = {v: len(bitstream.pack(codes, len(speech), 8000, model7.fingerprint, model, version=v))
+           for v in (1, 2)}
+  assert sizes[2] < 0.9 * sizes[1]
+  np.testing.assert_array_equal(model.unigram().counts[:, 0], model.counts.sum(1))
+
+
+def test_contexts_are_grouped_by_what_follows_them():
+  """Contexts drawn from two distributions (codes 0-3 after even contexts, 4-7 after odd ones)
+  are grouped exactly into the two, whatever order they come in."""
+  rng = np.random.default_rng(1)
+  codes = np.zeros((4, 2000, 2), np.int64)
+  codes[..., 0] = rng.integers(0, 8, (4, 2000))
+  codes[..., 1] = rng.integers(0, 4, (4, 2000)) + 4 * (codes[..., 0] % 2)
+  model = bitstream.fit_entropy_model([codes], 8, groups=2)
+  group_of = model.group_of[1, :8]
+  assert len(set(group_of[0::2])) == 1 and len(set(group_of[1::2])) == 1
+  assert group_of[0] != group_of[1]
+  # Level 0 (8 equally likely codes, its left neighbour says nothing) costs 3 bits a code; level 1
+  # in its group 2 bits (4 equally likely), where its frequencies alone would cost 3.
+  level0 = model.ideal_bits(codes[..., :1])
+  assert level0 / codes[..., 0].size == pytest.approx(3.0, abs=0.02)
+  level1 = model.ideal_bits(codes) - level0
+  assert level1 / codes[..., 1].size == pytest.approx(2.0, abs=0.02)
+  alone = model.unigram().ideal_bits(codes) - model.unigram().ideal_bits(codes[..., :1])
+  assert alone / codes[..., 1].size == pytest.approx(3.0, abs=0.02)
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_codes_the_model_never_saw_and_fewer_levels(groups):
   rng = np.random.default_rng(0)
-  counts = np.zeros((4, 512), np.int64)
-  counts[:, :3] = 1000                                        # the model saw codes 0-2 only
-  model = bitstream.EntropyModel(counts)
+  counts = np.zeros((4, groups, 512), np.int64)
+  counts[..., :3] = 1000                                      # the model saw codes 0-2 only
+  model = bitstream.EntropyModel(counts, rng.integers(0, groups, (4, 513)))
   codes = rng.integers(0, 512, (32, 7, 2))
   data = bitstream.pack(codes, 1700, 8000, "f" * 16, model)
   np.testing.assert_array_equal(
@@ -73,14 +134,18 @@ def test_damaged_and_foreign_files_are_refused(real_codes):
            (data + b"\0\0\0\0", "a truncated or padded file"),
            (b"", "not a bitstream"), (b"PK\3\4" + data[4:], "not a bitstream"),
            (bytes(flipped), "fails its CRC-32"),
-           (_with_header(data, version=2), "bitstream format 2, newer")]
+           (_with_header(data, version=3), "bitstream format 3, newer"),
+           (_with_header(data, version=0), "not a bitstream")]
   for bad, message in cases:
     with pytest.raises(errors.DataError, match=message) as info:
       bitstream.read_header(bad, "bad.rvqc")
     assert "bad.rvqc" in str(info.value) and "\n" not in str(info.value)
-  other = bitstream.EntropyModel(model.counts + 1)
-  with pytest.raises(errors.DataError, match="another entropy model"):
-    bitstream.unpack(data, bitstream.read_header(data, "bad.rvqc"), other, "bad.rvqc")
+  regrouped = model.group_of.copy()
+  regrouped[1, :2] = regrouped[1, 1::-1] if regrouped[1, 0] != regrouped[1, 1] else (0, 1)
+  for other in (bitstream.EntropyModel(model.counts + 1, model.group_of),
+                bitstream.EntropyModel(model.counts, regrouped)):
+    with pytest.raises(errors.DataError, match="another entropy model"):
+      bitstream.unpack(data, bitstream.read_header(data, "bad.rvqc"), other, "bad.rvqc")
 
 
 def test_the_front_door_checks_the_header_against_the_model(real_codes, tmp_path):
