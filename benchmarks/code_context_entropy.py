@@ -11,6 +11,9 @@ coding distribution whose cross-entropy on the validation split is an honest bit
   row              the code's latent row (frequency band)
   previous level   the code of the level above at the same position (level 0: none)
   left neighbour   the same level's code one latent frame earlier in the same row
+and then the bitstream's own model (format 2, `bitstream.fit_entropy_model`: level 0 given its
+left neighbour, every other level given the level above, the context values fitted into G groups
+a level; +1 smoothing as it codes) for each G of --groups (G = 1: format 1).
 """
 
 import json
@@ -25,11 +28,14 @@ import numpy as np
 sys.path.insert(0, ".")
 # pylint: disable=g-import-not-at-top
 from rvq_jax import audio  # noqa: E402
+from rvq_jax import bitstream  # noqa: E402
 from rvq_jax import codec as codec_lib  # noqa: E402
 from rvq_jax import data as data_lib  # noqa: E402
 from rvq_jax.models import vqvae  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", "pretrained/model7", "The RVQ-VAE's weights.")
+_GROUPS = flags.DEFINE_list("groups", ["1", "4", "16", "64", "513"],
+                            "Context groups a level of the bitstream's model to score.")
 
 
 def split_codes(codec, dataset, split: str) -> list[np.ndarray]:
@@ -76,6 +82,15 @@ def cross_entropy(train, held_out, kind: str, num_codes: int, levels: int) -> li
   return out
 
 
+def grouped_bits(train, held_out, num_codes: int, groups: int) -> list[float]:
+  """Bits per code of each level on `held_out` under the bitstream's context model with `groups`
+  groups a level, fitted on `train`."""
+  model = bitstream.fit_entropy_model(train, num_codes, groups)
+  log_p = np.log2(model.probabilities())
+  return [float(sum(-log_p[l][model.context_groups(x, l), x[..., l]].sum() for x in held_out)
+                / sum(x[..., l].size for x in held_out)) for l in range(model.levels)]
+
+
 def main(argv):
   del argv
   codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
@@ -86,6 +101,11 @@ def main(argv):
   for kind in CONTEXTS:
     bits = cross_entropy(train, held_out, kind, k, levels)
     print(json.dumps({"workdir": _WORKDIR.value, "context": kind,
+                      "bits_per_code_by_level": np.round(bits, 2).tolist(),
+                      "mean_bits_per_code": round(float(np.mean(bits)), 3)}), flush=True)
+  for groups in map(int, _GROUPS.value):
+    bits = grouped_bits(train, held_out, k, groups)
+    print(json.dumps({"workdir": _WORKDIR.value, "context": f"bitstream, {groups} groups",
                       "bits_per_code_by_level": np.round(bits, 2).tolist(),
                       "mean_bits_per_code": round(float(np.mean(bits)), 3)}), flush=True)
 
