@@ -10,8 +10,9 @@ The results page's "change" column is computed from each row's saved config.json
 model5's (`rvq_jax.eval.page.changed_fields`), so it says what the run really changed.
 RESULTS: docs/RESULTS.md (the rows, 2026-12-02 .. 12-04, 2-core CPU): real/imaginary parts +
   k-means + restarts + a log-magnitude loss (model7's recipe) scored best: PESQ-nb 4.24, STOI 0.991.
-  Issue 32's codec probes (2026-12-06; scored by benchmarks/rate_distortion.py on 120 test clips,
-  docs/RESULTS.md "The codec beside Opus, ..."): codec_fold8 (1,000 steps, 21 min) is a poor codec:
+  Issue 32's codec probes (2026-12-06; scored by benchmarks/rate_distortion.py on 120 test clips
+  with bitstream format 1, the record since replaced on docs/RESULTS.md by the full test split with
+  format 2, where model7 alone is drawn): codec_fold8 (1,000 steps, 21 min) is a poor codec:
   PESQ-nb 1.68 at 1.05 kbit/s, 2.10 at 4.3, 2.36 at 8.7, 2.61 at 26 (24 levels), LSD ~8 dB at
   every rate, 0.7-1.8 below Opus and Speex at equal bits (model7: 0.2-0.5 below). Its quality
   saturates with the levels, so the limit is the continuous bottleneck (a 128-wide vector for a

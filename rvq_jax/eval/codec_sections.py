@@ -89,14 +89,17 @@ def figure(record: dict, path: pathlib.Path) -> None:
 
 
 def codec_section(out_dir: pathlib.Path) -> list[str]:
-  """'### The codec beside Opus, Speex, Codec2 and G.711' from `<out_dir>/codec/*/`; the records'
-  figures are drawn there too. Empty when no record exists."""
-  records = sorted((out_dir / "codec").glob("*/rate_distortion.json"))
+  """'### The codec beside Opus, Speex, Codec2 and G.711' from `<out_dir>/codec/*/` (`test`
+  first, then the others by name); the records' figures are drawn there too. Empty when no record
+  exists."""
+  records = sorted((out_dir / "codec").glob("*/rate_distortion.json"),   # the test split first
+                   key=lambda path: (path.parent.name != "test", path.parent.name))
   if not records:
     return []
   lines = ["### The codec beside Opus, Speex, Codec2 and G.711", "",
-           "Real bitstreams (rvq_jax/bitstream.py) against the external codecs' real files, every "
-           "row scored by the same metric code (`benchmarks/rate_distortion.py`, which writes "
+           "Real bitstreams (rvq_jax/bitstream.py, format 2: each code range-coded under its "
+           "context's counts, the level above or the frame before) against the external codecs' "
+           "real files, every row scored by the same metric code (`benchmarks/rate_distortion.py`, which writes "
            "these records; its docstring has the commands). PESQ-nb and STOI are per-file means. "
            "A model row names its weights: pretrained/<name> is shipped, runs/abl_codec_<row> a "
            "1,000-step probe of configs/ablation.py (its docstring says what each probe found).",
