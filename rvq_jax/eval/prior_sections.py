@@ -241,8 +241,11 @@ def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str
            f"--config.target.dequantization={t['dequantization']} "
            f"--config.train.num_steps={config['train']['num_steps']} "
            f"--config.train.num_epochs={config['train']['num_epochs']}"
-           + (" --config.prior.label_conditioning=True"
-              if config["prior"].get("label_conditioning") else "") + "`, then `--mode=export "
+           + (" --config.prior.label_conditioning=True --config.prior.label_dropout="
+              f"{config['prior'].get('label_dropout', 0.0)}"
+              if config["prior"].get("label_conditioning") else "")
+           + (f" --config.sample.guidance={config['sample']['guidance']}"
+              if config["sample"].get("guidance") else "") + "`, then `--mode=export "
            f"--output={export}"
            + ("`. Sample sevens from it: `python -m rvq_jax.main "
               f"--config=configs/realnvp.py --workdir={export} --mode=sample "
