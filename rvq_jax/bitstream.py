@@ -52,6 +52,15 @@ ENTROPY_MODEL_FILE = "entropy_model.json"
 CHUNK_SYMBOLS = 1 << 16   # symbols per coder call: bounds the [n, K] probability table in memory
 
 
+def context_values(codes: np.ndarray, level: int, num_codes: int) -> np.ndarray:
+  """int [rows, frames]: the context of every code of `level` in codes [rows, frames, L']: level
+  0, the same row's code a frame earlier (`num_codes` at frame 0: no frame before); below, the
+  code of the level above at the same position."""
+  if level == 0:
+    return np.concatenate([np.full((codes.shape[0], 1), num_codes), codes[:, :-1, 0]], 1)
+  return codes[..., level - 1]
+
+
 @dataclasses.dataclass(frozen=True)
 class EntropyModel:
   """Context-grouped code counts of the training split.
@@ -111,11 +120,7 @@ class EntropyModel:
 
   def context_groups(self, codes: np.ndarray, level: int) -> np.ndarray:
     """int64 [rows, frames]: the group of every code of `level` in codes [rows, frames, L']."""
-    if level == 0:
-      rows = codes.shape[0]
-      left = np.concatenate([np.full((rows, 1), self.codes), codes[:, :-1, 0]], 1)
-      return self.group_of[0][left]
-    return self.group_of[level][codes[..., level - 1]]
+    return self.group_of[level][context_values(codes, level, self.codes)]
 
   def ideal_bits(self, codes: np.ndarray) -> float:
     """-sum log2 p(code | context) of codes [rows, frames, L'] (L' <= L): the payload's ideal
@@ -165,9 +170,7 @@ def fit_entropy_model(codes: list[np.ndarray], num_codes: int, groups: int = 1,
     # Counts of (context value, code), then the context values grouped.
     pairs = np.zeros((num_codes + 1, num_codes), np.int64)
     for x in codes:
-      context = (np.concatenate([np.full((x.shape[0], 1), num_codes), x[:, :-1, 0]], 1)
-                 if level == 0 else x[..., level - 1])
-      np.add.at(pairs, (context.ravel(), x[..., level].ravel()), 1)
+      np.add.at(pairs, (context_values(x, level, num_codes).ravel(), x[..., level].ravel()), 1)
     if groups > 1:
       group_of[level] = _group_contexts(pairs.astype(np.float64), groups, iterations)
     np.add.at(counts[level], group_of[level], pairs)
