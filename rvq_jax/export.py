@@ -8,6 +8,11 @@ works as a `--workdir` for every mode that only reads (evaluate, reconstruct, en
 sample; a prior's `vqvae_workdir`; `eval.classifier_workdir`), and
 `python -m rvq_jax.eval.results --root=pretrained` rebuilds the results page from it.
 
+The exported config.json is the run's as trained, read as the export command says: with a
+`--config`, its read sections (`run_config.READ_SECTIONS`: how to sample, which scorers) replace
+the run's (e.g. the sampling setting a prior ships with, `--config.sample.temperature=0.7`); what
+was trained is never changed, so the config digest sealed in the weights still holds.
+
 With `--weights=false` only the record is copied (no weights): how the ablation rows of the
 results page are kept (docs/ablation/<row>), since only finished, useful models ship weights.
 """
@@ -57,7 +62,7 @@ def export(config, workdir: str, output: str | None, weights: bool = True,
       copied = _copy_record(workdir, staging)
     logging.info("Exported the record of %s to %s: %s", workdir, output, ", ".join(copied))
     return output
-  config = run_config.saved_config(workdir, config)
+  command, config = config, run_config.saved_config(workdir, config)
   if config.task == "classifier":
     state = classifier_train.restore_classifier_state(workdir)
     metadata = {}
@@ -79,6 +84,10 @@ def export(config, workdir: str, output: str | None, weights: bool = True,
   with files.new_folder(output, overwrite) as staging:
     checkpoints.write_weights(staging, state, metadata)
     _copy_record(workdir, staging)
+    if command is not None:
+      files.write_text(staging / "config.json", json.dumps(
+          run_config.with_read_sections(json.loads((workdir / "config.json").read_text()),
+                                        config), indent=2) + "\n")
     if config.task == "vqvae":   # what the codec's bitstream is coded with
       bitstream.save_entropy_model(staging, codec.fit_training_entropy_model(
           codec.load_codec(config, staging), codec.codec_settings(config)))

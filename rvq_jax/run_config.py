@@ -65,13 +65,29 @@ _LEGACY_CLASSIFIER_MOVES = {"classifier.num_epochs": "train.num_epochs",
 _LEGACY_CLASSIFIER_DROPPED = ("model", "rvq", "loss", "optim", "codec", "figures")
 
 
+# Fields added after runs were recorded, whose default is no longer what the code did before they
+# existed: an older config.json without them means this value (off), not today's default (the
+# shipped prior's recipe turned guidance on, 2026-12-06).
+_ADDED_FIELDS = {"prior": {"prior.label_conditioning": False, "prior.label_dropout": 0.0,
+                           "sample.guidance": 0.0, "sample.guidances": [0.0]}}
+
+
+def _with_added_fields(saved: dict) -> dict:
+  for name, value in _ADDED_FIELDS.get(saved["task"], {}).items():
+    section, field = name.split(".")
+    if section in saved and field not in saved[section]:
+      saved[section][field] = value
+  return saved
+
+
 def migrate(saved: dict) -> dict:
   """A config.json dict in today's layout: `task` added (`legacy_task`) and, for a classifier,
-  its loop fields moved into `train` and the VQ-VAE's sections it never read dropped. A current
+  its loop fields moved into `train` and the VQ-VAE's sections it never read dropped; fields
+  added since it was written set to what the code did before them (`_ADDED_FIELDS`). A current
   file comes back unchanged."""
   saved = json.loads(json.dumps(saved))
   if "task" in saved:
-    return saved
+    return _with_added_fields(saved)
   task = legacy_task(saved)
   if task == "classifier":
     for old, new in _LEGACY_CLASSIFIER_MOVES.items():
@@ -80,7 +96,7 @@ def migrate(saved: dict) -> dict:
         saved.setdefault(ns, {})[nf] = saved[os].pop(of)
     for section in _LEGACY_CLASSIFIER_DROPPED:
       saved.pop(section, None)
-  return {"task": task, **saved}
+  return _with_added_fields({"task": task, **saved})
 
 
 def _assign(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
@@ -210,6 +226,27 @@ def saved_config(workdir, command: ml_collections.ConfigDict | None = None
     elif _get(command, name) is not None or _get(config, name) is not None:
       _set(config, name, value)
   return with_data_location(config, command.get("data"))
+
+
+def with_read_sections(saved: dict, config: ml_collections.ConfigDict) -> dict:
+  """`saved` (a run's config.json) with the fields of `READ_SECTIONS` (but the data's location)
+  taken from `config` (e.g. `saved_config(workdir, command)`): how the run is read, never what
+  was trained, so `function_digest` is unchanged."""
+  read = json.loads(config.to_json_best_effort())
+  out = migrate(saved)
+  for name in READ_SECTIONS[out["task"]]:
+    if name in DATA_LOCATION:
+      continue
+    value = _get(read, name)
+    *path, last = name.split(".")
+    node = out
+    for part in path:
+      node = node.setdefault(part, {})
+    if value is None:
+      node.pop(last, None)
+    else:
+      node[last] = value
+  return out
 
 
 def record_folder(workdir, output: str | None) -> pathlib.Path:

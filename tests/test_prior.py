@@ -60,6 +60,8 @@ def tiny_prior_config(vqvae_dir, fsdd_recordings):
   config.sample.num_wavs = 10
   config.sample.num_figures = 1
   config.sample.temperatures = (config.sample.temperature,)   # the setting --mode=sample uses
+  config.sample.guidances = (config.sample.guidance,)
+  config.sample.snap_settings = (False, True)
   return config
 
 
@@ -257,11 +259,15 @@ def test_bad_prior_configs_fail_before_compiling(tmp_path):
   cases = [
       (lambda c: setattr(c.prior, "base", "flow"), "prior.base"),
       (lambda c: setattr(c.target, "kind", "codes"), "target.kind"),
-      (lambda c: c.update({"prior": dict(base="gaussian"), "sample": dict(digit=7)}),
+      (lambda c: c.update({"prior": dict(base="gaussian", label_conditioning=False,
+                                         label_dropout=0.0),
+                           "sample": dict(digit=7, guidance=0.0, guidances=(0.0,))}),
        "sample.digit needs a conditional prior"),
       (lambda c: setattr(c.train, "batch_size", 12), "train.batch_size=12 is not divisible"),
-      (lambda c: setattr(c.sample, "guidance", 1.0), "needs a flow trained with prior.label_drop"),
-      (lambda c: c.update({"prior": dict(base="gaussian", label_dropout=0.1)}),
+      (lambda c: c.update({"prior": dict(label_dropout=0.0), "sample": dict(guidance=1.0)}),
+       "needs a flow trained with prior.label_drop"),
+      (lambda c: c.update({"prior": dict(base="gaussian", label_conditioning=False,
+                                         label_dropout=0.1), "sample": dict(guidance=0.0)}),
        "label_dropout > 0 .* needs a conditional prior"),
       (lambda c: c.update({"prior": dict(label_dropout=1.0)}), "label_dropout=1.0 must be in"),
   ]

@@ -81,6 +81,19 @@ def test_a_legacy_classifier_config_is_migrated():
   assert run_config.migrate({"model": {}})["task"] == "vqvae"
 
 
+def test_a_prior_recorded_before_guidance_reads_as_trained_without_it():
+  """docs/ablation/prior_base was written before the digit-in-every-coupling and guidance fields
+  existed; today's defaults turn them on (the shipped recipe), the record must still read off."""
+  folder = REPO / "docs" / "ablation" / "prior_base"
+  saved = json.loads((folder / "config.json").read_text())
+  assert "label_dropout" not in saved["prior"] and "guidance" not in saved["sample"]
+  config = run_config.saved_config(folder)
+  assert (config.prior.label_conditioning, config.prior.label_dropout) == (False, 0.0)
+  assert (config.sample.guidance, tuple(config.sample.guidances)) == (0.0, (0.0,))
+  current = json.loads((REPO / "pretrained" / "prior" / "config.json").read_text())
+  assert run_config.migrate(current) == current
+
+
 def test_every_config_names_a_task_and_modes_dispatch_on_it():
   for name in ("default", "quick", "model1", "model2", "model3", "model4", "model5", "model6",
                "model7", "realnvp", "classifier"):

@@ -14,6 +14,7 @@ from rvq_jax import export
 from rvq_jax import files
 from rvq_jax import run_config
 from rvq_jax.eval import prior_report
+from rvq_jax.train import checkpoints
 from rvq_jax.train import prior
 from rvq_jax.train import prior_targets
 from rvq_jax.train import validation
@@ -115,3 +116,23 @@ def test_a_failed_fill_leaves_the_old_folder_as_it_was(tmp_path):
   assert json.loads((out / "eval.json").read_text()) == {"old": True}
   assert [p.name for p in tmp_path.iterdir()] == ["results"]
   shutil.rmtree(out)
+
+
+def test_export_ships_the_commands_sampling_setting_and_never_what_was_trained(tmp_path):
+  command = run_config.saved_config(SHIPPED_PRIOR)
+  command.sample.temperature = 0.7
+  command.sample.guidances = (0.0, 2.0)
+  command.prior.hidden = 999               # a trained field: the command cannot change it
+  export.export(command, str(SHIPPED_PRIOR), str(tmp_path / "as_sampled"))
+  export.export(None, str(SHIPPED_PRIOR), str(tmp_path / "as_trained"))
+  original = json.loads((SHIPPED_PRIOR / "config.json").read_text())
+  assert json.loads((tmp_path / "as_trained" / "config.json").read_text()) == original
+  shipped = json.loads((tmp_path / "as_sampled" / "config.json").read_text())
+  assert shipped["sample"]["temperature"] == 0.7 and shipped["sample"]["guidances"] == [0.0, 2.0]
+  assert shipped["prior"] == original["prior"]
+  def trained(saved):   # every field but how the run is read (sampling, scorers)
+    return {k: v for k, v in checkpoints.flatten(saved).items()
+            if not k.startswith(("sample.", "eval.", "parallel.", "train.eval_batch_size"))}
+  assert trained(shipped) == trained(original)
+  # The sealed digest still holds: the exported folder reads, and samples at 0.7 by default.
+  assert run_config.saved_config(tmp_path / "as_sampled").sample.temperature == 0.7

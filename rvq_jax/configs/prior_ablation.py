@@ -87,12 +87,19 @@ WORKDIR_PREFIX = "prior_"   # runs/prior_<row>, docs/ablation/prior_<row>
 
 
 def base_config():
-  """What every row changes: configs/realnvp.py on model6, 500 samples per scored setting."""
+  """What every row changes: configs/realnvp.py on model6, 500 samples per scored setting, as the
+  rows were first run (2026-12-03): the digit in the base only, no guidance, shown at T=0.5. (The
+  shipped recipe, configs/realnvp.py, is now the row cfg_full.)"""
   config = realnvp.get_config()
   config.vqvae_workdir = "pretrained/model6"
   config.target.dequantization = 0.1
   config.train.num_steps = STEPS
+  config.prior.label_conditioning = False
+  config.prior.label_dropout = 0.0
   config.sample.num_samples = 500
+  config.sample.temperature = 0.5
+  config.sample.guidance = 0.0
+  config.sample.guidances = (0.0,)
   config.sample.snap_settings = (False,)
   return config
 

@@ -7,30 +7,24 @@ COMMANDS:
   Sample sevens from the shipped prior (no data, no training):
     python -m rvq_jax.main --config=configs/realnvp.py --workdir=pretrained/prior --mode=sample \
         --config.sample.digit=7 --output=runs/sevens
-RESULTS (2026-12-03, 2-core CPU, the first command; docs/RESULTS.md "RealNVP prior"):
-  12,000 steps (162 epochs, 2.5 h wall-clock summed per epoch, partly beside other runs):
-  validation bound 2.032 bits/dim of the discrete latents, test 2.014 (2.61 after one epoch, 2.14
-  at 1,000 steps, 2.07 at 6,000; the last 1,000 steps gained 0.0045: stopped falling). Samples at
-  T=0.5 (the default): Inception Score 7.63 (real test 9.52; real test latents decoded 9.48),
-  requested digit 0.857 (worst digit 6: 0.32; 30% of the requested sixes are
-  near-silent, and they are heard as 2 or 3 in 23% and 17%), class shares 3.3%-13.0%, FD 206, 5.8%
-  quieter than any real clip, none memorised.
-  At T=0.7: IS 7.11, requested 0.750, class shares 5.3%-13.1%, FD 155. Against the same prior at
-  6,000 steps (IS 7.72, requested 0.866, FD 180, near-silent 15.7%): the bound fell 0.03 and the
-  near-silent share by two thirds, the other sample scores stayed where they were.
-  Re-scored 2026-12-05 (issue 29) under the calibrated judge and the second scorer
-  (pretrained/classifier_mel), beside the ceiling (real held-out latents decoded, 296 clips) and
-  at that size: `python -m rvq_jax.main --workdir=pretrained/prior --mode=evaluate
-  --config=configs/realnvp.py "--config.sample.temperatures=(1.0,0.7,0.5,0.2)"
-  "--config.sample.snap_settings=(False,)" --output=runs/prior_shipped_rescored`. At T=0.5: IS
-  8.08 / 8.00 (judge / second) = 84% / 81% of the ceiling's; size-matched FD 209 / 8.9 = 14x / 8x
-  the ceiling's (14.8 / 1.1; real held-out clips 11.5 / 1.0); requested digit 0.857 / 0.820,
-  worst digit 0.32 / 0.45. The flow, not the target space, is the limit.
-  The same recipe on the study's model5 (--config.vqvae_workdir=pretrained/model5, 12,000 steps,
-  record in docs/ablation/prior_model5_plateau): validation bound 2.161 / test 2.144, stopped falling (last
-  1,000 steps 0.0034). Its best setting is T=1.0: IS 5.94, requested digit 0.494, FD 171, 0.6%
-  near-silent (at T=0.5: IS 5.26, 42.7% near-silent); model5 itself caps it (its decoded test
-  latents: IS 8.19, requested 0.872), so the prior is shipped on model6.
+RESULTS (2026-12-06, 2-core CPU; docs/RESULTS.md "RealNVP prior"; trained as the row cfg_full of
+configs/prior_ablation.py, whose fields these defaults now are):
+  12,000 steps: validation bound 2.036 bits/dim of the discrete latents, test 2.019 (the last 1,000
+  steps gained 0.0035: stopped falling). The digit is an input to every coupling and is dropped
+  from 10% of the training labels (classifier-free guidance). At the shipped setting (T=0.7,
+  guidance 1; 1,000 samples; judge / second scorer, each against the ceiling: real held-out
+  latents decoded, same scorer, same size): IS 9.60 / 8.91 = 99% / 90% of the ceiling's;
+  size-matched FD 203.5 / 7.4 = 13.8x / 7.0x the ceiling's; requested digit 0.965 / 0.895 (worst
+  digit 6: 0.84 / 0.50); class shares 9.1%-11.1%; near-silent 10.8% (sixes 53%: the flow often
+  draws a six without its vowel; the ceiling 4.4%), none clipped or memorised. Re-scored by
+  `python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior --mode=evaluate`.
+  Against the prior shipped before it (2026-12-03, no guidance, T=0.5): IS 84% / 81%, FD 14.2x /
+  8.4x, requested 0.857 / 0.820 (worst 0.32 / 0.45), near-silent 5.8%: better on every sample
+  score but near-silence. Guidance 2 over-sharpens (FD 29x-49x by the judge).
+  The same recipe without guidance on the study's model5 (--config.vqvae_workdir=pretrained/model5,
+  record in docs/ablation/prior_model5_plateau): validation bound 2.161 / test 2.144; best at T=1.0:
+  IS 5.94, requested digit 0.494, FD 171; model5 itself caps it (its decoded test latents: IS 8.19,
+  requested 0.872), so the prior is trained on model6.
 """
 
 from ml_collections import config_dict
@@ -87,10 +81,10 @@ def get_config():
   config.prior.base = "class_conditional"   # 'gaussian' | 'mixture' | 'class_conditional'
   config.prior.mixture_components = 4       # 'mixture' base: Gaussians per dimension
   # The digit (one-hot) as an input to every coupling's conditioner, not only to the base.
-  config.prior.label_conditioning = False
+  config.prior.label_conditioning = True
   # Classifier-free guidance (Ho & Salimans, 2022): in training, each label is replaced by "no
   # digit" with this probability, so the same flow also learns the unconditional density; 0: off.
-  config.prior.label_dropout = 0.0
+  config.prior.label_dropout = 0.1
 
   # ---- optimisation (steps.make_optimizer: Adam, warm-up, clipping) ----
   config.optim = config_dict.ConfigDict()
@@ -114,7 +108,7 @@ def get_config():
   config.sample.num_samples = 1000          # scored with the digit classifier
   config.sample.num_wavs = 50               # of them written to <workdir>/audio/samples/
   config.sample.batch_size = 100
-  config.sample.temperature = 0.5           # base std multiplier of --mode=sample and the WAVs
+  config.sample.temperature = 0.7           # base std multiplier of --mode=sample and the WAVs
   config.sample.snap = False                # snap decoded latents to the nearest RVQ code path
   # With target.noise_augmentation > 0: one Tweedie step x + sigma^2 grad log p(x | digit) from the
   # flow's own density (sigma: the augmentation noise per channel), as TarFlow denoises.
@@ -122,10 +116,10 @@ def get_config():
   config.sample.digit = config_dict.placeholder(int)  # class-conditional: speak this digit
   # Classifier-free guidance weight w of the WAVs and --mode=sample (needs prior.label_dropout >
   # 0): the couplings' outputs and the class base's mean become (1 + w) cond - w uncond.
-  config.sample.guidance = 0.0
-  config.sample.guidances = (0.0,)          # scored guidance weights (x temperatures x snap)
+  config.sample.guidance = 1.0
+  config.sample.guidances = (0.0, 1.0, 2.0)  # scored guidance weights (x temperatures x snap)
   config.sample.temperatures = (1.0, 0.7, 0.5)  # scored settings: temperatures x snap_settings
-  config.sample.snap_settings = (False, True)
+  config.sample.snap_settings = (False,)    # (False, True): also snapped to the RVQ code path
   config.sample.num_figures = 4             # Figure 3: a sampled latent beside its spectrogram
   config.sample.grid_columns = 4            # conditional prior: samples per digit in class_grid.png
 

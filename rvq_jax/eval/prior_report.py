@@ -301,7 +301,9 @@ def write_samples(config, workdir: pathlib.Path, run: prior_targets.VQVAERun, la
   if conditional is None:
     conditional = realnvp.is_conditional(config.prior)
   if setting is None:
-    setting = f"T={config.sample.temperature}{', snapped' if config.sample.snap else ''}"
+    setting = (f"T={config.sample.temperature}{', snapped' if config.sample.snap else ''}"
+               + (f", guidance {config.sample.guidance:g}" if config.sample.get("guidance")
+                  else ""))
   columns = config.sample.grid_columns
   rows = [np.flatnonzero(labels == d)[:columns] for d in range(realnvp.NUM_CLASSES)]
   if conditional and columns and all(len(r) == columns for r in rows):

@@ -149,7 +149,7 @@ def _ceiling_table(result: dict, row: dict) -> list[str]:
   for name in scorer_rows(result, row):
     for label, r in (("real held-out clips", refs["real_heldout"]),
                      ("ceiling (held-out latents decoded)", refs["ceiling"]),
-                     (f"samples T={row['temperature']}", row)):
+                     (f"samples {_setting_name(row)}", row)):
       s = scorer_rows(result, r)[name]
       requested = (f"{s['requested_digit_accuracy']:.3f}" if "requested_digit_accuracy" in s
                    else "-")
@@ -245,7 +245,9 @@ def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str
               f"{config['prior'].get('label_dropout', 0.0)}"
               if config["prior"].get("label_conditioning") else "")
            + (f" --config.sample.guidance={config['sample']['guidance']}"
-              if config["sample"].get("guidance") else "") + "`, then `--mode=export "
+              if config["sample"].get("guidance") else "")
+           + f" --config.sample.temperature={config['sample']['temperature']}"
+           + "`, then `--mode=export "
            f"--output={export}"
            + ("`. Sample sevens from it: `python -m rvq_jax.main "
               f"--config=configs/realnvp.py --workdir={export} --mode=sample "
@@ -268,7 +270,7 @@ def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str
                *[f"| {name} | {value} | {'yes' if met else '**no**'} |"
                  for name, value, met in ceiling_target_rows(result, row)], ""]
              if "ceiling" in result["references"] else []),
-           f"Targets at its sampling setting (T={row['temperature']}, "
+           f"Targets at its sampling setting ({_setting_name(row)}, "
            f"{'snapped' if row['snap'] else 'not snapped'}; {row['examples']} samples, "
            "scored by the shipped classifier):", "",
            "| target | reached | met |", "|---|---|---|"]
@@ -282,8 +284,7 @@ def _prior_run_section(folder: pathlib.Path, out_dir: pathlib.Path, heading: str
   for name, ref in result["references"].items():
     lines.append(f"| {name.replace('_', ' ')} | {_sample_cells(ref)} |")
   for r in result["samples"]:
-    lines.append(f"| samples T={r['temperature']}{', snapped' if r['snap'] else ''} | "
-                 f"{_sample_cells(r)} |")
+    lines.append(f"| samples {_setting_name(r)} | {_sample_cells(r)} |")
   lines.append("")
   if not shipped:
     return lines
@@ -350,6 +351,7 @@ def _second_scorer_cell(result: dict, row: dict) -> str:
 
 
 def _setting_name(row: dict) -> str:
+  """How a scored setting is named on the page: 'T=0.7', 'T=0.7, snapped, guidance 1'."""
   return (f"T={row['temperature']}" + (", snapped" if row.get("snap") else "")
           + (f", guidance {row['guidance']:g}" if row.get("guidance") else ""))
 
