@@ -11,7 +11,9 @@ first; a codec whose tools are missing is skipped with a message):
   python benchmarks/rate_distortion.py --workdirs=pretrained/model7 \
       --clips_dir=runs/espeak_digits --out=runs/rate_distortion_espeak
 
-Bit rates are real: the coded payload's bytes over the clips' duration, the container left out
+Each model is drawn twice: coded to a fixed number of levels (format 2), and to each position's own
+depth (`--depths`, format 3: `codec.truncate_depth`, the fewest levels within a tolerance of all of
+them). Bit rates are real: the coded payload's bytes over the clips' duration, the container left out
 for every codec alike (Ogg pages' headers and the first two header pages of Opus and Speex; the
 RVQ bitstream's 56-byte header), and beside it the whole files' rate. External codecs' outputs
 are aligned to the input by cross-correlation (their algorithmic delay) before scoring. Writes
@@ -47,6 +49,10 @@ _WORKDIRS = flags.DEFINE_list("workdirs", ["pretrained/model7"],
                               "RVQ-VAE codecs' weights folders (each a curve); the first one's "
                               "data config finds the test split.")
 _LEVELS = flags.DEFINE_list("levels", None, "RVQ level counts to score (default: every count).")
+_DEPTHS = flags.DEFINE_list(
+    "depths", ["5:1", "1.2:1", "0.3:1", "0.1:1", "0.1:2", "0.03:2", "0.03:3", "0.01:4"],
+    "Variable-depth settings (bitstream format 3), each codec.depth_tolerance:codec.min_levels "
+    "over all levels: a second curve per model ('<workdir>, variable depth'); empty: none.")
 _CLIPS_DIR = flags.DEFINE_string("clips_dir", None, "Score the WAVs of this folder (the digit is "
                                  "the name's first character, as FSDD's) instead of the test split.")
 _OUT = flags.DEFINE_string("out", "runs/rate_distortion", "Folder for the table, JSON and plot.")
@@ -181,6 +187,19 @@ def rvq_rows(workdir: str, codec, clips, lengths, digits, seconds, classifier, s
       payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
     rows.append(_row("rvq", str(level), payload, files, seconds, clips, decoded, lengths,
                      classifier, scorer_config, digits, scale, model=workdir))
+  embed = np.asarray(codec.embed)
+  for spec in _DEPTHS.value:
+    tolerance, min_levels = float(spec.split(":")[0]), int(spec.split(":")[1])
+    decoded, payload, files = [], 0, 0
+    for pcm, full_codes in zip(clips, all_codes):
+      codes = codec_lib.truncate_depth(embed, full_codes, tolerance, min_levels)
+      data = bitstream.pack(codes, len(pcm), RATE, codec.fingerprint, model)
+      decoded.append(codec_lib.decode(codec, codes, len(pcm)))
+      payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
+    rows.append(_row("rvq", f"{codec.config.rvq.levels}, depth tolerance {tolerance:g}, at least "
+                     f"{min_levels}", payload, files, seconds, clips, decoded, lengths,
+                     classifier, scorer_config, digits, scale,
+                     model=f"{workdir}, variable depth"))
   return rows
 
 

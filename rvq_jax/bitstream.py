@@ -23,6 +23,15 @@ decode, with those frequencies (the sums of the groups' counts, so the digest is
 code keeps a nonzero probability (add-one smoothing), so any code can be coded. The file's size over
 the recording's duration is the codec's real bit rate.
 
+Format 3 codes each latent position only to its own depth (`codec.truncate_depth`: the fewest
+levels within `codec.depth_tolerance` of all of them; the codes past it are `NO_CODE`): the payload
+starts with the smallest depth of the file (uniform over 1..levels) and which of the entropy
+model's depth tables it uses (the cheapest for this file; one table per tolerance in
+`codec.depth_fit_tolerances`), then level 0 as in format 2, then for each level l >= 1, for every
+position that reached level l-1 and is not under the smallest depth, whether it goes on (under its
+table's counts for the group of its code at l-1), and the codes of those that do, as in format 2.
+Silence and steady sounds stop after a level or two, so the same quality costs far fewer bits.
+
 Decoding checks everything before it decodes: the magic, the version (a newer one is an error),
 the length of the file, the CRC of the payload, the weights' fingerprint and the entropy model's
 digest (a file coded with other weights or another model is an error), and the header's grid
@@ -45,8 +54,11 @@ from rvq_jax import errors
 from rvq_jax import files
 
 MAGIC = b"RVQC"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 UNIGRAM_FORMAT = 1        # format 1: each level's code frequencies, no context
+CONTEXT_FORMAT = 2        # format 2: every position coded to the same depth, context-coded
+DEPTH_FORMAT = 3          # format 3: each position to its own depth (NO_CODE past it)
+NO_CODE = -1              # = rvq_jax.models.rvq.NO_CODE
 HEADER = struct.Struct("<4sB16s8sIQBHIII")
 ENTROPY_MODEL_FILE = "entropy_model.json"
 CHUNK_SYMBOLS = 1 << 16   # symbols per coder call: bounds the [n, K] probability table in memory
@@ -74,6 +86,7 @@ class EntropyModel:
   counts: np.ndarray
   group_of: np.ndarray | None = None
   examples: int = 0
+  depth_counts: np.ndarray | None = None   # int64 [T, L, G, 2]: format 3's stop / go-on counts
 
   def __post_init__(self):
     counts = np.asarray(self.counts, np.int64)
@@ -85,6 +98,8 @@ class EntropyModel:
                                                     np.int64))
     else:
       object.__setattr__(self, "group_of", np.asarray(self.group_of, np.int64))
+    if self.depth_counts is not None:
+      object.__setattr__(self, "depth_counts", np.asarray(self.depth_counts, np.int64))
 
   @property
   def levels(self) -> int:
@@ -103,6 +118,13 @@ class EntropyModel:
     smoothed = self.counts.astype(np.float64) + 1.0
     return smoothed / smoothed.sum(-1, keepdims=True)
 
+  def depth_probabilities(self) -> np.ndarray:
+    """float64 [T, L, G, 2]: in table t, P(a position stops at / goes on past level l-1 | the
+    group of its code there) for l >= 1 (row 0 unused), add-one smoothed. One table per depth
+    tolerance the model was fitted at; a file says which it was coded with."""
+    smoothed = self.depth_counts.astype(np.float64) + 1.0
+    return smoothed / smoothed.sum(-1, keepdims=True)
+
   def unigram(self) -> "EntropyModel":
     """Format 1's model: each level's code counts whatever the context (the groups' sums)."""
     return EntropyModel(self.counts.sum(1), examples=self.examples)
@@ -117,6 +139,12 @@ class EntropyModel:
       data = (np.ascontiguousarray(self.counts, np.int64).tobytes()
               + np.ascontiguousarray(self.group_of, np.int64).tobytes())
     return hashlib.sha256(data).digest()[:8]
+
+  @property
+  def depth_digest(self) -> bytes:
+    """The digest a format 3 file records: `digest`'s data and the depth counts."""
+    return hashlib.sha256(self.digest + np.ascontiguousarray(self.depth_counts, np.int64)
+                          .tobytes()).digest()[:8]
 
   def context_groups(self, codes: np.ndarray, level: int) -> np.ndarray:
     """int64 [rows, frames]: the group of every code of `level` in codes [rows, frames, L']."""
@@ -160,9 +188,14 @@ def _group_contexts(counts: np.ndarray, groups: int, iterations: int) -> np.ndar
 
 
 def fit_entropy_model(codes: list[np.ndarray], num_codes: int, groups: int = 1,
-                      iterations: int = 30) -> EntropyModel:
+                      iterations: int = 30, depths: list[np.ndarray] | None = None
+                      ) -> EntropyModel:
   """The context model of recordings' codes, each int [rows, frames_i, L] (its own frames only:
-  a recording's left neighbours never cross into another's). `groups` = 1 is format 1's model."""
+  a recording's left neighbours never cross into another's). `groups` = 1 is format 1's model.
+  With `depths` (one table each: a list of int [rows, frames_i], the levels each position of each
+  recording keeps at one tolerance, `codec.depths`) also format 3's depth counts: at each level
+  l >= 1, of the positions that reached level l-1, how many stopped there and how many went on,
+  by the group of their code at l-1."""
   levels = codes[0].shape[-1]
   group_of = np.zeros((levels, num_codes + 1), np.int64)
   counts = np.zeros((levels, groups, num_codes), np.int64)
@@ -174,7 +207,16 @@ def fit_entropy_model(codes: list[np.ndarray], num_codes: int, groups: int = 1,
     if groups > 1:
       group_of[level] = _group_contexts(pairs.astype(np.float64), groups, iterations)
     np.add.at(counts[level], group_of[level], pairs)
-  return EntropyModel(counts, group_of, examples=len(codes))
+  depth_counts = None
+  if depths is not None:
+    depth_counts = np.zeros((len(depths), levels, groups, 2), np.int64)
+    for table, table_depths in enumerate(depths):
+      for x, depth in zip(codes, table_depths):
+        for level in range(1, levels):
+          reached = depth >= level
+          np.add.at(depth_counts[table, level], (group_of[level][x[..., level - 1][reached]],
+                                                 (depth[reached] > level).astype(np.int64)), 1)
+  return EntropyModel(counts, group_of, examples=len(codes), depth_counts=depth_counts)
 
 
 def save_entropy_model(folder, model: EntropyModel) -> pathlib.Path:
@@ -184,7 +226,12 @@ def save_entropy_model(folder, model: EntropyModel) -> pathlib.Path:
       "context": "level 0: the left neighbour's code (index `codes`: no frame before); "
                  "level l >= 1: the code of level l-1 at the same position",
       "examples": model.examples, "split": "train",
-      "group_of": model.group_of.tolist(), "counts": model.counts.tolist()}) + "\n")
+      "group_of": model.group_of.tolist(), "counts": model.counts.tolist(),
+      **({} if model.depth_counts is None else {
+          "depth": "format 3, one table per fitted depth tolerance: at level l >= 1, [stopped at "
+                   "l-1, went on] of the positions that reached level l-1, by the group of their "
+                   "code there",
+          "depth_counts": model.depth_counts.tolist()})}) + "\n")
   return path
 
 
@@ -200,6 +247,8 @@ def load_entropy_model(folder, levels: int, num_codes: int, how: str) -> Entropy
     counts = np.asarray(saved["counts"], np.int64)
     group_of = saved.get("group_of")
     group_of = None if group_of is None else np.asarray(group_of, np.int64)
+    depth_counts = saved.get("depth_counts")
+    depth_counts = None if depth_counts is None else np.asarray(depth_counts, np.int64)
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise errors.DataError(f"{path} is unreadable ({e}); make it again with {how}.") from e
   counts = counts[:, None, :] if counts.ndim == 2 else counts
@@ -208,10 +257,15 @@ def load_entropy_model(folder, levels: int, num_codes: int, how: str) -> Entropy
   if fits and (group_of is not None or counts.shape[1] > 1):
     fits = group_of is not None and (group_of.shape == (levels, num_codes + 1) and (group_of >= 0).all()
             and (group_of < counts.shape[1]).all())
+  if fits and depth_counts is not None and not (
+      depth_counts.ndim == 4 and depth_counts.shape[1:] == (levels, counts.shape[1], 2)
+      and len(depth_counts) >= 1 and (depth_counts >= 0).all()):
+    raise errors.DataError(f"{path}: depth counts of shape {depth_counts.shape} do not fit "
+                           f"[tables, {levels}, {counts.shape[1]}, 2]; make it again with {how}.")
   if not fits:
     raise errors.DataError(f"{path}: counts of shape {counts.shape} do not fit the model's "
                            f"{levels} levels of {num_codes} codes; make it again with {how}.")
-  return EntropyModel(counts, group_of, int(saved.get("examples", 0)))
+  return EntropyModel(counts, group_of, int(saved.get("examples", 0)), depth_counts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,27 +287,50 @@ def _group_runs(groups: np.ndarray, num_groups: int):
   return order, bounds
 
 
+def _encode_grouped(encoder, symbols: np.ndarray, groups: np.ndarray, probabilities: np.ndarray):
+  """Range-code symbols [n], each under row groups[i] of probabilities [G, S], group by group
+  (the symbols' order within a group kept), so each group's distribution is built once: the
+  same bits, 25x faster than a distribution per symbol."""
+  order, bounds = _group_runs(groups, len(probabilities))
+  for group in range(len(probabilities)):
+    run = symbols[order[bounds[group]:bounds[group + 1]]].astype(np.int32)
+    if run.size:
+      encoder.encode(run, constriction.stream.model.Categorical(probabilities[group],
+                                                                perfect=False))
+
+
+def _decode_grouped(decoder, groups: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+  """The symbols int64 [n] that `_encode_grouped` coded with these groups [n]."""
+  order, bounds = _group_runs(groups, len(probabilities))
+  out = np.empty(groups.size, np.int64)
+  for group in range(len(probabilities)):
+    size = int(bounds[group + 1] - bounds[group])
+    if size:
+      out[order[bounds[group]:bounds[group + 1]]] = decoder.decode(
+          constriction.stream.model.Categorical(probabilities[group], perfect=False), size)
+  return out
+
+
+def _frame_major(x: np.ndarray) -> np.ndarray:
+  """[rows, frames] -> [frames * rows]: the coding order, frame by frame."""
+  return np.ascontiguousarray(x.T).ravel()
+
+
 def _encode_level(encoder, model: EntropyModel, codes: np.ndarray, level: int):
   """Range-code level `level` of codes [rows, frames, L'], each code under its context group's
   distribution. Level 0 in frame order (its contexts are its own codes a frame earlier, which the
   decoder must have first); a lower level, whose contexts the decoder already has, group by group
-  (frame order within a group), so that each group's distribution is built once: the same bits,
-  25x faster than a distribution per code."""
+  (`_encode_grouped`)."""
   probabilities = model.probabilities()[level]
-  symbols = np.ascontiguousarray(codes[..., level].T).ravel().astype(np.int32)
-  groups = np.ascontiguousarray(model.context_groups(codes, level).T).ravel()
+  symbols = _frame_major(codes[..., level]).astype(np.int32)
+  groups = _frame_major(model.context_groups(codes, level))
   if level == 0 and model.groups > 1:
     family = constriction.stream.model.Categorical(perfect=False)
     for start in range(0, len(symbols), CHUNK_SYMBOLS):
       chunk = slice(start, start + CHUNK_SYMBOLS)
       encoder.encode(symbols[chunk], family, probabilities[groups[chunk]])
     return
-  order, bounds = _group_runs(groups, model.groups)
-  for group in range(model.groups):
-    run = symbols[order[bounds[group]:bounds[group + 1]]]
-    if run.size:
-      encoder.encode(run, constriction.stream.model.Categorical(probabilities[group],
-                                                                perfect=False))
+  _encode_grouped(encoder, symbols, groups, probabilities)
 
 
 def _decode_level(decoder, model: EntropyModel, decoded: np.ndarray, level: int, rows: int,
@@ -269,29 +346,94 @@ def _decode_level(decoder, model: EntropyModel, decoded: np.ndarray, level: int,
       out[:, frame] = left = decoder.decode(family, probabilities[model.group_of[0][left]])
     return out
   groups = (np.zeros(rows * frames, np.int64) if model.groups == 1 else
-            np.ascontiguousarray(model.group_of[level][decoded[..., level - 1]].T).ravel())
-  order, bounds = _group_runs(groups, model.groups)
-  flat = np.empty(groups.size, np.int64)
-  for group in range(model.groups):
-    size = int(bounds[group + 1] - bounds[group])
-    if size:
-      flat[order[bounds[group]:bounds[group + 1]]] = decoder.decode(
-          constriction.stream.model.Categorical(probabilities[group], perfect=False), size)
-  return flat.reshape(frames, rows).T
+            _frame_major(model.group_of[level][decoded[..., level - 1]]))
+  return _decode_grouped(decoder, groups, probabilities).reshape(frames, rows).T
+
+
+def _encode_deeper_level(encoder, model: EntropyModel, codes: np.ndarray, level: int,
+                         min_depth: int, table: int):
+  """Format 3, level l >= 1 of variable-depth codes [rows, frames, L'] (NO_CODE past a
+  position's depth, every depth >= `min_depth`): for every position that reached level l-1,
+  whether it goes on (under depth table `table`'s counts of its code's group there; not coded
+  below `min_depth`, where all do), then the codes of those that do (as `_encode_level`)."""
+  parent = _frame_major(codes[..., level - 1])
+  reached = parent >= 0
+  groups = model.group_of[level][parent[reached]]
+  symbols = _frame_major(codes[..., level])[reached]
+  goes_on = symbols >= 0
+  if level >= min_depth:
+    _encode_grouped(encoder, goes_on.astype(np.int64), groups,
+                    model.depth_probabilities()[table, level])
+  _encode_grouped(encoder, symbols[goes_on], groups[goes_on], model.probabilities()[level])
+
+
+def _decode_deeper_level(decoder, model: EntropyModel, decoded: np.ndarray, level: int,
+                         rows: int, frames: int, min_depth: int, table: int) -> np.ndarray:
+  """`_encode_deeper_level`'s level int [rows, frames] (NO_CODE where a position stopped)."""
+  parent = _frame_major(decoded[..., level - 1])
+  reached = np.flatnonzero(parent >= 0)
+  groups = model.group_of[level][parent[reached]]
+  goes_on = (np.ones(reached.size, bool) if level < min_depth else
+             _decode_grouped(decoder, groups,
+                             model.depth_probabilities()[table, level]).astype(bool))
+  out = np.full(rows * frames, NO_CODE, np.int64)
+  out[reached[goes_on]] = _decode_grouped(decoder, groups[goes_on], model.probabilities()[level])
+  return out.reshape(frames, rows).T
+
+
+def _flag_bits(model: EntropyModel, codes: np.ndarray, table: int, min_depth: int) -> float:
+  """The ideal bits of format 3's go-on flags of variable-depth codes under depth table `table`
+  (the encoder codes with the cheapest)."""
+  log_p, bits = np.log2(model.depth_probabilities()[table]), 0.0
+  for level in range(max(min_depth, 1), codes.shape[-1]):
+    reached = codes[..., level - 1] >= 0
+    bits -= log_p[level][model.group_of[level][codes[..., level - 1][reached]],
+                         (codes[..., level][reached] >= 0).astype(np.int64)].sum()
+  return float(bits)
+
+
+def _uniform(size: int):
+  return constriction.stream.model.Categorical(np.full(size, 1.0 / size), perfect=False)
+
+
+def check_depths(codes: np.ndarray) -> bool:
+  """Whether codes [rows, frames, L] are valid variable-depth codes: every position has a code
+  at level 0 and, once it has NO_CODE, NO_CODE at every deeper level."""
+  present = codes >= 0
+  return bool(present[..., 0].all() and (present[..., 1:] <= present[..., :-1]).all())
 
 
 def pack(codes: np.ndarray, num_samples: int, sample_rate: int, fingerprint: str,
-         model: EntropyModel, version: int = FORMAT_VERSION) -> bytes:
-  """codes int [rows, frames, levels] (levels <= the model's) -> the bitstream's bytes (format
-  `version`: 2, context-coded; 1, each level's frequencies alone, kept to test that old files
-  still decode)."""
+         model: EntropyModel, version: int | None = None) -> bytes:
+  """codes int [rows, frames, levels] (levels <= the model's) -> the bitstream's bytes. Format
+  (`version`, default chosen from the codes): 3 for variable-depth codes (NO_CODE past a
+  position's depth: `codec.truncate_depth`; needs the model's depth counts), else 2,
+  context-coded; 1, each level's frequencies alone, is kept to test that old files decode."""
   rows, frames, levels = codes.shape
+  variable = bool((codes < 0).any())
+  version = version or (DEPTH_FORMAT if variable else CONTEXT_FORMAT)
+  if variable and (version != DEPTH_FORMAT or not check_depths(codes)):
+    raise ValueError("variable-depth codes need format 3 and NO_CODE only past a position's "
+                     "depth (a code at level 0 everywhere).")
+  if version == DEPTH_FORMAT and model.depth_counts is None:
+    raise errors.MissingError("format 3 (variable depth) needs an entropy model with depth "
+                              "counts; make it again with --mode=entropy_model.")
   model = model.unigram() if version == UNIGRAM_FORMAT else model
   encoder = constriction.stream.queue.RangeEncoder()
+  if version == DEPTH_FORMAT:   # the smallest depth (no flags above it) and the depth table
+    min_depth = int((codes >= 0).sum(-1).min())
+    table = int(np.argmin([_flag_bits(model, codes, t, min_depth)
+                           for t in range(len(model.depth_counts))]))
+    encoder.encode(np.int32(min_depth - 1), _uniform(levels))
+    encoder.encode(np.int32(table), _uniform(len(model.depth_counts)))
   for level in range(levels):
-    _encode_level(encoder, model, codes, level)
+    if version == DEPTH_FORMAT and level:
+      _encode_deeper_level(encoder, model, codes, level, min_depth, table)
+    else:
+      _encode_level(encoder, model, codes, level)
   payload = encoder.get_compressed().astype("<u4").tobytes()
-  header = HEADER.pack(MAGIC, version, fingerprint.encode("ascii"), model.digest,
+  header = HEADER.pack(MAGIC, version, fingerprint.encode("ascii"),
+                       model.depth_digest if version == DEPTH_FORMAT else model.digest,
                        sample_rate, num_samples, levels, rows, frames, len(payload) // 4,
                        zlib.crc32(payload))
   return header + payload
@@ -328,7 +470,12 @@ def unpack(data: bytes, header: Header, model: EntropyModel, path) -> np.ndarray
   caller has checked against its model; DataError when `model` is not the one it was coded with
   (a format 1 file was coded with the model's per-level frequencies, `model.unigram()`)."""
   model = model.unigram() if header.version == UNIGRAM_FORMAT else model
-  if header.model_digest != model.digest:
+  depth = header.version == DEPTH_FORMAT
+  if depth and model.depth_counts is None:
+    raise errors.DataError(f"{path}: format 3 (variable depth), but the entropy model beside "
+                           "these weights has no depth counts; decode with the folder that "
+                           "encoded it.")
+  if header.model_digest != (model.depth_digest if depth else model.digest):
     raise errors.DataError(f"{path}: coded with another entropy model than the one beside these "
                            "weights (entropy_model.json); decode with the folder that encoded it.")
   if not 1 <= header.levels <= model.levels:
@@ -336,6 +483,13 @@ def unpack(data: bytes, header: Header, model: EntropyModel, path) -> np.ndarray
   payload = np.frombuffer(data, "<u4", offset=HEADER.size).astype(np.uint32)
   decoder = constriction.stream.queue.RangeDecoder(payload)
   codes = np.zeros((header.rows, header.frames, header.levels), np.int64)
+  if depth:
+    min_depth = int(decoder.decode(_uniform(header.levels))) + 1
+    table = int(decoder.decode(_uniform(len(model.depth_counts))))
   for level in range(header.levels):
-    codes[..., level] = _decode_level(decoder, model, codes, level, header.rows, header.frames)
+    if depth and level:
+      codes[..., level] = _decode_deeper_level(decoder, model, codes, level, header.rows,
+                                               header.frames, min_depth, table)
+    else:
+      codes[..., level] = _decode_level(decoder, model, codes, level, header.rows, header.frames)
   return codes.astype(np.int32)

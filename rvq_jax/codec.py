@@ -6,8 +6,9 @@
   --mode=entropy_model                                   the code counts the bitstream codes with
 
 `--workdir` is a training workdir or shipped weights (`pretrained/<name>/`). The model is the one
-saved there (its config.json); `--config` supplies only `codec.levels` (how many quantizer levels,
-i.e. the bit rate; unset: all) and where the data is when the weights do not record the data scale.
+saved there (its config.json); `--config` supplies only the `codec` section (`codec.levels`: how
+many quantizer levels, i.e. the bit rate, unset: all; `codec.depth_tolerance`: each position's own
+depth, `truncate_depth`) and where the data is when the weights do not record the data scale.
 
 Audio at another sample rate is resampled to the model's (`scipy.signal.resample_poly`, logged);
 output is written at the model's rate, 16-bit PCM. The networks are convolutional in time, so a
@@ -272,13 +273,47 @@ def _codec_settings(codec: Codec, codec_config):
     raise errors.ConfigError(f"codec.window_frames={c.window_frames} must be a positive multiple "
                              f"of codec.bucket_frames={c.bucket_frames} (>= 1), and "
                              f"codec.context_frames={c.context_frames} >= 0.")
+  if not (math.isfinite(c.depth_tolerance) and c.depth_tolerance >= 0) or c.min_levels < 1:
+    raise errors.ConfigError(f"codec.depth_tolerance={c.depth_tolerance} must be a number >= 0 "
+                             f"(0: off) and codec.min_levels={c.min_levels} >= 1.")
   return c
+
+
+def depths(embed: np.ndarray, codes: np.ndarray, tolerance: float, min_levels: int = 1,
+           chunk_frames: int = 4096) -> np.ndarray:
+  """int [rows, frames]: the levels each position of codes [rows, frames, L] keeps, the fewest n
+  in [min_levels, L] whose code vectors' sum is within `tolerance` (squared Euclidean distance)
+  of all L levels' sum (embed [L, K, D], the codebooks). Frames are taken `chunk_frames` at a
+  time, so memory stays that of a chunk's latents however long the recording."""
+  levels = codes.shape[-1]
+  min_levels = min(min_levels, levels)
+  out = np.empty(codes.shape[:2], np.int64)
+  for start in range(0, codes.shape[1], chunk_frames):
+    chunk = codes[:, start:start + chunk_frames]
+    tail = np.zeros(chunk.shape[:2] + (embed.shape[-1],), np.float32)
+    ok = np.ones(chunk.shape, bool)            # ok[..., n - 1]: n levels are close enough
+    for level in range(levels - 1, 0, -1):     # tail: the sum of the levels a cut at `level` drops
+      tail += embed[level][chunk[..., level]]
+      ok[..., level - 1] = (tail ** 2).sum(-1) <= tolerance
+    ok[..., :min_levels - 1] = False
+    out[:, start:start + chunk_frames] = ok.argmax(-1) + 1
+  return out
+
+
+def truncate_depth(embed: np.ndarray, codes: np.ndarray, tolerance: float,
+                   min_levels: int = 1) -> np.ndarray:
+  """codes [rows, frames, L] with each position's codes past its `depths` set to
+  `bitstream.NO_CODE` (which decodes as nothing: `rvq.decode_codes`)."""
+  keep = np.arange(codes.shape[-1]) < depths(embed, codes, tolerance, min_levels)[..., None]
+  return np.where(keep, codes, bitstream.NO_CODE).astype(codes.dtype)
 
 
 def encode(codec: Codec, samples: np.ndarray, levels: int, codec_config=None) -> np.ndarray:
   """Codes int32 [h, ceil(n / multiple), levels] of PCM `samples` [n], window by window
   (`codec_config.window_frames` with `context_frames` on each side; default: the model's
-  config's): equal to `encode_whole`, in memory bounded by the window."""
+  config's): equal to `encode_whole`, in memory bounded by the window. With
+  `codec_config.depth_tolerance` > 0, each position's codes past its depth are NO_CODE
+  (`truncate_depth`)."""
   c = _codec_settings(codec, codec_config)
   encode_segment = _functions(codec)[0]
   frames = _num_frames(codec, len(samples))
@@ -287,7 +322,10 @@ def encode(codec: Codec, samples: np.ndarray, levels: int, codec_config=None) ->
                                           0, :, start - lo:stop - lo]
             for lo, start, stop, hi in windows(_padded_frames(frames, c), c.window_frames,
                                                c.context_frames)]
-  return np.concatenate(pieces, axis=1)[:, :frames]
+  codes = np.concatenate(pieces, axis=1)[:, :frames]
+  if c.depth_tolerance > 0:
+    codes = truncate_depth(np.asarray(codec.embed), codes, c.depth_tolerance, c.min_levels)
+  return codes
 
 
 def decode(codec: Codec, codes: np.ndarray, num_samples: int, codec_config=None) -> np.ndarray:
@@ -571,8 +609,11 @@ def fit_training_entropy_model(codec: Codec, settings=None,
   specs = audio.prepare_spectrograms(train.waveforms, c.audio)
   codes = np.asarray(data_lib.map_batches(lambda x, _: encode_batch(x), specs, batch_size))
   kept = [codes[i, :, :_num_frames(codec, int(n))] for i, n in enumerate(train.lengths)]
-  return bitstream.fit_entropy_model(kept, c.rvq.codes, settings.entropy_context_groups,
-                                     settings.entropy_fit_iterations)
+  embed = np.asarray(codec.embed)
+  return bitstream.fit_entropy_model(
+      kept, c.rvq.codes, settings.entropy_context_groups, settings.entropy_fit_iterations,
+      depths=[[depths(embed, x, tolerance) for x in kept]
+              for tolerance in settings.depth_fit_tolerances])
 
 
 MODES = {"reconstruct": reconstruct_mode, "encode": encode_mode, "decode": decode_mode}

@@ -26,8 +26,14 @@ def real_codes(fsdd_recordings):
   others = [np.concatenate([data_lib.read_wav(p)[0] for p in paths[i:i + 6]])
             for i in range(6, 60, 6)]
   fit = [codec.encode(model1, x, 5) for x in others]
-  return (codec.encode(model1, speech, 5), bitstream.fit_entropy_model(fit, 512, groups=8),
-          len(speech), model1)
+  embed = np.asarray(model1.embed)
+  depths = [[codec.depths(embed, x, tolerance) for x in fit]
+            for tolerance in (DEPTH_TOLERANCE, 10 * DEPTH_TOLERANCE)]   # two depth tables
+  return (codec.encode(model1, speech, 5),
+          bitstream.fit_entropy_model(fit, 512, groups=8, depths=depths), len(speech), model1)
+
+
+DEPTH_TOLERANCE = 3.0   # model1's codes then stop at every depth from 1 to 5
 
 
 def _plain_ideal_bits(model, codes):
@@ -61,6 +67,66 @@ def test_lossless_and_as_small_as_the_model_says(real_codes, version):
   assert ideal <= payload_bits <= 1.01 * ideal + 64          # range coding is near-ideal
   nominal = codes.size * 9                                    # log2(512) bits per code
   assert payload_bits < nominal
+
+
+def _plain_depths(embed, codes, tolerance):
+  """Each position's depth by a loop: the fewest levels whose sum is within `tolerance` of all."""
+  rows, frames, levels = codes.shape
+  out = np.zeros((rows, frames), np.int64)
+  for r in range(rows):
+    for f in range(frames):
+      vectors = [embed[l, codes[r, f, l]].astype(np.float64) for l in range(levels)]
+      full = np.sum(vectors, 0)
+      out[r, f] = next(n for n in range(1, levels + 1)
+                       if np.sum((full - np.sum(vectors[:n], 0)) ** 2) <= tolerance)
+  return out
+
+
+def test_variable_depth_is_lossless_and_as_small_as_the_model_says(real_codes):
+  """Format 3: each position cut at its own depth (checked against a plain loop), coded to the
+  code and the depth, its size the model's ideal (flags and codes, by a loop) within 1%."""
+  codes, model, n, model1 = real_codes
+  embed = np.asarray(model1.embed)
+  depth = codec.depths(embed, codes, DEPTH_TOLERANCE, chunk_frames=7)   # chunks change nothing
+  # Equal to the loop's in float64 but where a distance is within rounding of the tolerance.
+  assert (_plain_depths(embed, codes, DEPTH_TOLERANCE + 1e-3) <= depth).all()
+  assert (depth <= _plain_depths(embed, codes, DEPTH_TOLERANCE - 1e-3)).all()
+  assert len(np.unique(depth)) >= 4
+  cut = codec.truncate_depth(embed, codes, DEPTH_TOLERANCE)
+  np.testing.assert_array_equal(cut >= 0, np.arange(5) < depth[..., None])
+  data = bitstream.pack(cut, n, 8000, "0123456789abcdef", model)
+  header = bitstream.read_header(data, "x.rvqc")
+  assert header.version == 3
+  np.testing.assert_array_equal(bitstream.unpack(data, header, model, "x.rvqc"), cut)
+  ideal = np.log2(5) + np.log2(2)          # the smallest depth (1..5) and the table (of 2)
+  min_depth = depth.min()
+  go_on = model.depth_probabilities()[0]    # the table fitted at this tolerance is the cheaper
+  log_p = np.log2(model.probabilities())
+  for r in range(cut.shape[0]):
+    for f in range(cut.shape[1]):
+      left = model.codes if f == 0 else cut[r, f - 1, 0]
+      ideal -= log_p[0, model.group_of[0, left], cut[r, f, 0]]
+      for l in range(1, 5):
+        group = model.group_of[l, cut[r, f, l - 1]]
+        if l >= min_depth:                   # above the smallest depth every position goes on
+          ideal -= np.log2(go_on[l, group, int(cut[r, f, l] >= 0)])
+        if cut[r, f, l] < 0:
+          break
+        ideal -= log_p[l, group, cut[r, f, l]]
+  payload_bits = 8 * (len(data) - bitstream.HEADER.size)
+  assert ideal <= payload_bits <= 1.01 * ideal + 64
+  full = bitstream.pack(codes, n, 8000, "0123456789abcdef", model)
+  assert len(data) < 0.8 * len(full)
+  # A floor of 3 levels: no flags are coded above it, and it still decodes to the same codes.
+  floor = codec.truncate_depth(embed, codes, DEPTH_TOLERANCE, min_levels=3)
+  assert (floor >= 0).sum(-1).min() == 3
+  floored = bitstream.pack(floor, n, 8000, "0123456789abcdef", model)
+  np.testing.assert_array_equal(
+      bitstream.unpack(floored, bitstream.read_header(floored, "y"), model, "y"), floor)
+  with pytest.raises(ValueError, match="NO_CODE only past"):
+    holes = cut.copy()
+    holes[0, 0, 0] = bitstream.NO_CODE
+    bitstream.pack(holes, n, 8000, "0123456789abcdef", model)
 
 
 def test_the_shipped_context_model_saves_bits_on_test_speech(fsdd_recordings):
@@ -134,7 +200,7 @@ def test_damaged_and_foreign_files_are_refused(real_codes):
            (data + b"\0\0\0\0", "a truncated or padded file"),
            (b"", "not a bitstream"), (b"PK\3\4" + data[4:], "not a bitstream"),
            (bytes(flipped), "fails its CRC-32"),
-           (_with_header(data, version=3), "bitstream format 3, newer"),
+           (_with_header(data, version=4), "bitstream format 4, newer"),
            (_with_header(data, version=0), "not a bitstream")]
   for bad, message in cases:
     with pytest.raises(errors.DataError, match=message) as info:
@@ -146,6 +212,16 @@ def test_damaged_and_foreign_files_are_refused(real_codes):
                 bitstream.EntropyModel(model.counts, regrouped)):
     with pytest.raises(errors.DataError, match="another entropy model"):
       bitstream.unpack(data, bitstream.read_header(data, "bad.rvqc"), other, "bad.rvqc")
+  # A variable-depth file needs the very depth counts it was coded with.
+  cut = codec.truncate_depth(np.asarray(real_codes[3].embed), codes, DEPTH_TOLERANCE)
+  deep = bitstream.pack(cut, n, 8000, "0123456789abcdef", model)
+  header = bitstream.read_header(deep, "deep.rvqc")
+  for other, message in ((bitstream.EntropyModel(model.counts, model.group_of), "no depth counts"),
+                         (bitstream.EntropyModel(model.counts, model.group_of,
+                                                 depth_counts=model.depth_counts + 1),
+                          "another entropy model")):
+    with pytest.raises(errors.DataError, match=message):
+      bitstream.unpack(deep, header, other, "deep.rvqc")
 
 
 def test_the_front_door_checks_the_header_against_the_model(real_codes, tmp_path):
@@ -180,3 +256,36 @@ def test_the_front_door_checks_the_header_against_the_model(real_codes, tmp_path
 
 def test_header_layout_is_fixed():
   assert bitstream.HEADER.size == struct.calcsize("<4sB16s8sIQBHIII") == 56
+
+
+def test_variable_depth_through_the_codec_modes(fsdd_recordings, tmp_path):
+  """--config.codec.depth_tolerance through encode / decode / reconstruct with pretrained/model7
+  and its shipped entropy model: a format 3 file, smaller than all 8 levels and than 2, decoding
+  to the reconstruction, closer to the 8-level audio than 2 fixed levels are."""
+  from rvq_jax import run_config  # pylint: disable=g-import-not-at-top
+  folder = str(REPO / "pretrained" / "model7")
+  speech = np.concatenate([data_lib.read_wav(p)[0]
+                           for p in sorted(fsdd_recordings.glob("*_[0-4].wav"))[::60]])
+  wav = tmp_path / "speech.wav"
+  data_lib.write_wav(wav, speech, 8000)
+
+  def settings(**codec_fields):
+    config = run_config.default_config("vqvae")
+    config.codec.update(codec_fields)
+    return config
+  variable, full, two = settings(depth_tolerance=0.3), settings(), settings(levels=2)
+  coded = {name: codec.encode_mode(c, folder, str(wav), str(tmp_path / f"{name}.rvqc"))
+           for name, c in (("variable", variable), ("full", full), ("two", two))}
+  assert bitstream.read_header(coded["variable"].read_bytes(), "v").version == 3
+  assert coded["variable"].stat().st_size < 0.9 * coded["two"].stat().st_size
+  decoded = {name: data_lib.read_wav(codec.decode_mode(full, folder, str(path),
+                                                       str(tmp_path / f"{name}.wav")))[0]
+             for name, path in coded.items()}
+  recon = codec.reconstruct_mode(variable, folder, str(wav), str(tmp_path / "recon.wav"))
+  np.testing.assert_allclose(data_lib.read_wav(recon)[0], decoded["variable"], atol=2 / 32768)
+
+  def error(name):
+    return np.sum((decoded[name] - decoded["full"]) ** 2)
+  assert error("variable") < error("two")
+  with pytest.raises(errors.ConfigError, match="codec.depth_tolerance"):
+    codec.encode_mode(settings(depth_tolerance=-1.0), folder, str(wav), str(tmp_path / "x.rvqc"))

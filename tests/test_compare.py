@@ -323,5 +323,7 @@ def test_the_anchor_section_shows_its_record_beside_the_shipped_flow():
     second = row["by_scorer"]["second"]
     assert f"| anchor | T={row['temperature']} | {second['frechet_distance_matched']:.1f} (" in text
   shipped = prior_sections.shipped_setting(flow)["by_scorer"]["judge"]
-  assert (f"| judge | flow (shipped prior) | T={flow['sampling']['temperature']} | "
-          f"{shipped['frechet_distance_matched']:.1f} (") in text
+  guidance = flow["sampling"].get("guidance")
+  assert (f"| judge | flow (shipped prior) | T={flow['sampling']['temperature']}"
+          + (f", guidance {guidance:g}" if guidance else "")
+          + f" | {shipped['frechet_distance_matched']:.1f} (") in text

@@ -153,9 +153,14 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   assert result["target"]["noise_std"] == pytest.approx(
       config.target.dequantization * result["target"]["spacing"])
 
-  # Scores: shapes and sanity; decoded real latents recognised far above chance.
-  assert len(result["samples"]) == 2 and {r["snap"] for r in result["samples"]} == {False, True}
-  for row in result["samples"]:
+  # Scores: shapes and sanity; decoded real latents recognised far above chance. The flow was
+  # trained with dropped labels, so it is also sampled without a digit (class shares only).
+  *conditional, free = result["samples"]
+  assert len(conditional) == 2 and {r["snap"] for r in conditional} == {False, True}
+  assert free["unconditional"] and "requested_digit_accuracy" not in free
+  assert free["examples"] == 40 and sum(free["class_histogram"]) == pytest.approx(1.0)
+  assert prior_sections.unconditional_setting(result) is free
+  for row in conditional:
     assert row["examples"] == 40 and 1.0 <= row["inception_score"] <= 10.0
     np.testing.assert_allclose(sum(row["class_histogram"]), 1.0)
     assert 0.0 <= row["requested_digit_accuracy"] <= 1.0
@@ -166,7 +171,7 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   assert refs["ceiling"]["examples"] == refs["real_heldout"]["examples"] == 296
   assert refs["real_heldout"]["frechet_distance_matched"] == pytest.approx(
       refs["real_heldout"]["frechet_distance"], rel=1e-4)   # one chunk: the whole set
-  for row in result["samples"] + list(refs.values()):
+  for row in conditional + list(refs.values()):
     judge_scores, second = row["by_scorer"]["judge"], row["by_scorer"]["second"]
     for key in ("inception_score", "frechet_distance_matched", "mean_top_probability",
                 "requested_digit_accuracy"):
@@ -182,7 +187,7 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   assert {r["split"] for r in records} == {"train", "validation", "test"}
 
   # Per requested digit (4 samples each here), consistent with the overall share.
-  for row in result["samples"]:
+  for row in conditional:
     per_digit = row["requested_digit_accuracy_per_digit"]
     assert len(per_digit) == 10 and np.mean(per_digit) == pytest.approx(
         row["requested_digit_accuracy"])
@@ -209,8 +214,10 @@ def test_prior_trains_samples_scores_and_resumes(vqvae_dir, fsdd_recordings, tmp
   assert (shown["inception_score"] >= 0.8 * result["references"]["real_test"]["inception_score"]
           ) == targets[0][2]
   ceiling_rows = prior_sections.ceiling_target_rows(result, shown)
-  assert len(ceiling_rows) == 5 and all(f"| {name} | {value} |" in page
+  assert len(ceiling_rows) == 6 and all(f"| {name} | {value} |" in page
                                         for name, value, _ in ceiling_rows)
+  shares = [met for name, _, met in ceiling_rows if name.startswith("unconditional class shares")]
+  assert shares == [all(0.08 <= share <= 0.12 for share in free["class_histogram"])]
   share = min(shown["by_scorer"][n]["inception_score"]
               / refs["ceiling"]["by_scorer"][n]["inception_score"] for n in ("judge", "second"))
   assert ceiling_rows[0][2] == (share >= 0.85)

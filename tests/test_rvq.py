@@ -203,6 +203,17 @@ def test_decode_codes_equals_quantized_latents(num_levels):
                              atol=1e-5)
 
 
+def test_variable_depth_codes_decode_to_each_positions_own_level_count():
+  embed, z = _random(levels=4)
+  codes = np.asarray(rvq.quantize(embed, z).codes)
+  depth = np.random.default_rng(0).integers(1, 5, size=len(codes))     # 1..4 levels a position
+  cut = np.where(np.arange(4)[None] < depth[:, None], codes, rvq.NO_CODE)
+  got = np.asarray(rvq.decode_codes(embed, jnp.asarray(cut)))
+  for i, n in enumerate(depth):   # reference: a plain sum of that position's first n code vectors
+    np.testing.assert_allclose(got[i], sum(np.asarray(embed)[l, codes[i, l]] for l in range(n)),
+                               atol=1e-5)
+
+
 def test_quantizer_dropout_ignores_inactive_levels():
   embed, z = _random(levels=4)
   out = rvq.quantize(embed, z, num_levels=jnp.asarray(2))

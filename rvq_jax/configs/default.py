@@ -150,6 +150,16 @@ def get_config():
   # 5.89 of the 5.80 bits per code of one group per value, against 7.17 without context).
   config.codec.entropy_context_groups = 16
   config.codec.entropy_fit_iterations = 30
+  # Variable depth (bitstream format 3): each latent position keeps only the fewest levels, at
+  # least `min_levels`, whose sum is within `depth_tolerance` (squared distance in latent space)
+  # of the sum of all `levels`; silence and steady sounds stop early, so the bit rate falls far
+  # more than the quality (docs/RESULTS.md, the codec's rate-distortion). 0: off, every position
+  # coded to `levels` (format 2). The entropy model has one table of depth counts per tolerance
+  # of `depth_fit_tolerances`; each file is coded with the table that costs it the fewest bits
+  # (any tolerance decodes).
+  config.codec.depth_tolerance = 0.0
+  config.codec.min_levels = 1
+  config.codec.depth_fit_tolerances = (1.2, 0.3, 0.1, 0.03)
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()

@@ -20,7 +20,9 @@ configs/prior_ablation.py, whose fields these defaults now are):
   `python -m rvq_jax.main --config=configs/realnvp.py --workdir=runs/prior --mode=evaluate`.
   Against the prior shipped before it (2026-12-03, no guidance, T=0.5): IS 84% / 81%, FD 14.2x /
   8.4x, requested 0.857 / 0.820 (worst 0.32 / 0.45), near-silent 5.8%: better on every sample
-  score but near-silence. Guidance 2 over-sharpens (FD 29x-49x by the judge).
+  score but near-silence. Guidance 2 over-sharpens (FD 29x-49x by the judge). Its unconditional
+  density (the "no digit" label, 10% of training) is weak: at T=0.7 IS 4.71, FD 443, class shares
+  0.8%-25.2% (judge; second 3.1%-24.0%): it rarely says five or six unasked.
   The same recipe without guidance on the study's model5 (--config.vqvae_workdir=pretrained/model5,
   record in docs/ablation/prior_model5_plateau): validation bound 2.161 / test 2.144; best at T=1.0:
   IS 5.94, requested digit 0.494, FD 171; model5 itself caps it (its decoded test latents: IS 8.19,

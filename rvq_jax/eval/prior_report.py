@@ -403,6 +403,18 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
       if (temperature, snap, guidance) == shown:
         write_samples(config, workdir, run, latents, specs, labels,
                       measured["judge"][0].argmax(-1))
+  if config.prior.get("label_dropout", 0.0) > 0:
+    # A flow trained with dropped labels also has an unconditional density ("no digit"): its
+    # class shares say whether it covers every digit without being told which.
+    unconditional = np.full(len(labels), realnvp.NULL_LABEL, np.int32)
+    _, specs = draw_samples(config, state, make_sampler(config, targets.shape, 0.0), decode,
+                            unconditional, config.sample.temperature, False, seed_offset=1)
+    row = {"temperature": float(config.sample.temperature), "snap": False, "unconditional": True}
+    row.update(scorer.score(measured=scorer.measure(specs)))
+    result["samples"].append(row)
+    logging.info("unconditional samples T=%.2f: IS %.3f, FD %.1f, class shares %s",
+                 config.sample.temperature, row["inception_score"], row["frechet_distance"],
+                 np.round(row["class_histogram"], 3).tolist())
   if jax.process_index() == 0:
     files.write_text(workdir / "prior_eval.json", json.dumps(result, indent=2) + "\n")
   return result

@@ -50,7 +50,14 @@ def shipped_setting(result: dict) -> dict | None:
   sampling = result.get("sampling")
   return next((r for r in result["samples"] if sampling and r["temperature"] ==
                sampling["temperature"] and r["snap"] == sampling["snap"]
-               and r.get("guidance", 0.0) == sampling.get("guidance", 0.0)), None)
+               and r.get("guidance", 0.0) == sampling.get("guidance", 0.0)
+               and not r.get("unconditional")), None)
+
+
+def unconditional_setting(result: dict) -> dict | None:
+  """The scored row of the samples drawn without a digit (a flow trained with dropped labels),
+  if any."""
+  return next((r for r in result["samples"] if r.get("unconditional")), None)
 
 
 def prior_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
@@ -124,11 +131,13 @@ def ceiling_target_rows(result: dict, row: dict) -> list[tuple[str, str, bool]]:
     rows.append((f"requested digit >= {low:.0%} overall, >= {each:.0%} every digit (worse "
                  "scorer)", f"overall {shown(overall_all, '{:.3f}')}; worst digit "
                  f"{shown(digit_all, '{:.2f}')}", overall >= low and per_digit >= each))
-  else:
+  free = row if "requested_digit_accuracy" not in row else unconditional_setting(result)
+  if free is not None:   # the unconditional samples' class shares, under every scorer
     low, high = t.CEILING_UNCONDITIONAL_SHARE
-    hist = row["class_histogram"]
-    rows.append((f"class shares {low:.0%}-{high:.0%}", page.histogram_range(hist),
-                 min(hist) >= low and max(hist) <= high))
+    hists = {n: s["class_histogram"] for n, s in scorer_rows(result, free).items()}
+    rows.append((f"unconditional class shares {low:.0%}-{high:.0%} (every scorer)",
+                 ", ".join(f"{n} {page.histogram_range(h)}" for n, h in hists.items()),
+                 all(min(h) >= low and max(h) <= high for h in hists.values())))
   defects = max(row["near_silent_fraction"], row["clipped_fraction"])
   memo = row["memorization"]["fraction_closer_than_1st_percentile_of_real_test"]
   rows += [(f"<= {t.CEILING_DEFECTS:.0%} near-silent or clipped",
@@ -353,7 +362,8 @@ def _second_scorer_cell(result: dict, row: dict) -> str:
 def _setting_name(row: dict) -> str:
   """How a scored setting is named on the page: 'T=0.7', 'T=0.7, snapped, guidance 1'."""
   return (f"T={row['temperature']}" + (", snapped" if row.get("snap") else "")
-          + (f", guidance {row['guidance']:g}" if row.get("guidance") else ""))
+          + (f", guidance {row['guidance']:g}" if row.get("guidance") else "")
+          + (", no digit (unconditional)" if row.get("unconditional") else ""))
 
 
 def anchor_comparison_rows(flow: dict, anchor: dict) -> list[str]:

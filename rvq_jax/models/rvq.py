@@ -247,11 +247,16 @@ def _commitment_bwd(saved, cotangent):
 _commitment_with_gradient.defvjp(_commitment_fwd, _commitment_bwd)
 
 
+NO_CODE = -1   # in codes [..., L]: this position stops above this level (variable depth)
+
+
 def decode_codes(embed: jax.Array, codes: jax.Array, num_levels: int | None = None) -> jax.Array:
   """Quantized latents [..., D] from codes [..., L'] (L' <= L): the sum of the chosen codes.
 
   Uses the first `num_levels` levels (default: all L' given), giving exactly what `quantize`
-  returns for that many levels.
+  returns for that many levels. A code `NO_CODE` adds nothing: a position whose codes end in
+  NO_CODE from level n on is decoded from its first n levels (the codec's variable depth,
+  `rvq_jax.codec.truncate_depth`).
   """
   num_levels = codes.shape[-1] if num_levels is None else num_levels
   embed = embed[:num_levels].astype(jnp.float32)
@@ -259,7 +264,7 @@ def decode_codes(embed: jax.Array, codes: jax.Array, num_levels: int | None = No
 
   def add_level(total, inputs):
     codebook, idx = inputs
-    return total + codebook[idx], None
+    return total + jnp.where((idx >= 0)[:, None], codebook[jnp.maximum(idx, 0)], 0.0), None
 
   flat = codes.reshape(-1, num_levels)
   total, _ = lax.scan(add_level, jnp.zeros((flat.shape[0], embed.shape[-1]), jnp.float32),
