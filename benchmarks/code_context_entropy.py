@@ -13,7 +13,8 @@ coding distribution whose cross-entropy on the validation split is an honest bit
   left neighbour   the same level's code one latent frame earlier in the same row
 and then the bitstream's own model (format 2, `bitstream.fit_entropy_model`: level 0 given its
 left neighbour, every other level given the level above, the context values fitted into G groups
-a level; +1 smoothing as it codes) for each G of --groups (G = 1: format 1).
+a level; +1 smoothing as it codes) for each G of --groups (G = 1: format 1), and format 3's
+(level 0 also given the code a row below in the same frame, that context grouped alike).
 """
 
 import json
@@ -91,6 +92,19 @@ def grouped_bits(train, held_out, num_codes: int, groups: int) -> list[float]:
                 / sum(x[..., l].size for x in held_out)) for l in range(model.levels)]
 
 
+def format3_bits(train, held_out, num_codes: int, groups: int) -> list[float]:
+  """As `grouped_bits`, with level 0 coded as format 3 codes it: given the groups of both its
+  contexts, the code a frame earlier and the code a row below in the same frame."""
+  levels = train[0].shape[-1]
+  model = bitstream.fit_entropy_model(train, num_codes, groups,
+                                      depths=[[np.full(x.shape[:2], levels) for x in train]])
+  log_p0 = np.log2(model.level0_probabilities())
+  level0 = sum(-log_p0[model.group_of[0][bitstream.context_values(x, 0, num_codes)],
+                       model.below_group_of[bitstream.below_values(x, num_codes)],
+                       x[..., 0]].sum() for x in held_out) / sum(x[..., 0].size for x in held_out)
+  return [float(level0)] + grouped_bits(train, held_out, num_codes, groups)[1:]
+
+
 def main(argv):
   del argv
   codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
@@ -108,6 +122,13 @@ def main(argv):
     print(json.dumps({"workdir": _WORKDIR.value, "context": f"bitstream, {groups} groups",
                       "bits_per_code_by_level": np.round(bits, 2).tolist(),
                       "mean_bits_per_code": round(float(np.mean(bits)), 3)}), flush=True)
+    if groups > 1:
+      bits = format3_bits(train, held_out, k, groups)
+      print(json.dumps({"workdir": _WORKDIR.value,
+                        "context": f"bitstream format 3 (level 0: frame before and row below), "
+                                   f"{groups} groups",
+                        "bits_per_code_by_level": np.round(bits, 2).tolist(),
+                        "mean_bits_per_code": round(float(np.mean(bits)), 3)}), flush=True)
 
 
 if __name__ == "__main__":

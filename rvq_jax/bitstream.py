@@ -27,10 +27,15 @@ Format 3 codes each latent position only to its own depth (`codec.truncate_depth
 levels within `codec.depth_tolerance` of all of them; the codes past it are `NO_CODE`): the payload
 starts with the smallest depth of the file (uniform over 1..levels) and which of the entropy
 model's depth tables it uses (the cheapest for this file; one table per tolerance in
-`codec.depth_fit_tolerances`), then level 0 as in format 2, then for each level l >= 1, for every
+`codec.depth_fit_tolerances`), then level 0 under two contexts, the group of the code a frame
+earlier and the group of the code a row (frequency band) below in the same frame (8.6% fewer bits
+than the first alone), in anti-diagonal order so that the decoder takes a diagonal per call, then
+for each level l >= 1, for every
 position that reached level l-1 and is not under the smallest depth, whether it goes on (under its
 table's counts for the group of its code at l-1), and the codes of those that do, as in format 2.
 Silence and steady sounds stop after a level or two, so the same quality costs far fewer bits.
+Every file is written in format 3 when the model has its tables (codes of one depth everywhere
+included: then no flags are coded); formats 1 and 2 still decode.
 
 Decoding checks everything before it decodes: the magic, the version (a newer one is an error),
 the length of the file, the CRC of the payload, the weights' fingerprint and the entropy model's
@@ -64,6 +69,12 @@ ENTROPY_MODEL_FILE = "entropy_model.json"
 CHUNK_SYMBOLS = 1 << 16   # symbols per coder call: bounds the [n, K] probability table in memory
 
 
+def below_values(codes: np.ndarray, num_codes: int) -> np.ndarray:
+  """int [rows, frames]: format 3's second context of level 0, the code of the row below (the next
+  lower latent row, i.e. frequency band) in the same frame (`num_codes` for row 0)."""
+  return np.concatenate([np.full((1, codes.shape[1]), num_codes), codes[:-1, :, 0]], 0)
+
+
 def context_values(codes: np.ndarray, level: int, num_codes: int) -> np.ndarray:
   """int [rows, frames]: the context of every code of `level` in codes [rows, frames, L']: level
   0, the same row's code a frame earlier (`num_codes` at frame 0: no frame before); below, the
@@ -87,6 +98,8 @@ class EntropyModel:
   group_of: np.ndarray | None = None
   examples: int = 0
   depth_counts: np.ndarray | None = None   # int64 [T, L, G, 2]: format 3's stop / go-on counts
+  below_group_of: np.ndarray | None = None  # int64 [K + 1]: format 3's group of the row below
+  level0_counts: np.ndarray | None = None   # int64 [G, Gb, K]: format 3's level 0 counts
 
   def __post_init__(self):
     counts = np.asarray(self.counts, np.int64)
@@ -98,8 +111,20 @@ class EntropyModel:
                                                     np.int64))
     else:
       object.__setattr__(self, "group_of", np.asarray(self.group_of, np.int64))
-    if self.depth_counts is not None:
-      object.__setattr__(self, "depth_counts", np.asarray(self.depth_counts, np.int64))
+    for name in ("depth_counts", "below_group_of", "level0_counts"):
+      if getattr(self, name) is not None:
+        object.__setattr__(self, name, np.asarray(getattr(self, name), np.int64))
+
+  @property
+  def has_format3(self) -> bool:
+    """Whether the model has format 3's tables (depth counts, level 0's two-context counts)."""
+    return self.depth_counts is not None and self.level0_counts is not None
+
+  def level0_probabilities(self) -> np.ndarray:
+    """float64 [G, Gb, K]: format 3's level-0 distribution given the group of the code a frame
+    earlier and the group of the code a row below, add-one smoothed."""
+    smoothed = self.level0_counts.astype(np.float64) + 1.0
+    return smoothed / smoothed.sum(-1, keepdims=True)
 
   @property
   def levels(self) -> int:
@@ -141,10 +166,11 @@ class EntropyModel:
     return hashlib.sha256(data).digest()[:8]
 
   @property
-  def depth_digest(self) -> bytes:
-    """The digest a format 3 file records: `digest`'s data and the depth counts."""
-    return hashlib.sha256(self.digest + np.ascontiguousarray(self.depth_counts, np.int64)
-                          .tobytes()).digest()[:8]
+  def format3_digest(self) -> bytes:
+    """The digest a format 3 file records: `digest`'s data and format 3's tables."""
+    return hashlib.sha256(self.digest + b"".join(
+        np.ascontiguousarray(getattr(self, name), np.int64).tobytes()
+        for name in ("depth_counts", "below_group_of", "level0_counts"))).digest()[:8]
 
   def context_groups(self, codes: np.ndarray, level: int) -> np.ndarray:
     """int64 [rows, frames]: the group of every code of `level` in codes [rows, frames, L']."""
@@ -188,14 +214,15 @@ def _group_contexts(counts: np.ndarray, groups: int, iterations: int) -> np.ndar
 
 
 def fit_entropy_model(codes: list[np.ndarray], num_codes: int, groups: int = 1,
-                      iterations: int = 30, depths: list[np.ndarray] | None = None
+                      iterations: int = 30, depths: list[list[np.ndarray]] | None = None
                       ) -> EntropyModel:
   """The context model of recordings' codes, each int [rows, frames_i, L] (its own frames only:
   a recording's left neighbours never cross into another's). `groups` = 1 is format 1's model.
   With `depths` (one table each: a list of int [rows, frames_i], the levels each position of each
   recording keeps at one tolerance, `codec.depths`) also format 3's depth counts: at each level
   l >= 1, of the positions that reached level l-1, how many stopped there and how many went on,
-  by the group of their code at l-1."""
+  by the group of their code at l-1; and level 0's counts by two contexts, the group of the code a
+  frame earlier and the group (`groups` of them, fitted as above) of the code a row below."""
   levels = codes[0].shape[-1]
   group_of = np.zeros((levels, num_codes + 1), np.int64)
   counts = np.zeros((levels, groups, num_codes), np.int64)
@@ -207,8 +234,18 @@ def fit_entropy_model(codes: list[np.ndarray], num_codes: int, groups: int = 1,
     if groups > 1:
       group_of[level] = _group_contexts(pairs.astype(np.float64), groups, iterations)
     np.add.at(counts[level], group_of[level], pairs)
-  depth_counts = None
+  depth_counts = below_group_of = level0_counts = None
   if depths is not None:
+    pairs = np.zeros((num_codes + 1, num_codes), np.int64)
+    for x in codes:
+      np.add.at(pairs, (below_values(x, num_codes).ravel(), x[..., 0].ravel()), 1)
+    below_group_of = (_group_contexts(pairs.astype(np.float64), groups, iterations) if groups > 1
+                      else np.zeros(num_codes + 1, np.int64))
+    level0_counts = np.zeros((groups, groups, num_codes), np.int64)
+    for x in codes:
+      np.add.at(level0_counts, (group_of[0][context_values(x, 0, num_codes)].ravel(),
+                                below_group_of[below_values(x, num_codes)].ravel(),
+                                x[..., 0].ravel()), 1)
     depth_counts = np.zeros((len(depths), levels, groups, 2), np.int64)
     for table, table_depths in enumerate(depths):
       for x, depth in zip(codes, table_depths):
@@ -216,7 +253,8 @@ def fit_entropy_model(codes: list[np.ndarray], num_codes: int, groups: int = 1,
           reached = depth >= level
           np.add.at(depth_counts[table, level], (group_of[level][x[..., level - 1][reached]],
                                                  (depth[reached] > level).astype(np.int64)), 1)
-  return EntropyModel(counts, group_of, examples=len(codes), depth_counts=depth_counts)
+  return EntropyModel(counts, group_of, examples=len(codes), depth_counts=depth_counts,
+                      below_group_of=below_group_of, level0_counts=level0_counts)
 
 
 def save_entropy_model(folder, model: EntropyModel) -> pathlib.Path:
@@ -231,7 +269,11 @@ def save_entropy_model(folder, model: EntropyModel) -> pathlib.Path:
           "depth": "format 3, one table per fitted depth tolerance: at level l >= 1, [stopped at "
                    "l-1, went on] of the positions that reached level l-1, by the group of their "
                    "code there",
-          "depth_counts": model.depth_counts.tolist()})}) + "\n")
+          "depth_counts": model.depth_counts.tolist(),
+          "below": "format 3's level 0: [group of the code a frame earlier, group of the code a "
+                   "row below (index `codes`: row 0)]",
+          "below_group_of": model.below_group_of.tolist(),
+          "level0_counts": model.level0_counts.tolist()})}) + "\n")
   return path
 
 
@@ -247,8 +289,9 @@ def load_entropy_model(folder, levels: int, num_codes: int, how: str) -> Entropy
     counts = np.asarray(saved["counts"], np.int64)
     group_of = saved.get("group_of")
     group_of = None if group_of is None else np.asarray(group_of, np.int64)
-    depth_counts = saved.get("depth_counts")
-    depth_counts = None if depth_counts is None else np.asarray(depth_counts, np.int64)
+    depth_counts, below_group_of, level0_counts = (
+        None if saved.get(name) is None else np.asarray(saved[name], np.int64)
+        for name in ("depth_counts", "below_group_of", "level0_counts"))
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise errors.DataError(f"{path} is unreadable ({e}); make it again with {how}.") from e
   counts = counts[:, None, :] if counts.ndim == 2 else counts
@@ -259,13 +302,20 @@ def load_entropy_model(folder, levels: int, num_codes: int, how: str) -> Entropy
             and (group_of < counts.shape[1]).all())
   if fits and depth_counts is not None and not (
       depth_counts.ndim == 4 and depth_counts.shape[1:] == (levels, counts.shape[1], 2)
-      and len(depth_counts) >= 1 and (depth_counts >= 0).all()):
-    raise errors.DataError(f"{path}: depth counts of shape {depth_counts.shape} do not fit "
-                           f"[tables, {levels}, {counts.shape[1]}, 2]; make it again with {how}.")
+      and len(depth_counts) >= 1 and (depth_counts >= 0).all()
+      and below_group_of is not None and level0_counts is not None
+      and below_group_of.shape == (num_codes + 1,)
+      and level0_counts.shape == (counts.shape[1], counts.shape[1], num_codes)
+      and (below_group_of >= 0).all() and (below_group_of < counts.shape[1]).all()
+      and (level0_counts >= 0).all()):
+    raise errors.DataError(f"{path}: its format 3 tables do not fit the model's {levels} levels of "
+                           f"{num_codes} codes in {counts.shape[1]} groups; make it again with "
+                           f"{how}.")
   if not fits:
     raise errors.DataError(f"{path}: counts of shape {counts.shape} do not fit the model's "
                            f"{levels} levels of {num_codes} codes; make it again with {how}.")
-  return EntropyModel(counts, group_of, int(saved.get("examples", 0)), depth_counts)
+  return EntropyModel(counts, group_of, int(saved.get("examples", 0)), depth_counts,
+                      below_group_of, level0_counts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,6 +400,46 @@ def _decode_level(decoder, model: EntropyModel, decoded: np.ndarray, level: int,
   return _decode_grouped(decoder, groups, probabilities).reshape(frames, rows).T
 
 
+def _diagonals(rows: int, frames: int):
+  """Format 3's level-0 order: positions (flat indices into [rows, frames]) by anti-diagonal
+  r + f, rows ascending within one, and each diagonal's run. A position's contexts, (r, f-1) and
+  (r-1, f), lie on the diagonal before, so the decoder takes a whole diagonal per call."""
+  r, f = np.indices((rows, frames))
+  d = (r + f).ravel()
+  order = np.lexsort((r.ravel(), d))
+  return order, np.searchsorted(d[order], np.arange(rows + frames))
+
+
+def _encode_level0_2d(encoder, model: EntropyModel, codes: np.ndarray):
+  """Format 3's level 0 of codes [rows, frames, L'], each code under the distribution of its two
+  contexts' groups (the code a frame earlier, the code a row below), in `_diagonals` order."""
+  rows, frames = codes.shape[:2]
+  order, _ = _diagonals(rows, frames)
+  left = model.group_of[0][context_values(codes, 0, model.codes)].ravel()[order]
+  below = model.below_group_of[below_values(codes, model.codes)].ravel()[order]
+  symbols = codes[..., 0].ravel()[order].astype(np.int32)
+  probabilities = model.level0_probabilities()
+  family = constriction.stream.model.Categorical(perfect=False)
+  for start in range(0, len(symbols), CHUNK_SYMBOLS):
+    chunk = slice(start, start + CHUNK_SYMBOLS)
+    encoder.encode(symbols[chunk], family, probabilities[left[chunk], below[chunk]])
+
+
+def _decode_level0_2d(decoder, model: EntropyModel, rows: int, frames: int) -> np.ndarray:
+  """`_encode_level0_2d`'s level 0, int [rows, frames], one diagonal per decoder call."""
+  order, bounds = _diagonals(rows, frames)
+  probabilities = model.level0_probabilities()
+  family = constriction.stream.model.Categorical(perfect=False)
+  out = np.empty((rows, frames), np.int64)
+  for d in range(rows + frames - 1):
+    r, f = np.divmod(order[bounds[d]:bounds[d + 1]], frames)
+    left = np.where(f > 0, out[r, np.maximum(f - 1, 0)], model.codes)
+    below = np.where(r > 0, out[np.maximum(r - 1, 0), f], model.codes)
+    out[r, f] = decoder.decode(family, probabilities[model.group_of[0][left],
+                                                     model.below_group_of[below]])
+  return out
+
+
 def _encode_deeper_level(encoder, model: EntropyModel, codes: np.ndarray, level: int,
                          min_depth: int, table: int):
   """Format 3, level l >= 1 of variable-depth codes [rows, frames, L'] (NO_CODE past a
@@ -392,8 +482,18 @@ def _flag_bits(model: EntropyModel, codes: np.ndarray, table: int, min_depth: in
   return float(bits)
 
 
-def _uniform(size: int):
-  return constriction.stream.model.Categorical(np.full(size, 1.0 / size), perfect=False)
+def _encode_choice(encoder, value: int, size: int) -> None:
+  """One of `size` equally likely values (nothing to code when there is one)."""
+  if size > 1:
+    encoder.encode(np.int32(value), constriction.stream.model.Categorical(
+        np.full(size, 1.0 / size), perfect=False))
+
+
+def _decode_choice(decoder, size: int) -> int:
+  if size == 1:
+    return 0
+  return int(decoder.decode(constriction.stream.model.Categorical(np.full(size, 1.0 / size),
+                                                                  perfect=False)))
 
 
 def check_depths(codes: np.ndarray) -> bool:
@@ -411,29 +511,32 @@ def pack(codes: np.ndarray, num_samples: int, sample_rate: int, fingerprint: str
   context-coded; 1, each level's frequencies alone, is kept to test that old files decode."""
   rows, frames, levels = codes.shape
   variable = bool((codes < 0).any())
-  version = version or (DEPTH_FORMAT if variable else CONTEXT_FORMAT)
+  version = version or (DEPTH_FORMAT if variable or model.has_format3 else CONTEXT_FORMAT)
   if variable and (version != DEPTH_FORMAT or not check_depths(codes)):
     raise ValueError("variable-depth codes need format 3 and NO_CODE only past a position's "
                      "depth (a code at level 0 everywhere).")
-  if version == DEPTH_FORMAT and model.depth_counts is None:
-    raise errors.MissingError("format 3 (variable depth) needs an entropy model with depth "
-                              "counts; make it again with --mode=entropy_model.")
+  if version == DEPTH_FORMAT and not model.has_format3:
+    raise errors.MissingError("format 3 needs an entropy model with its tables (depth counts, "
+                              "level 0's two contexts); make it again with --mode=entropy_model.")
   model = model.unigram() if version == UNIGRAM_FORMAT else model
   encoder = constriction.stream.queue.RangeEncoder()
   if version == DEPTH_FORMAT:   # the smallest depth (no flags above it) and the depth table
     min_depth = int((codes >= 0).sum(-1).min())
     table = int(np.argmin([_flag_bits(model, codes, t, min_depth)
                            for t in range(len(model.depth_counts))]))
-    encoder.encode(np.int32(min_depth - 1), _uniform(levels))
-    encoder.encode(np.int32(table), _uniform(len(model.depth_counts)))
+    _encode_choice(encoder, min_depth - 1, levels)
+    _encode_choice(encoder, table, len(model.depth_counts))
   for level in range(levels):
-    if version == DEPTH_FORMAT and level:
-      _encode_deeper_level(encoder, model, codes, level, min_depth, table)
+    if version == DEPTH_FORMAT:
+      if level:
+        _encode_deeper_level(encoder, model, codes, level, min_depth, table)
+      else:
+        _encode_level0_2d(encoder, model, codes)
     else:
       _encode_level(encoder, model, codes, level)
   payload = encoder.get_compressed().astype("<u4").tobytes()
   header = HEADER.pack(MAGIC, version, fingerprint.encode("ascii"),
-                       model.depth_digest if version == DEPTH_FORMAT else model.digest,
+                       model.format3_digest if version == DEPTH_FORMAT else model.digest,
                        sample_rate, num_samples, levels, rows, frames, len(payload) // 4,
                        zlib.crc32(payload))
   return header + payload
@@ -471,11 +574,10 @@ def unpack(data: bytes, header: Header, model: EntropyModel, path) -> np.ndarray
   (a format 1 file was coded with the model's per-level frequencies, `model.unigram()`)."""
   model = model.unigram() if header.version == UNIGRAM_FORMAT else model
   depth = header.version == DEPTH_FORMAT
-  if depth and model.depth_counts is None:
-    raise errors.DataError(f"{path}: format 3 (variable depth), but the entropy model beside "
-                           "these weights has no depth counts; decode with the folder that "
-                           "encoded it.")
-  if header.model_digest != (model.depth_digest if depth else model.digest):
+  if depth and not model.has_format3:
+    raise errors.DataError(f"{path}: format 3, but the entropy model beside these weights has no "
+                           "format 3 tables; decode with the folder that encoded it.")
+  if header.model_digest != (model.format3_digest if depth else model.digest):
     raise errors.DataError(f"{path}: coded with another entropy model than the one beside these "
                            "weights (entropy_model.json); decode with the folder that encoded it.")
   if not 1 <= header.levels <= model.levels:
@@ -484,12 +586,14 @@ def unpack(data: bytes, header: Header, model: EntropyModel, path) -> np.ndarray
   decoder = constriction.stream.queue.RangeDecoder(payload)
   codes = np.zeros((header.rows, header.frames, header.levels), np.int64)
   if depth:
-    min_depth = int(decoder.decode(_uniform(header.levels))) + 1
-    table = int(decoder.decode(_uniform(len(model.depth_counts))))
+    min_depth = _decode_choice(decoder, header.levels) + 1
+    table = _decode_choice(decoder, len(model.depth_counts))
   for level in range(header.levels):
     if depth and level:
       codes[..., level] = _decode_deeper_level(decoder, model, codes, level, header.rows,
                                                header.frames, min_depth, table)
+    elif depth:
+      codes[..., 0] = _decode_level0_2d(decoder, model, header.rows, header.frames)
     else:
       codes[..., level] = _decode_level(decoder, model, codes, level, header.rows, header.frames)
   return codes.astype(np.int32)

@@ -102,10 +102,12 @@ def test_variable_depth_is_lossless_and_as_small_as_the_model_says(real_codes):
   min_depth = depth.min()
   go_on = model.depth_probabilities()[0]    # the table fitted at this tolerance is the cheaper
   log_p = np.log2(model.probabilities())
+  level0 = np.log2(model.level0_probabilities())
   for r in range(cut.shape[0]):
     for f in range(cut.shape[1]):
       left = model.codes if f == 0 else cut[r, f - 1, 0]
-      ideal -= log_p[0, model.group_of[0, left], cut[r, f, 0]]
+      below = model.codes if r == 0 else cut[r - 1, f, 0]
+      ideal -= level0[model.group_of[0, left], model.below_group_of[below], cut[r, f, 0]]
       for l in range(1, 5):
         group = model.group_of[l, cut[r, f, l - 1]]
         if l >= min_depth:                   # above the smallest depth every position goes on
@@ -116,7 +118,14 @@ def test_variable_depth_is_lossless_and_as_small_as_the_model_says(real_codes):
   payload_bits = 8 * (len(data) - bitstream.HEADER.size)
   assert ideal <= payload_bits <= 1.01 * ideal + 64
   full = bitstream.pack(codes, n, 8000, "0123456789abcdef", model)
+  assert bitstream.read_header(full, "z").version == 3          # one depth everywhere: no flags
+  np.testing.assert_array_equal(bitstream.unpack(full, bitstream.read_header(full, "z"), model,
+                                                 "z"), codes)
   assert len(data) < 0.8 * len(full)
+  # Level 0 under its two contexts costs fewer bits than under the frame before alone (format 2).
+  two_contexts = len(full) - bitstream.HEADER.size
+  one_context = len(bitstream.pack(codes, n, 8000, "0123456789abcdef", model, version=2))
+  assert two_contexts < one_context - bitstream.HEADER.size
   # A floor of 3 levels: no flags are coded above it, and it still decodes to the same codes.
   floor = codec.truncate_depth(embed, codes, DEPTH_TOLERANCE, min_levels=3)
   assert (floor >= 0).sum(-1).min() == 3
@@ -193,7 +202,7 @@ def _with_header(data, **changes):
 
 def test_damaged_and_foreign_files_are_refused(real_codes):
   codes, model, n, _ = real_codes
-  data = bitstream.pack(codes, n, 8000, "0123456789abcdef", model)
+  data = bitstream.pack(codes, n, 8000, "0123456789abcdef", model, version=2)
   flipped = bytearray(data)
   flipped[-5] ^= 0x10
   cases = [(data[:len(data) - 7], "a truncated or padded file"),
@@ -216,9 +225,16 @@ def test_damaged_and_foreign_files_are_refused(real_codes):
   cut = codec.truncate_depth(np.asarray(real_codes[3].embed), codes, DEPTH_TOLERANCE)
   deep = bitstream.pack(cut, n, 8000, "0123456789abcdef", model)
   header = bitstream.read_header(deep, "deep.rvqc")
-  for other, message in ((bitstream.EntropyModel(model.counts, model.group_of), "no depth counts"),
+  tables = dict(depth_counts=model.depth_counts, below_group_of=model.below_group_of,
+                level0_counts=model.level0_counts)
+  for other, message in ((bitstream.EntropyModel(model.counts, model.group_of), "no format 3"),
                          (bitstream.EntropyModel(model.counts, model.group_of,
-                                                 depth_counts=model.depth_counts + 1),
+                                                 **{**tables, "depth_counts": tables[
+                                                     "depth_counts"] + 1}),
+                          "another entropy model"),
+                         (bitstream.EntropyModel(model.counts, model.group_of,
+                                                 **{**tables, "level0_counts": tables[
+                                                     "level0_counts"] + 1}),
                           "another entropy model")):
     with pytest.raises(errors.DataError, match=message):
       bitstream.unpack(deep, header, other, "deep.rvqc")

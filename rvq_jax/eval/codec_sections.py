@@ -97,10 +97,11 @@ def codec_section(out_dir: pathlib.Path) -> list[str]:
   if not records:
     return []
   lines = ["### The codec beside Opus, Speex, Codec2 and G.711", "",
-           "Real bitstreams (rvq_jax/bitstream.py: each code range-coded under its context's "
-           "counts, the level above or the frame before; format 2 codes every position to the "
-           "same number of levels, format 3, the curve 'variable depth', each position to its "
-           "own depth, `codec.depth_tolerance`) against the external codecs' "
+           "Real bitstreams (rvq_jax/bitstream.py, format 3 in the records written since "
+           "2026-12-06: each code range-coded under its context's counts, the level above, or "
+           "for level 0 the code a frame earlier and the code a row below; a model's first curve "
+           "codes every position to the same number of levels, its 'variable depth' curve each "
+           "position to its own depth, `codec.depth_tolerance`) against the external codecs' "
            "real files, every row scored by the same metric code (`benchmarks/rate_distortion.py`, which writes "
            "these records; its docstring has the commands). PESQ-nb and STOI are per-file means. "
            "A model row names its weights: pretrained/<name> is shipped, runs/abl_codec_<row> a "
