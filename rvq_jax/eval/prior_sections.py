@@ -325,8 +325,10 @@ def prior_ablation_section(roots: list[pathlib.Path]) -> list[str]:
   lines = ["### Prior ablation", "",
            "Each row: `python -m rvq_jax.main --config=configs/prior_ablation.py:<row> "
            f"--workdir=runs/prior_<row>`; steps: {', '.join(map(str, steps))}. 'change': the "
-           "fields of the row's saved config that differ from the rows' base (configs/realnvp.py "
-           "on pretrained/model6, dequantization 0.1; `page.changed_fields`). Bound: test bits "
+           "fields of the row's saved config that differ from the rows' base "
+           "(`prior_ablation.base_config()`: configs/realnvp.py on pretrained/model6, "
+           "dequantization 0.1, as the rows were first run, the digit in the base only and no "
+           "guidance; the shipped recipe is the row cfg_full; `page.changed_fields`). Bound: test bits "
            "per dimension of the grid-snapped latents (comparable between rows with the same "
            "target only). Samples at each scored temperature T, snapped to the RVQ code path where "
            "marked.", "",
