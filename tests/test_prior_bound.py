@@ -27,6 +27,8 @@ def _config():
   config.prior.checkerboard_couplings = config.prior.channel_couplings = 2
   config.prior.final_couplings = 2
   config.prior.base = "mixture"          # per-dimension mixture: can fit a 3-step marginal
+  config.prior.label_conditioning, config.prior.label_dropout = False, 0.0   # unconditional
+  config.sample.guidance, config.sample.guidances = 0.0, (0.0,)
   config.optim.learning_rate, config.optim.warmup_steps = 1e-2, 20
   config.target.dequantization_noise = "uniform"
   return config

@@ -25,7 +25,8 @@ SHIPPED_PRIOR = REPO / "pretrained" / "prior"
 
 def _small_sampling_config():
   config = run_config.saved_config(SHIPPED_PRIOR)
-  config.sample.update(num_samples=14, batch_size=4, num_wavs=2, num_figures=1, grid_columns=0)
+  config.sample.update(num_samples=14, batch_size=4, num_wavs=2, num_figures=1, grid_columns=0,
+                       guidance=0.0)   # what is written and streamed, not how it is guided
   config.eval.second_classifier_workdir = None
   return config
 

@@ -80,6 +80,11 @@ ROWS = {
                      "level, 256 wide), 64 levels of 1,024 codes, quantizer dropout",
                      chain(_model7, set_fields("model", fold_rows=32, latent_dim=256),
                            set_fields("rvq", levels=64, codes=1024, dropout=True))),
+    # Issue 32: does training every level count (quantizer dropout) lift model7's low-rate
+    # decodes? Run at model7's full length (--config.train.num_steps=7400), so it compares with
+    # pretrained/model7 itself on benchmarks/rate_distortion.py.
+    "codec_dropout": ("model7's recipe with quantizer dropout (1..8 levels at random)",
+                      chain(_model7, set_fields("rvq", dropout=True))),
 }
 WORKDIR_PREFIX = "abl_"   # runs/abl_<row>, docs/ablation/abl_<row>
 

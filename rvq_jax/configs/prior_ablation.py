@@ -17,7 +17,12 @@ cfg_full (2026-12-06, 12,000 steps, 2 h on the CPU; bound: validation 2.036, tes
 guidance 1, T=0.7, IS 99% / 90% of the ceiling's, requested digit 0.965 / 0.895 (worst digit 0.84 /
 0.50), size-matched FD 13.8x / 7.0x; against the shipped prior's best-scored setting (T=0.5, no
 guidance: 84% / 81%, 0.857 / 0.820 (0.32 / 0.45), 14.2x / 8.4x) better on every sample score but
-near-silence: 10.8% against 5.8% (the ceiling itself: 4.4%).
+near-silence: 10.8% against 5.8% (the ceiling itself: 4.4%). Shipped as pretrained/prior
+(configs/realnvp.py's defaults are now this recipe).
+cfg_1x1_3k (2026-12-06, 3,000 steps): Glow's invertible 1x1 mixing on top of cfg_3k moves nothing
+at guidance 1, T=0.7: IS 96% / 88% of the ceiling's (cfg_3k 97% / 87%), FD 9.8x / 6.9x (10.7x /
+7.0x), requested digit 0.926 / 0.863 (0.936 / 0.857), near-silent 8.3% (6.8%); its bound is
+slightly worse (test 2.079 against 2.066).
 """
 
 from rvq_jax.configs import realnvp

@@ -385,8 +385,9 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
   labels = sample_labels(config, config.sample.num_samples)
   requested = labels if realnvp.is_conditional(config.prior) else None
   shown = (config.sample.temperature, config.sample.snap, config.sample.get("guidance", 0.0))
+  samplers = {}
   for guidance in config.sample.get("guidances", (0.0,)):
-    sample_fn = make_sampler(config, targets.shape, guidance)
+    sample_fn = samplers[guidance] = make_sampler(config, targets.shape, guidance)
     for temperature, snap in itertools.product(config.sample.temperatures,
                                                config.sample.snap_settings):
       latents, specs = draw_samples(config, state, sample_fn, decode, labels, temperature, snap)
@@ -406,9 +407,12 @@ def evaluate_prior(config, workdir, state: prior_steps.PriorState, targets: prio
   if config.prior.get("label_dropout", 0.0) > 0:
     # A flow trained with dropped labels also has an unconditional density ("no digit"): its
     # class shares say whether it covers every digit without being told which.
+    # Any guided sampler draws the same: for "no digit" (1 + w) f(x, none) - w f(x, none) is
+    # f(x, none); one already compiled is reused.
     unconditional = np.full(len(labels), realnvp.NULL_LABEL, np.int32)
-    _, specs = draw_samples(config, state, make_sampler(config, targets.shape, 0.0), decode,
-                            unconditional, config.sample.temperature, False, seed_offset=1)
+    sample_fn = samplers.get(0.0) or next(iter(samplers.values()))
+    _, specs = draw_samples(config, state, sample_fn, decode, unconditional,
+                            config.sample.temperature, False, seed_offset=1)
     row = {"temperature": float(config.sample.temperature), "snap": False, "unconditional": True}
     row.update(scorer.score(measured=scorer.measure(specs)))
     result["samples"].append(row)
