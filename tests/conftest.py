@@ -25,7 +25,9 @@ import pytest  # noqa: E402
 SLOWEST_FILES = ("test_quality.py", "test_prior.py", "test_realnvp.py", "test_train.py",
                  "test_autoencoder.py", "test_reliability.py", "test_compare.py",
                  "test_code_transformer.py", "test_main.py", "test_multihost.py",
-                 "test_examples.py", "test_launch.py", "test_codec.py")
+                 "test_examples.py", "test_launch.py", "test_codec.py",
+                 "test_classifier_training.py", "test_codec_hostile.py", "test_bitstream.py",
+                 "test_sample_outputs.py", "test_prior_bound.py")
 
 
 def pytest_collection_modifyitems(items):
