@@ -172,34 +172,32 @@ def load(workdir: str) -> codec_lib.Codec:
 
 def rvq_rows(workdir: str, codec, clips, lengths, digits, seconds, classifier, scorer_config,
              scale):
-  """The rows of one RVQ-VAE, one per level count: real bitstreams (`bitstream.pack`), decoded."""
+  """The rows of one RVQ-VAE, one per level count and one per variable depth (`--depths`): real
+  bitstreams (`bitstream.pack`), decoded."""
   model = codec_lib.entropy_model(codec, workdir)
   levels = [int(v) for v in _LEVELS.value] if _LEVELS.value else range(1, codec.config.rvq.levels + 1)
   # RVQ codes of the first l levels do not depend on how many more are computed: code once.
   all_codes = [codec_lib.encode(codec, pcm, codec.config.rvq.levels) for pcm in clips]
-  rows = []
-  for level in [v for v in levels if 1 <= v <= codec.config.rvq.levels]:
+  embed = np.asarray(codec.embed)
+
+  def coded_row(cut, setting, curve):   # cut: full codes -> the codes this row writes
     decoded, payload, files = [], 0, 0
     for pcm, full_codes in zip(clips, all_codes):
-      codes = full_codes[..., :level]
+      codes = cut(full_codes)
       data = bitstream.pack(codes, len(pcm), RATE, codec.fingerprint, model)
       decoded.append(codec_lib.decode(codec, codes, len(pcm)))
       payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
-    rows.append(_row("rvq", str(level), payload, files, seconds, clips, decoded, lengths,
-                     classifier, scorer_config, digits, scale, model=workdir))
-  embed = np.asarray(codec.embed)
+    return _row("rvq", setting, payload, files, seconds, clips, decoded, lengths, classifier,
+                scorer_config, digits, scale, model=curve)
+
+  rows = [coded_row(lambda c, level=level: c[..., :level], str(level), workdir)
+          for level in levels if 1 <= level <= codec.config.rvq.levels]
   for spec in _DEPTHS.value:
     tolerance, min_levels = float(spec.split(":")[0]), int(spec.split(":")[1])
-    decoded, payload, files = [], 0, 0
-    for pcm, full_codes in zip(clips, all_codes):
-      codes = codec_lib.truncate_depth(embed, full_codes, tolerance, min_levels)
-      data = bitstream.pack(codes, len(pcm), RATE, codec.fingerprint, model)
-      decoded.append(codec_lib.decode(codec, codes, len(pcm)))
-      payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
-    rows.append(_row("rvq", f"{codec.config.rvq.levels}, depth tolerance {tolerance:g}, at least "
-                     f"{min_levels}", payload, files, seconds, clips, decoded, lengths,
-                     classifier, scorer_config, digits, scale,
-                     model=f"{workdir}, variable depth"))
+    rows.append(coded_row(
+        lambda c, t=tolerance, m=min_levels: codec_lib.truncate_depth(embed, c, t, m),
+        f"{codec.config.rvq.levels}, depth tolerance {tolerance:g}, at least {min_levels}",
+        f"{workdir}, variable depth"))
   return rows
 
 
