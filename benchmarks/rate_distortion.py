@@ -181,14 +181,16 @@ def rvq_rows(workdir: str, codec, clips, lengths, digits, seconds, classifier, s
   embed = np.asarray(codec.embed)
 
   def coded_row(cut, setting, curve):   # cut: full codes -> the codes this row writes
-    decoded, payload, files = [], 0, 0
+    decoded, payload, files, formats = [], 0, 0, set()
     for pcm, full_codes in zip(clips, all_codes):
       codes = cut(full_codes)
       data = bitstream.pack(codes, len(pcm), RATE, codec.fingerprint, model)
+      formats.add(bitstream.read_header(data, workdir).version)
       decoded.append(codec_lib.decode(codec, codes, len(pcm)))
       payload, files = payload + len(data) - bitstream.HEADER.size, files + len(data)
-    return _row("rvq", setting, payload, files, seconds, clips, decoded, lengths, classifier,
-                scorer_config, digits, scale, model=curve)
+    row = _row("rvq", setting, payload, files, seconds, clips, decoded, lengths, classifier,
+               scorer_config, digits, scale, model=curve)
+    return {**row, "bitstream_format": sorted(formats)}
 
   rows = [coded_row(lambda c, level=level: c[..., :level], str(level), workdir)
           for level in levels if 1 <= level <= codec.config.rvq.levels]

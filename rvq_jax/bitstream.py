@@ -34,8 +34,15 @@ for each level l >= 1, for every
 position that reached level l-1 and is not under the smallest depth, whether it goes on (under its
 table's counts for the group of its code at l-1), and the codes of those that do, as in format 2.
 Silence and steady sounds stop after a level or two, so the same quality costs far fewer bits.
-Every file is written in format 3 when the model has its tables (codes of one depth everywhere
-included: then no flags are coded); formats 1 and 2 still decode.
+Format 4 keeps format 3's depths and go-on flags and codes every code, at every level, under a
+small network of its level instead of counts (`rvq_jax.context_model`, trained on the training
+split and shipped beside the tables as entropy_context.npz): it reads 13 causal neighbours' codes of
+its level, the codes of the levels above at its position and its row, and the positions of a level
+are coded by wavefronts (`context_model.wavefronts`), which the decoder takes one per call. The
+payload ends with a CRC-32 of the codes, so a decoder whose network arithmetic differed from the
+encoder's says so. Every file is written in the newest format the model has the tables for: 4 with
+networks, else 3 (codes of one depth everywhere included: then no flags are coded); formats 1, 2
+and 3 still decode.
 
 Decoding checks everything before it decodes: the magic, the version (a newer one is an error),
 the length of the file, the CRC of the payload, the weights' fingerprint and the entropy model's
@@ -46,6 +53,7 @@ against the model's. Each failure is a `DataError` naming the file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import pathlib
@@ -54,15 +62,18 @@ import zlib
 
 import constriction
 import numpy as np
+import threadpoolctl
 
+from rvq_jax import context_model
 from rvq_jax import errors
 from rvq_jax import files
 
 MAGIC = b"RVQC"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 UNIGRAM_FORMAT = 1        # format 1: each level's code frequencies, no context
 CONTEXT_FORMAT = 2        # format 2: every position coded to the same depth, context-coded
 DEPTH_FORMAT = 3          # format 3: each position to its own depth (NO_CODE past it)
+NETWORK_FORMAT = 4        # format 4: format 3's depths, every code under the learned context model
 NO_CODE = -1              # = rvq_jax.models.rvq.NO_CODE
 HEADER = struct.Struct("<4sB16s8sIQBHIII")
 ENTROPY_MODEL_FILE = "entropy_model.json"
@@ -100,6 +111,7 @@ class EntropyModel:
   depth_counts: np.ndarray | None = None   # int64 [T, L, G, 2]: format 3's stop / go-on counts
   below_group_of: np.ndarray | None = None  # int64 [K + 1]: format 3's group of the row below
   level0_counts: np.ndarray | None = None   # int64 [G, Gb, K]: format 3's level 0 counts
+  context: list | None = None               # format 4's networks, one a level (context_model)
 
   def __post_init__(self):
     counts = np.asarray(self.counts, np.int64)
@@ -119,6 +131,16 @@ class EntropyModel:
   def has_format3(self) -> bool:
     """Whether the model has format 3's tables (depth counts, level 0's two-context counts)."""
     return self.depth_counts is not None and self.level0_counts is not None
+
+  @property
+  def has_format4(self) -> bool:
+    """Whether the model has format 4's networks (and format 3's depth tables it also uses)."""
+    return self.has_format3 and self.context is not None
+
+  @functools.cached_property
+  def context64(self) -> list[dict]:
+    """Format 4's networks in float64, as they code."""
+    return context_model.as_float64(self.context)
 
   def level0_probabilities(self) -> np.ndarray:
     """float64 [G, Gb, K]: format 3's level-0 distribution given the group of the code a frame
@@ -171,6 +193,17 @@ class EntropyModel:
     return hashlib.sha256(self.digest + b"".join(
         np.ascontiguousarray(getattr(self, name), np.int64).tobytes()
         for name in ("depth_counts", "below_group_of", "level0_counts"))).digest()[:8]
+
+  @property
+  def format4_digest(self) -> bytes:
+    """The digest a format 4 file records: format 3's and the networks'."""
+    return hashlib.sha256(self.format3_digest
+                          + context_model.digest(self.context)).digest()[:8]
+
+  def file_digest(self, version: int) -> bytes:
+    """The digest a file of format `version` records."""
+    return {DEPTH_FORMAT: lambda: self.format3_digest,
+            NETWORK_FORMAT: lambda: self.format4_digest}.get(version, lambda: self.digest)()
 
   def context_groups(self, codes: np.ndarray, level: int) -> np.ndarray:
     """int64 [rows, frames]: the group of every code of `level` in codes [rows, frames, L']."""
@@ -274,6 +307,8 @@ def save_entropy_model(folder, model: EntropyModel) -> pathlib.Path:
                    "row below (index `codes`: row 0)]",
           "below_group_of": model.below_group_of.tolist(),
           "level0_counts": model.level0_counts.tolist()})}) + "\n")
+  if model.context is not None:
+    context_model.save(folder, model.context)
   return path
 
 
@@ -314,8 +349,12 @@ def load_entropy_model(folder, levels: int, num_codes: int, how: str) -> Entropy
   if not fits:
     raise errors.DataError(f"{path}: counts of shape {counts.shape} do not fit the model's "
                            f"{levels} levels of {num_codes} codes; make it again with {how}.")
+  context = context_model.load(folder, levels, num_codes, how)
+  if context is not None and depth_counts is None:
+    raise errors.DataError(f"{path}: {context_model.FILE} beside it needs the format 3 tables "
+                           f"too; make it again with {how}.")
   return EntropyModel(counts, group_of, int(saved.get("examples", 0)), depth_counts,
-                      below_group_of, level0_counts)
+                      below_group_of, level0_counts, context)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -471,6 +510,82 @@ def _decode_deeper_level(decoder, model: EntropyModel, decoded: np.ndarray, leve
   return out.reshape(frames, rows).T
 
 
+def _encode_flags(encoder, model: EntropyModel, codes: np.ndarray, level: int, table: int):
+  """Format 3/4's go-on flags of level l >= 1: for every position that reached level l-1 (frame
+  by frame), whether it goes on, under depth table `table`'s counts of its code's group there."""
+  parent = _frame_major(codes[..., level - 1])
+  reached = parent >= 0
+  _encode_grouped(encoder, (_frame_major(codes[..., level])[reached] >= 0).astype(np.int64),
+                  model.group_of[level][parent[reached]], model.depth_probabilities()[table, level])
+
+
+def _decode_flags(decoder, model: EntropyModel, parent: np.ndarray, level: int,
+                  table: int) -> np.ndarray:
+  """bool [rows, frames]: which positions `_encode_flags` said go on to level l (the codes of
+  level l-1, parent [rows, frames], decoded)."""
+  flat = _frame_major(parent)
+  reached = np.flatnonzero(flat >= 0)
+  goes_on = np.zeros(flat.size, bool)
+  goes_on[reached] = _decode_grouped(decoder, model.group_of[level][flat[reached]],
+                                     model.depth_probabilities()[table, level]).astype(bool)
+  return goes_on.reshape(parent.shape[1], parent.shape[0]).T
+
+
+def _network_runs(model: EntropyModel, present: np.ndarray):
+  """Format 4's order of one level: for each wavefront (`context_model.wavefronts`), the
+  positions (r, f) that carry a code there (present bool [rows, frames])."""
+  rows, frames = present.shape
+  order, bounds = context_model.wavefronts(rows, frames)
+  for d in range(len(bounds) - 1):
+    r, f = np.divmod(order[bounds[d]:bounds[d + 1]], frames)
+    keep = present[r, f]
+    if keep.any():
+      yield r[keep], f[keep]
+
+
+def _one_blas_thread():
+  """The networks' matrices are a wavefront's few rows: BLAS threads only contend for them
+  (10x slower beside other work)."""
+  return threadpoolctl.threadpool_limits(1, "blas")
+
+
+def _encode_level_network(encoder, model: EntropyModel, codes: np.ndarray, level: int):
+  """Format 4: the codes of `level` (positions with NO_CODE skipped) under the level's network,
+  a wavefront per call, as the decoder will compute them."""
+  grid = codes[..., level]
+  padded = context_model.padded_tokens(grid, model.codes)
+  family = constriction.stream.model.Categorical(perfect=False)
+  with _one_blas_thread():
+    for r, f in _network_runs(model, grid >= 0):
+      p = context_model.coding_probabilities(model.context64[level],
+                                             context_model.tokens_at(padded, r, f),
+                                             codes[r, f, :level], r)
+      encoder.encode(grid[r, f].astype(np.int32), family, p)
+
+
+def _decode_level_network(decoder, model: EntropyModel, decoded: np.ndarray, level: int,
+                          present: np.ndarray) -> np.ndarray:
+  """`_encode_level_network`'s codes int [rows, frames] (NO_CODE where not `present`), the levels
+  above `decoded` [rows, frames, >= level]."""
+  out = np.where(present, 0, NO_CODE)
+  padded = context_model.padded_tokens(out, model.codes)   # rewritten as the codes come
+  family = constriction.stream.model.Categorical(perfect=False)
+  pad = context_model._PAD   # pylint: disable=protected-access
+  with _one_blas_thread():
+    for r, f in _network_runs(model, present):
+      p = context_model.coding_probabilities(model.context64[level],
+                                             context_model.tokens_at(padded, r, f),
+                                             decoded[r, f, :level], r)
+      out[r, f] = padded[r + pad, f + pad] = decoder.decode(family, p)
+  return out
+
+
+def _codes_check(codes: np.ndarray) -> int:
+  """Format 4's 32-bit check of the codes (CRC-32 of their int32 bytes): a decoder whose network
+  arithmetic differed from the encoder's finds out."""
+  return zlib.crc32(np.ascontiguousarray(codes, "<i4").tobytes())
+
+
 def _flag_bits(model: EntropyModel, codes: np.ndarray, table: int, min_depth: int) -> float:
   """The ideal bits of format 3's go-on flags of variable-depth codes under depth table `table`
   (the encoder codes with the cheapest)."""
@@ -511,32 +626,43 @@ def pack(codes: np.ndarray, num_samples: int, sample_rate: int, fingerprint: str
   context-coded; 1, each level's frequencies alone, is kept to test that old files decode."""
   rows, frames, levels = codes.shape
   variable = bool((codes < 0).any())
-  version = version or (DEPTH_FORMAT if variable or model.has_format3 else CONTEXT_FORMAT)
-  if variable and (version != DEPTH_FORMAT or not check_depths(codes)):
-    raise ValueError("variable-depth codes need format 3 and NO_CODE only past a position's "
-                     "depth (a code at level 0 everywhere).")
-  if version == DEPTH_FORMAT and not model.has_format3:
+  version = version or (NETWORK_FORMAT if model.has_format4 else
+                        DEPTH_FORMAT if variable or model.has_format3 else CONTEXT_FORMAT)
+  if variable and (version < DEPTH_FORMAT or not check_depths(codes)):
+    raise ValueError("variable-depth codes need format 3 or 4 and NO_CODE only past a "
+                     "position's depth (a code at level 0 everywhere).")
+  if version >= DEPTH_FORMAT and not model.has_format3:
     raise errors.MissingError("format 3 needs an entropy model with its tables (depth counts, "
                               "level 0's two contexts); make it again with --mode=entropy_model.")
+  if version == NETWORK_FORMAT and not model.has_format4:
+    raise errors.MissingError("format 4 needs an entropy model with its networks "
+                              f"({context_model.FILE}); make it again with --mode=entropy_model.")
   model = model.unigram() if version == UNIGRAM_FORMAT else model
   encoder = constriction.stream.queue.RangeEncoder()
-  if version == DEPTH_FORMAT:   # the smallest depth (no flags above it) and the depth table
+  if version >= DEPTH_FORMAT:   # the smallest depth (no flags above it) and the depth table
     min_depth = int((codes >= 0).sum(-1).min())
     table = int(np.argmin([_flag_bits(model, codes, t, min_depth)
                            for t in range(len(model.depth_counts))]))
     _encode_choice(encoder, min_depth - 1, levels)
     _encode_choice(encoder, table, len(model.depth_counts))
   for level in range(levels):
-    if version == DEPTH_FORMAT:
+    if version == NETWORK_FORMAT:
+      if level >= min_depth:
+        _encode_flags(encoder, model, codes, level, table)
+      _encode_level_network(encoder, model, codes, level)
+    elif version == DEPTH_FORMAT:
       if level:
         _encode_deeper_level(encoder, model, codes, level, min_depth, table)
       else:
         _encode_level0_2d(encoder, model, codes)
     else:
       _encode_level(encoder, model, codes, level)
+  if version == NETWORK_FORMAT:
+    check = _codes_check(codes)
+    _encode_choice(encoder, check >> 16, 1 << 16)
+    _encode_choice(encoder, check & 0xFFFF, 1 << 16)
   payload = encoder.get_compressed().astype("<u4").tobytes()
-  header = HEADER.pack(MAGIC, version, fingerprint.encode("ascii"),
-                       model.format3_digest if version == DEPTH_FORMAT else model.digest,
+  header = HEADER.pack(MAGIC, version, fingerprint.encode("ascii"), model.file_digest(version),
                        sample_rate, num_samples, levels, rows, frames, len(payload) // 4,
                        zlib.crc32(payload))
   return header + payload
@@ -568,32 +694,60 @@ def read_header(data: bytes, path) -> Header:
   return Header(fingerprint, digest, rate, num_samples, levels, rows, frames, version)
 
 
-def unpack(data: bytes, header: Header, model: EntropyModel, path) -> np.ndarray:
-  """The codes int32 [rows, frames, levels] of a bitstream whose `header` (`read_header`) the
-  caller has checked against its model; DataError when `model` is not the one it was coded with
-  (a format 1 file was coded with the model's per-level frequencies, `model.unigram()`)."""
-  model = model.unigram() if header.version == UNIGRAM_FORMAT else model
-  depth = header.version == DEPTH_FORMAT
-  if depth and not model.has_format3:
-    raise errors.DataError(f"{path}: format 3, but the entropy model beside these weights has no "
-                           "format 3 tables; decode with the folder that encoded it.")
-  if header.model_digest != (model.format3_digest if depth else model.digest):
-    raise errors.DataError(f"{path}: coded with another entropy model than the one beside these "
-                           "weights (entropy_model.json); decode with the folder that encoded it.")
-  if not 1 <= header.levels <= model.levels:
-    raise errors.DataError(f"{path}: {header.levels} levels; the model has 1..{model.levels}.")
-  payload = np.frombuffer(data, "<u4", offset=HEADER.size).astype(np.uint32)
+def _decode_payload(payload: np.ndarray, header: Header, model: EntropyModel):
+  """(codes int64 [rows, frames, levels], format 4's check of them, else None) of a payload."""
+  network, depth = header.version == NETWORK_FORMAT, header.version >= DEPTH_FORMAT
   decoder = constriction.stream.queue.RangeDecoder(payload)
   codes = np.zeros((header.rows, header.frames, header.levels), np.int64)
   if depth:
     min_depth = _decode_choice(decoder, header.levels) + 1
     table = _decode_choice(decoder, len(model.depth_counts))
   for level in range(header.levels):
-    if depth and level:
+    if network:
+      present = (np.ones((header.rows, header.frames), bool) if level == 0 else
+                 codes[..., level - 1] >= 0)
+      if level >= min_depth:
+        present &= _decode_flags(decoder, model, codes[..., level - 1], level, table)
+      codes[..., level] = _decode_level_network(decoder, model, codes, level, present)
+    elif depth and level:
       codes[..., level] = _decode_deeper_level(decoder, model, codes, level, header.rows,
                                                header.frames, min_depth, table)
     elif depth:
       codes[..., 0] = _decode_level0_2d(decoder, model, header.rows, header.frames)
     else:
       codes[..., level] = _decode_level(decoder, model, codes, level, header.rows, header.frames)
+  if not network:
+    return codes, None
+  return codes, (_decode_choice(decoder, 1 << 16) << 16) | _decode_choice(decoder, 1 << 16)
+
+
+def unpack(data: bytes, header: Header, model: EntropyModel, path) -> np.ndarray:
+  """The codes int32 [rows, frames, levels] of a bitstream whose `header` (`read_header`) the
+  caller has checked against its model; DataError when `model` is not the one it was coded with
+  (a format 1 file was coded with the model's per-level frequencies, `model.unigram()`)."""
+  model = model.unigram() if header.version == UNIGRAM_FORMAT else model
+  depth = header.version >= DEPTH_FORMAT
+  network = header.version == NETWORK_FORMAT
+  if depth and not model.has_format3 or network and not model.has_format4:
+    raise errors.DataError(f"{path}: format {header.version}, but the entropy model beside these "
+                           f"weights has no format {header.version} "
+                           f"{'networks' if network else 'tables'}; decode with the folder that "
+                           "encoded it.")
+  if header.model_digest != model.file_digest(header.version):
+    raise errors.DataError(f"{path}: coded with another entropy model than the one beside these "
+                           "weights (entropy_model.json); decode with the folder that encoded it.")
+  if not 1 <= header.levels <= model.levels:
+    raise errors.DataError(f"{path}: {header.levels} levels; the model has 1..{model.levels}.")
+  payload = np.frombuffer(data, "<u4", offset=HEADER.size).astype(np.uint32)
+  try:
+    codes, check = _decode_payload(payload, header, model)
+  except AssertionError as e:   # constriction: the payload cannot come from this model
+    codes, check = None, str(e)
+  if network and (codes is None or check != _codes_check(codes)):
+    raise errors.DataError(f"{path}: its decoded codes fail their check (the context networks "
+                           "computed differently here than where the file was coded, or it was "
+                           "damaged); decode it where it was coded.")
+  if codes is None:
+    raise errors.DataError(f"{path}: its payload does not decode under this entropy model "
+                           f"({check}); decode with the folder that encoded it.")
   return codes.astype(np.int32)

@@ -209,7 +209,7 @@ def test_damaged_and_foreign_files_are_refused(real_codes):
            (data + b"\0\0\0\0", "a truncated or padded file"),
            (b"", "not a bitstream"), (b"PK\3\4" + data[4:], "not a bitstream"),
            (bytes(flipped), "fails its CRC-32"),
-           (_with_header(data, version=4), "bitstream format 4, newer"),
+           (_with_header(data, version=5), "bitstream format 5, newer"),
            (_with_header(data, version=0), "not a bitstream")]
   for bad, message in cases:
     with pytest.raises(errors.DataError, match=message) as info:
@@ -276,7 +276,7 @@ def test_header_layout_is_fixed():
 
 def test_variable_depth_through_the_codec_modes(fsdd_recordings, tmp_path):
   """--config.codec.depth_tolerance through encode / decode / reconstruct with pretrained/model7
-  and its shipped entropy model: a format 3 file, smaller than all 8 levels and than 2, decoding
+  and its shipped entropy model: a format 4 file, smaller than all 8 levels and than 2, decoding
   to the reconstruction, closer to the 8-level audio than 2 fixed levels are."""
   from rvq_jax import run_config  # pylint: disable=g-import-not-at-top
   folder = str(REPO / "pretrained" / "model7")
@@ -292,7 +292,7 @@ def test_variable_depth_through_the_codec_modes(fsdd_recordings, tmp_path):
   variable, full, two = settings(depth_tolerance=0.3), settings(), settings(levels=2)
   coded = {name: codec.encode_mode(c, folder, str(wav), str(tmp_path / f"{name}.rvqc"))
            for name, c in (("variable", variable), ("full", full), ("two", two))}
-  assert bitstream.read_header(coded["variable"].read_bytes(), "v").version == 3
+  assert bitstream.read_header(coded["variable"].read_bytes(), "v").version == 4
   assert coded["variable"].stat().st_size < 0.9 * coded["two"].stat().st_size
   decoded = {name: data_lib.read_wav(codec.decode_mode(full, folder, str(path),
                                                        str(tmp_path / f"{name}.wav")))[0]

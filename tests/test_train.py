@@ -36,6 +36,11 @@ def tiny_config(fsdd_recordings=None, cache=None):
   config.train.batch_size = 16
   config.train.progress_bar = False
   config.parallel.mode = "jit"
+  # export fits the bitstream's networks too: one small epoch
+  config.codec.context_epochs = 1
+  config.codec.context_embed = 4
+  config.codec.context_hidden = (16,)
+  config.codec.context_batch_size = 4096
   if fsdd_recordings is not None:
     config.data.data_dir = str(fsdd_recordings)
     config.data.cache_dir = str(cache)

@@ -160,6 +160,18 @@ def get_config():
   config.codec.depth_tolerance = 0.0
   config.codec.min_levels = 1
   config.codec.depth_fit_tolerances = (1.2, 0.3, 0.1, 0.03)
+  # Bitstream format 4 (rvq_jax/context_model.py): every code under a small network of its level
+  # that reads 13 causal neighbours' codes, the levels above at its position and its row, trained
+  # by --mode=entropy_model on the training split for `context_epochs` epochs (0: no networks,
+  # files stay format 3). One ReLU layer of `context_hidden` units over `context_embed`-wide
+  # embeddings; stored in float16 beside entropy_model.json.
+  config.codec.context_epochs = 4
+  config.codec.context_embed = 16
+  config.codec.context_hidden = (256,)
+  config.codec.context_batch_size = 1024
+  config.codec.context_learning_rate = 2e-3
+  config.codec.context_weight_decay = 1e-4
+  config.codec.context_seed = 0
 
   # ---- figures ----
   config.figures = config_dict.ConfigDict()

@@ -97,9 +97,11 @@ def codec_section(out_dir: pathlib.Path) -> list[str]:
   if not records:
     return []
   lines = ["### The codec beside Opus, Speex, Codec2 and G.711", "",
-           "Real bitstreams (rvq_jax/bitstream.py, format 3 in the records written since "
-           "2026-12-06: each code range-coded under its context's counts, the level above, or "
-           "for level 0 the code a frame earlier and the code a row below; a model's first curve "
+           "Real bitstreams (rvq_jax/bitstream.py; each record names the format of its model "
+           "rows: format 3 codes each code under its context's counts, the level above, or for "
+           "level 0 the code a frame earlier and the code a row below; format 4 under a small "
+           "network of its level that reads 13 causal neighbours, the levels above and the row, "
+           "rvq_jax/context_model.py; a model's first curve "
            "codes every position to the same number of levels, its 'variable depth' curve each "
            "position to its own depth, `codec.depth_tolerance`) against the external codecs' "
            "real files, every row scored by the same metric code (`benchmarks/rate_distortion.py`, which writes "
@@ -114,6 +116,9 @@ def codec_section(out_dir: pathlib.Path) -> list[str]:
     lines += [f"#### Rate-distortion: {record['clips']} clips ({record['source']})", "",
               f"COMMAND: `{record['command']}`" if "command" in record else "", "",
               f"![rate-distortion, {name}](codec/{name}/rate_distortion.png)", ""]
+    formats = sorted({f for row in record["rows"] for f in row.get("bitstream_format", [])})
+    if formats:
+      lines += [f"Bitstream format of the model rows: {', '.join(map(str, formats))}.", ""]
     lines += table(record) + [""]
     comparison = equal_bits(record)
     if comparison:
