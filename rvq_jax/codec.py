@@ -397,7 +397,9 @@ def encode_file(codec: Codec, source, out, levels: int, settings, model) -> tupl
   """One WAV to a bitstream (`rvq_jax.bitstream`); returns (file bytes, samples)."""
   samples = read_audio(source, codec.sample_rate, settings)
   codes = encode(codec, samples, levels, settings)
-  data = bitstream.pack(codes, len(samples), codec.sample_rate, codec.fingerprint, model)
+  version = None if settings.networks else bitstream.DEPTH_FORMAT
+  data = bitstream.pack(codes, len(samples), codec.sample_rate, codec.fingerprint, model,
+                        version=version if model.has_format3 else None)
   files.write_bytes(out, data)
   return len(data), len(samples)
 
@@ -534,10 +536,19 @@ def check_codes(path, contents: dict, codec: Codec, max_seconds: float) -> np.nd
 
 
 def entropy_model(codec: Codec, workdir) -> bitstream.EntropyModel:
-  """The entropy model beside the weights in `workdir` (bitstream.ENTROPY_MODEL_FILE)."""
+  """The entropy model beside the weights in `workdir` (bitstream.ENTROPY_MODEL_FILE and, for
+  format 4, context_model.FILE), read once per version of its files (a folder of files is
+  decoded with one)."""
+  folder = pathlib.Path(workdir)
+  stamps = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None
+                 for p in (folder / bitstream.ENTROPY_MODEL_FILE, folder / context_model.FILE))
+  return _read_entropy_model(str(folder), codec.config.rvq.levels, codec.config.rvq.codes, stamps)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_entropy_model(folder: str, levels: int, num_codes: int, _stamps) -> bitstream.EntropyModel:
   return bitstream.load_entropy_model(
-      workdir, codec.config.rvq.levels, codec.config.rvq.codes,
-      f"python -m rvq_jax.main --workdir={workdir} --mode=entropy_model")
+      folder, levels, num_codes, f"python -m rvq_jax.main --workdir={folder} --mode=entropy_model")
 
 
 def read_coded(path, codec: Codec, workdir, codec_config) -> tuple[np.ndarray, int]:

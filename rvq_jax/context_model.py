@@ -71,8 +71,11 @@ def padded_tokens(grid: np.ndarray, num_codes: int) -> np.ndarray:
 
 
 def tokens_at(padded: np.ndarray, r: np.ndarray, f: np.ndarray) -> np.ndarray:
-  """int64 [n, len(OFFSETS)]: the neighbours' tokens of positions (r, f) [n] in `padded_tokens`."""
-  return np.stack([padded[r + _PAD + dr, f + _PAD + df] for dr, df in OFFSETS], -1)
+  """int64 [n, len(OFFSETS)]: the neighbours' tokens of positions (r, f) [n] in `padded_tokens`
+  (one gather: the offsets as flat steps in the padded grid)."""
+  width = padded.shape[1]
+  steps = np.array([dr * width + df for dr, df in OFFSETS])
+  return padded.ravel()[((r + _PAD) * width + f + _PAD)[:, None] + steps]
 
 
 def init_params(rng: np.random.Generator, level: int, num_codes: int, rows: int, embed: int,

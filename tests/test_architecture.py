@@ -15,7 +15,7 @@ PACKAGE = REPO / "rvq_jax"
 # table), so any layer may read them; `run_config` (a run's saved config) serves train and above;
 # `files` (atomic writes) serves every layer; `bitstream` is a file format, like data's.
 LAYERS = {"errors": 0, "files": 0, "audio": 1, "data": 1, "configs": 1, "bitstream": 1,
-          "models": 2, "train": 3, "run_config": 3, "eval": 4, "codec": 5, "export": 5, "main": 5,
+          "context_model": 1, "models": 2, "train": 3, "run_config": 3, "eval": 4, "codec": 5, "export": 5, "main": 5,
           "listening": 5, "tasks": 5, "cli": 5, "codec_cli": 5}
 
 

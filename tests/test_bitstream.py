@@ -290,9 +290,13 @@ def test_variable_depth_through_the_codec_modes(fsdd_recordings, tmp_path):
     config.codec.update(codec_fields)
     return config
   variable, full, two = settings(depth_tolerance=0.3), settings(), settings(levels=2)
+  tables = settings(depth_tolerance=0.3, networks=False)
   coded = {name: codec.encode_mode(c, folder, str(wav), str(tmp_path / f"{name}.rvqc"))
-           for name, c in (("variable", variable), ("full", full), ("two", two))}
+           for name, c in (("variable", variable), ("full", full), ("two", two),
+                           ("tables", tables))}
   assert bitstream.read_header(coded["variable"].read_bytes(), "v").version == 4
+  assert bitstream.read_header(coded["tables"].read_bytes(), "t").version == 3
+  assert coded["variable"].stat().st_size < 0.97 * coded["tables"].stat().st_size
   assert coded["variable"].stat().st_size < 0.9 * coded["two"].stat().st_size
   decoded = {name: data_lib.read_wav(codec.decode_mode(full, folder, str(path),
                                                        str(tmp_path / f"{name}.wav")))[0]
@@ -303,5 +307,6 @@ def test_variable_depth_through_the_codec_modes(fsdd_recordings, tmp_path):
   def error(name):
     return np.sum((decoded[name] - decoded["full"]) ** 2)
   assert error("variable") < error("two")
+  np.testing.assert_array_equal(decoded["tables"], decoded["variable"])   # the same codes
   with pytest.raises(errors.ConfigError, match="codec.depth_tolerance"):
     codec.encode_mode(settings(depth_tolerance=-1.0), folder, str(wav), str(tmp_path / "x.rvqc"))

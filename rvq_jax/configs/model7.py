@@ -25,11 +25,13 @@ Rate-distortion 1 -> 8 levels: PESQ-nb 3.20 -> 4.39, digit accuracy >= 0.993 at 
 111-163 of 512 (model6's: >= 99.8%, 459-496): the complex target needs fewer distinct codes, and
 its LSD is above model6's 3.10 dB (the log-magnitude loss at weight 0.1 does not close it).
 As a codec at real bit rates (2026-12-06, `benchmarks/rate_distortion.py`, 298 test clips, the
-shipped entropy model, bitstream format 3): 1 / 2 / 3 / 4 / 8 levels 5.4 / 11.3 / 17.3 / 23.5 / 48.7
-kbit/s; each position to its own depth (--config.codec.depth_tolerance) 6.8 kbit/s PESQ-nb 3.53
-(tolerance 1.2), 11.3 kbit/s 3.85 (0.1), 23.1 kbit/s 4.22 (0.03, at least 3 levels): 0.05-0.19
-below Opus and Speex at equal bits (fixed depth: 0.15-0.28); at 5.4 kbit/s (1 level, PESQ-nb
-3.20) above Opus there (3.03, interpolated), below Speex's lowest (3.47 at 6.2).
+shipped entropy model, bitstream format 4: every code under a small network of its level,
+trained by `--mode=entropy_model` in 16 minutes beside a training): 1 / 2 / 3 / 4 / 8 levels
+5.0 / 10.3 / 15.6 / 21.1 / 43.5 kbit/s (format 3: 5.4 / 11.3 / 17.3 / 23.5 / 48.7); each
+position to its own depth (--config.codec.depth_tolerance) 6.3 kbit/s PESQ-nb 3.53 (tolerance
+1.2), 10.5 kbit/s 3.85 (0.1), 21.1 kbit/s 4.22 (0.03, at least 3 levels): 0.03-0.16 below Opus
+and Speex at equal bits (format 3: 0.05-0.19), +0.04 above Speex's lowest setting (6.2 kbit/s);
+at 5.0 kbit/s (1 level, PESQ-nb 3.20) above Opus there (2.95 at 5.3).
 """
 
 from rvq_jax.configs import model6
