@@ -22,34 +22,18 @@ import sys
 
 from absl import app
 from absl import flags
-import jax
 from ml_collections import config_dict
 import numpy as np
 
 sys.path.insert(0, ".")
 # pylint: disable=g-import-not-at-top
-from rvq_jax import audio  # noqa: E402
 from rvq_jax import bitstream  # noqa: E402
 from rvq_jax import codec as codec_lib  # noqa: E402
 from rvq_jax import data as data_lib  # noqa: E402
-from rvq_jax.models import vqvae  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", "pretrained/model7", "The RVQ-VAE's weights.")
 _GROUPS = flags.DEFINE_list("groups", ["1", "4", "16", "64", "513"],
                             "Context groups a level of the bitstream's model to score.")
-
-
-def split_codes(codec, dataset, split: str) -> list[np.ndarray]:
-  """int [rows, frames_i, L] per recording of `split`: its own latent frames only."""
-  c = codec.config
-  model = vqvae.make_model(c)
-  encode = jax.jit(lambda x: vqvae.encode_codes(model, codec.params, codec.embed, x,
-                                                block_rows=c.rvq.block_rows))
-  recordings = dataset[split]
-  specs = audio.prepare_spectrograms(recordings.waveforms, c.audio)
-  codes = np.asarray(data_lib.map_batches(lambda x, _: encode(x), specs, 64))
-  return [codes[i, :, :codec_lib._num_frames(codec, int(n))]
-          for i, n in enumerate(recordings.lengths)]
 
 
 def contexts(x: np.ndarray, level: int, kind: str, num_codes: int) -> np.ndarray:
@@ -110,7 +94,7 @@ def main(argv):
   codec = codec_lib.load_codec(config_dict.ConfigDict({"data": {"data_dir": None}}),
                                _WORKDIR.value)
   dataset = data_lib.load_dataset(codec.config.data)
-  train, held_out = (split_codes(codec, dataset, s) for s in ("train", "validation"))
+  train, held_out = (codec_lib.split_codes(codec, dataset[s]) for s in ("train", "validation"))
   k, levels = codec.config.rvq.codes, codec.config.rvq.levels
   for kind in CONTEXTS:
     bits = cross_entropy(train, held_out, kind, k, levels)

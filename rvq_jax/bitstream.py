@@ -482,32 +482,37 @@ def _decode_level0_2d(decoder, model: EntropyModel, rows: int, frames: int) -> n
 def _encode_deeper_level(encoder, model: EntropyModel, codes: np.ndarray, level: int,
                          min_depth: int, table: int):
   """Format 3, level l >= 1 of variable-depth codes [rows, frames, L'] (NO_CODE past a
-  position's depth, every depth >= `min_depth`): for every position that reached level l-1,
-  whether it goes on (under depth table `table`'s counts of its code's group there; not coded
-  below `min_depth`, where all do), then the codes of those that do (as `_encode_level`)."""
-  parent = _frame_major(codes[..., level - 1])
-  reached = parent >= 0
-  groups = model.group_of[level][parent[reached]]
-  symbols = _frame_major(codes[..., level])[reached]
-  goes_on = symbols >= 0
+  position's depth, every depth >= `min_depth`): the go-on flags (`_encode_flags`; not coded
+  below `min_depth`, where all go on), then the codes of the positions that go on, each under
+  the group of its code at l-1 (as `_encode_level`), frame by frame."""
   if level >= min_depth:
-    _encode_grouped(encoder, goes_on.astype(np.int64), groups,
-                    model.depth_probabilities()[table, level])
-  _encode_grouped(encoder, symbols[goes_on], groups[goes_on], model.probabilities()[level])
+    _encode_flags(encoder, model, codes, level, table)
+  parent, symbols = _frame_major(codes[..., level - 1]), _frame_major(codes[..., level])
+  goes_on = symbols >= 0
+  _encode_grouped(encoder, symbols[goes_on], model.group_of[level][parent[goes_on]],
+                  model.probabilities()[level])
 
 
 def _decode_deeper_level(decoder, model: EntropyModel, decoded: np.ndarray, level: int,
-                         rows: int, frames: int, min_depth: int, table: int) -> np.ndarray:
+                         min_depth: int, table: int) -> np.ndarray:
   """`_encode_deeper_level`'s level int [rows, frames] (NO_CODE where a position stopped)."""
+  present = _goes_on(decoder, model, decoded, level, min_depth, table)
   parent = _frame_major(decoded[..., level - 1])
-  reached = np.flatnonzero(parent >= 0)
-  groups = model.group_of[level][parent[reached]]
-  goes_on = (np.ones(reached.size, bool) if level < min_depth else
-             _decode_grouped(decoder, groups,
-                             model.depth_probabilities()[table, level]).astype(bool))
-  out = np.full(rows * frames, NO_CODE, np.int64)
-  out[reached[goes_on]] = _decode_grouped(decoder, groups[goes_on], model.probabilities()[level])
-  return out.reshape(frames, rows).T
+  goes_on = np.flatnonzero(_frame_major(present))
+  out = np.full(parent.size, NO_CODE, np.int64)
+  out[goes_on] = _decode_grouped(decoder, model.group_of[level][parent[goes_on]],
+                                 model.probabilities()[level])
+  return out.reshape(present.shape[1], present.shape[0]).T
+
+
+def _goes_on(decoder, model: EntropyModel, decoded: np.ndarray, level: int, min_depth: int,
+             table: int) -> np.ndarray:
+  """bool [rows, frames]: the positions with a code at level l >= 1 (formats 3 and 4): those
+  that reached l-1, less those whose flag (`_encode_flags`, coded from `min_depth` on) says stop."""
+  present = decoded[..., level - 1] >= 0
+  if level >= min_depth:
+    present &= _decode_flags(decoder, model, decoded[..., level - 1], level, table)
+  return present
 
 
 def _encode_flags(encoder, model: EntropyModel, codes: np.ndarray, level: int, table: int):
@@ -570,13 +575,13 @@ def _decode_level_network(decoder, model: EntropyModel, decoded: np.ndarray, lev
   out = np.where(present, 0, NO_CODE)
   padded = context_model.padded_tokens(out, model.codes)   # rewritten as the codes come
   family = constriction.stream.model.Categorical(perfect=False)
-  pad = context_model._PAD   # pylint: disable=protected-access
   with _one_blas_thread():
     for r, f in _network_runs(model, present):
       p = context_model.coding_probabilities(model.context64[level],
                                              context_model.tokens_at(padded, r, f),
                                              decoded[r, f, :level], r)
-      out[r, f] = padded[r + pad, f + pad] = decoder.decode(family, p)
+      out[r, f] = decoder.decode(family, p)
+      context_model.write_tokens(padded, r, f, out[r, f])
   return out
 
 
@@ -705,13 +710,10 @@ def _decode_payload(payload: np.ndarray, header: Header, model: EntropyModel):
   for level in range(header.levels):
     if network:
       present = (np.ones((header.rows, header.frames), bool) if level == 0 else
-                 codes[..., level - 1] >= 0)
-      if level >= min_depth:
-        present &= _decode_flags(decoder, model, codes[..., level - 1], level, table)
+                 _goes_on(decoder, model, codes, level, min_depth, table))
       codes[..., level] = _decode_level_network(decoder, model, codes, level, present)
     elif depth and level:
-      codes[..., level] = _decode_deeper_level(decoder, model, codes, level, header.rows,
-                                               header.frames, min_depth, table)
+      codes[..., level] = _decode_deeper_level(decoder, model, codes, level, min_depth, table)
     elif depth:
       codes[..., 0] = _decode_level0_2d(decoder, model, header.rows, header.frames)
     else:

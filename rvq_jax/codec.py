@@ -305,7 +305,13 @@ def truncate_depth(embed: np.ndarray, codes: np.ndarray, tolerance: float,
                    min_levels: int = 1) -> np.ndarray:
   """codes [rows, frames, L] with each position's codes past its `depths` set to
   `bitstream.NO_CODE` (which decodes as nothing: `rvq.decode_codes`)."""
-  keep = np.arange(codes.shape[-1]) < depths(embed, codes, tolerance, min_levels)[..., None]
+  return cut_to_depth(codes, depths(embed, codes, tolerance, min_levels))
+
+
+def cut_to_depth(codes: np.ndarray, depth: np.ndarray) -> np.ndarray:
+  """codes [rows, frames, L] with the codes past each position's depth [rows, frames] set to
+  `bitstream.NO_CODE`."""
+  keep = np.arange(codes.shape[-1]) < depth[..., None]
   return np.where(keep, codes, bitstream.NO_CODE).astype(codes.dtype)
 
 
@@ -397,9 +403,9 @@ def encode_file(codec: Codec, source, out, levels: int, settings, model) -> tupl
   """One WAV to a bitstream (`rvq_jax.bitstream`); returns (file bytes, samples)."""
   samples = read_audio(source, codec.sample_rate, settings)
   codes = encode(codec, samples, levels, settings)
-  version = None if settings.networks else bitstream.DEPTH_FORMAT
+  tables_only = not settings.networks and model.has_format3
   data = bitstream.pack(codes, len(samples), codec.sample_rate, codec.fingerprint, model,
-                        version=version if model.has_format3 else None)
+                        version=bitstream.DEPTH_FORMAT if tables_only else None)
   files.write_bytes(out, data)
   return len(data), len(samples)
 
@@ -651,18 +657,18 @@ def fit_context_networks(train: list[np.ndarray], depth_tables: list[list[np.nda
   bits per code (`held_out` recordings, all levels kept)."""
   rng = np.random.default_rng(settings.context_seed)
   choice = rng.integers(0, max(len(depth_tables), 1), len(train))
-  cut = train + [
-      np.where(np.arange(x.shape[-1]) < depth_tables[k][i][..., None], x, bitstream.NO_CODE)
-      for i, (x, k) in enumerate(zip(train, choice)) if depth_tables]
+  cut = train + [cut_to_depth(x, depth_tables[k][i])
+                 for i, (x, k) in enumerate(zip(train, choice)) if depth_tables]
   rows, levels = train[0].shape[0], train[0].shape[-1]
+
+  def examples(recordings, level):   # every recording's positions, one array per input
+    return [np.concatenate(parts) for parts in zip(
+        *(context_model.level_examples(x, level, num_codes) for x in recordings))]
   networks = []
   for level in range(levels):
-    examples = [np.concatenate(parts) for parts in zip(
-        *(context_model.level_examples(x, level, num_codes) for x in cut))]
-    networks.append(context_model.train_level(examples, level, num_codes, rows, settings,
-                                              log=logging.info))
-    test = [np.concatenate(parts) for parts in zip(
-        *(context_model.level_examples(x, level, num_codes) for x in held_out))]
+    networks.append(context_model.train_level(examples(cut, level), level, num_codes, rows,
+                                              settings, log=logging.info))
+    test = examples(held_out, level)
     logging.info("context model level %d: %.3f held-out bits per code (%d validation codes)",
                  level, context_model.bits(context_model.as_float64([networks[-1]])[0], test)
                  / max(len(test[-1]), 1), len(test[-1]))

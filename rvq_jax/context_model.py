@@ -78,6 +78,11 @@ def tokens_at(padded: np.ndarray, r: np.ndarray, f: np.ndarray) -> np.ndarray:
   return padded.ravel()[((r + _PAD) * width + f + _PAD)[:, None] + steps]
 
 
+def write_tokens(padded: np.ndarray, r: np.ndarray, f: np.ndarray, codes: np.ndarray) -> None:
+  """Puts codes [n] (decoded, each >= 0) at positions (r, f) [n] of `padded_tokens`."""
+  padded[r + _PAD, f + _PAD] = codes
+
+
 def init_params(rng: np.random.Generator, level: int, num_codes: int, rows: int, embed: int,
                 hidden: tuple[int, ...]) -> dict:
   """Level `level`'s network, float32 arrays: embed [K + 2, E] (its own codes and the two
