@@ -16,6 +16,8 @@ import pathlib
 import numpy as np
 
 EXTERNAL = ("opus", "speex", "codec2", "mu-law")
+# PESQ-nb levels at which the page lists each curve's bit rate (issue 32's targets are 3.5, 4.2).
+QUALITY_LEVELS = (3.0, 3.5, 3.8, 4.0, 4.2, 4.35)
 
 
 def curve_name(row: dict) -> str:
@@ -45,6 +47,71 @@ def pesq_at(points: list[tuple[float, float]], kbps: float) -> float | None:
   if not rates[0] <= np.log(kbps) <= rates[-1]:
     return None
   return float(np.interp(np.log(kbps), rates, [p[1] for p in points]))
+
+
+def _envelope(points: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+  """(log kbit/s, PESQ) of a curve's points whose PESQ-nb is above every cheaper point's: the
+  best quality the curve reaches at each rate, increasing, so a rate can be read off a PESQ."""
+  best, kept = -np.inf, []
+  for kbps, pesq in sorted(points):
+    if pesq > best:
+      best = pesq
+      kept.append((np.log(kbps), pesq))
+  return np.asarray([k[0] for k in kept]), np.asarray([k[1] for k in kept])
+
+
+def rate_at(points: list[tuple[float, float]], pesq: float) -> float | None:
+  """kbit/s a curve [(kbit/s, PESQ)] needs for PESQ-nb `pesq`: linear in log bit rate between
+  its two neighbouring points (the inverse of `pesq_at`); None outside its range."""
+  rates, quality = _envelope(points)
+  if not quality[0] <= pesq <= quality[-1]:
+    return None
+  return float(np.exp(np.interp(pesq, quality, rates)))
+
+
+def bd_rate(points: list[tuple[float, float]], reference: list[tuple[float, float]],
+            samples: int = 256) -> tuple[float, float, float] | None:
+  """(mean bit-rate difference of a curve from `reference` at equal PESQ-nb, as a fraction:
+  -0.2 is 20% fewer bits; the PESQ-nb range it is taken over), the Bjontegaard delta rate with
+  piecewise-linear curves in log rate instead of cubic fits: the mean of log-rate differences over
+  the PESQ-nb range both curves cover. None where they share no range."""
+  rates, quality = _envelope(points)
+  ref_rates, ref_quality = _envelope(reference)
+  lo, hi = max(quality[0], ref_quality[0]), min(quality[-1], ref_quality[-1])
+  if not lo < hi:
+    return None
+  grid = np.linspace(lo, hi, samples)
+  gap = np.interp(grid, quality, rates) - np.interp(grid, ref_quality, ref_rates)
+  return float(np.expm1(gap.mean())), float(lo), float(hi)
+
+
+def equal_quality(record: dict) -> list[str]:
+  """Markdown: the bit rate each curve (Opus, Speex, each model curve) needs for each PESQ-nb of
+  QUALITY_LEVELS, then each model curve's `bd_rate` against Opus and Speex."""
+  names = list(dict.fromkeys(curve_name(r) for r in record["rows"]
+                             if r["codec"] in ("opus", "speex", "rvq")))
+  models = [n for n in names if n not in EXTERNAL]
+  references = [n for n in names if n in EXTERNAL]
+  if not models or not references:
+    return []
+  curves = {n: [(r["kbps"], r["pesq_nb"]) for r in record["rows"] if curve_name(r) == n]
+            for n in names}
+  lines = ["| PESQ-nb | " + " | ".join(f"{n}: kbit/s" for n in names) + " |",
+           "|---|" + "---|" * len(names)]
+  for level in QUALITY_LEVELS:
+    cells = [rate_at(curves[n], level) for n in names]
+    lines.append(f"| {level:g} | " + " | ".join("outside its range" if c is None else f"{c:.2f}"
+                                                for c in cells) + " |")
+  lines += ["", "| model curve | " + " | ".join(f"bit rate against {n}" for n in references)
+            + " |", "|---|" + "---|" * len(references)]
+  for m in models:
+    cells = []
+    for n in references:
+      delta = bd_rate(curves[m], curves[n])
+      cells.append("no shared PESQ-nb range" if delta is None else
+                   f"{100 * delta[0]:+.0f}% (PESQ-nb {delta[1]:.2f}-{delta[2]:.2f})")
+    lines.append(f"| {m} | " + " | ".join(cells) + " |")
+  return lines
 
 
 def equal_bits(record: dict) -> list[str]:
@@ -125,4 +192,13 @@ def codec_section(out_dir: pathlib.Path) -> list[str]:
       lines += ["At equal bit rates: each model's PESQ-nb at the Opus and Speex settings' rates "
                 "(interpolated in log bit rate along its curve), minus theirs:", ""]
       lines += comparison + [""]
+    rates = equal_quality(record)
+    if rates:
+      lines += ["At equal quality: the bit rate each curve needs for a PESQ-nb (interpolated in "
+                "log bit rate along the best point at or below each rate), and each model "
+                "curve's mean bit-rate difference from Opus and Speex over the PESQ-nb range both "
+                "reach (Bjontegaard's delta rate, with piecewise-linear curves in log rate "
+                "instead of cubic fits; + means more bits than theirs). A curve's highest PESQ-nb "
+                "bounds it: no coding of its codes goes past its deepest point.", ""]
+      lines += rates + [""]
   return lines
