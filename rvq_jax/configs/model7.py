@@ -31,7 +31,10 @@ trained by `--mode=entropy_model` in 16 minutes beside a training): 1 / 2 / 3 / 
 position to its own depth (--config.codec.depth_tolerance) 6.3 kbit/s PESQ-nb 3.53 (tolerance
 1.2), 10.5 kbit/s 3.85 (0.1), 21.1 kbit/s 4.22 (0.03, at least 3 levels): 0.03-0.16 below Opus
 and Speex at equal bits (format 3: 0.05-0.19), +0.04 above Speex's lowest setting (6.2 kbit/s);
-at 5.0 kbit/s (1 level, PESQ-nb 3.20) above Opus there (2.95 at 5.3).
+at 5.0 kbit/s (1 level, PESQ-nb 3.20) above Opus there (2.95 at 5.3). At equal quality the
+variable-depth curve needs 13% more bits than Opus and 14% more than Speex (Bjontegaard delta
+rate, docs/RESULTS.md); its best PESQ-nb (4.39, 8 levels) is below Opus's at 24 kbit/s (4.40),
+so no coding of these codes reaches Opus there: that needs a model with a higher ceiling.
 """
 
 from rvq_jax.configs import model6
