@@ -33,8 +33,11 @@ position to its own depth (--config.codec.depth_tolerance) 6.3 kbit/s PESQ-nb 3.
 and Speex at equal bits (format 3: 0.05-0.19), +0.04 above Speex's lowest setting (6.2 kbit/s);
 at 5.0 kbit/s (1 level, PESQ-nb 3.20) above Opus there (2.95 at 5.3). At equal quality the
 variable-depth curve needs 13% more bits than Opus and 14% more than Speex (Bjontegaard delta
-rate, docs/RESULTS.md); its best PESQ-nb (4.39, 8 levels) is below Opus's at 24 kbit/s (4.40),
-so no coding of these codes reaches Opus there: that needs a model with a higher ceiling.
+rate, docs/RESULTS.md); its best PESQ-nb (4.39, 8 levels) is below Opus's at 24 kbit/s (4.40).
+Its ceiling (`python benchmarks/codec_ceiling.py --workdir=pretrained/model7`, 298 test clips):
+the STFT and its inverse alone 4.55, the decoder on unquantized latents 4.44, 8 levels 4.39
+(latent residual 0.0085 of power 1.24), 4 levels 4.17: no coding of any rate takes these
+weights past 4.44, so beating Opus from 16 to 24 kbit/s needs another autoencoder.
 """
 
 from rvq_jax.configs import model6
