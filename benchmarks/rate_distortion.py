@@ -18,11 +18,12 @@ for every codec alike (Ogg pages' headers and the first two header pages of Opus
 RVQ bitstream's 56-byte header), and beside it the whole files' rate. External codecs' outputs
 are aligned to the input by cross-correlation (their algorithmic delay) before scoring. Writes
 <out>/rate_distortion.json, <out>/rate_distortion.md (the table) and <out>/rate_distortion.png
-(PESQ-nb against kbit/s).
+(PESQ-nb against kbit/s); with --listen=n, the first n clips as each row decodes them.
 """
 
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,8 @@ _CLASSIFIER = flags.DEFINE_string("classifier_workdir", "pretrained/classifier",
 _OPUS = flags.DEFINE_list("opus_kbps", ["6", "8", "12", "16", "24"], "Opus target bit rates.")
 _SPEEX = flags.DEFINE_list("speex_quality", ["2", "4", "6", "8", "10"], "Speex qualities.")
 _CODEC2 = flags.DEFINE_list("codec2_modes", ["3200", "1200"], "Codec2 modes (bit/s).")
+_LISTEN = flags.DEFINE_integer("listen", 0, "Also write the first n clips as every row decodes "
+                               "them (and the originals), <out>/listen/<row>/<clip>.wav, 16-bit.")
 
 RATE = 8000
 TOOLS = {"opus": ("opusenc", "opusdec"), "speex": ("speexenc", "speexdec"),
@@ -203,8 +206,19 @@ def rvq_rows(workdir: str, codec, clips, lengths, digits, seconds, classifier, s
   return rows
 
 
+def write_listening(name: str, decoded: list[np.ndarray]) -> None:
+  """The first --listen clips of a row (`name`: codec, setting) as 16-bit WAVs under
+  <out>/listen/<name, each run of other characters than letters, digits and '.' as '_'>/<i>.wav."""
+  folder = pathlib.Path(_OUT.value) / "listen" / re.sub(r"[^A-Za-z0-9.]+", "_", name)
+  folder.mkdir(parents=True, exist_ok=True)
+  for i, pcm in enumerate(decoded[:_LISTEN.value]):
+    sf.write(folder / f"{i:03d}.wav", np.clip(pcm, -1, 1), RATE, subtype="PCM_16")
+
+
 def _row(kind, setting, payload, files, seconds, clips, decoded, lengths, classifier,
          scorer_config, digits, scale, model=None) -> dict:
+  if _LISTEN.value:
+    write_listening(f"{model or kind} {setting}", decoded)
   row = {"codec": kind, "setting": setting, "kbps": 8 * payload / seconds / 1000,
          "file_kbps": 8 * files / seconds / 1000, **({"model": model} if model else {}),
          **score(clips, decoded, lengths, classifier, scorer_config, digits, scale)}
@@ -228,6 +242,8 @@ def main(argv):
   # model here trains on the same FSDD split, so the same scale).
   scorer_config, scale = first.config.audio, first.scale
   heard = score(clips, clips, lengths, classifier, scorer_config, digits, scale)
+  if _LISTEN.value:
+    write_listening("original", clips)
   print(f"{len(clips)} clips ({source}), {seconds:.0f} s; the judge's digit accuracy on the "
         f"originals: {heard['digit_accuracy']:.3f}", flush=True)
   settings = {"opus": _OPUS.value, "speex": _SPEEX.value, "codec2": _CODEC2.value,
