@@ -10,6 +10,9 @@ first; a codec whose tools are missing is skipped with a message):
   python benchmarks/espeak_digits.py --out=runs/espeak_digits
   python benchmarks/rate_distortion.py --workdirs=pretrained/model7 \
       --clips_dir=runs/espeak_digits --out=runs/rate_distortion_espeak
+  A new model beside an earlier record, scoring only the model:
+  python benchmarks/rate_distortion.py --workdirs=runs/<name> --codecs= \
+      --add_to=docs/codec/test/rate_distortion.json --out=runs/rate_distortion_<name>
 
 Each model is drawn twice: coded to a fixed number of levels (format 2), and to each position's own
 depth (`--depths`, format 3: `codec.truncate_depth`, the fewest levels within a tolerance of all of
@@ -64,6 +67,10 @@ _CLASSIFIER = flags.DEFINE_string("classifier_workdir", "pretrained/classifier",
 _OPUS = flags.DEFINE_list("opus_kbps", ["6", "8", "12", "16", "24"], "Opus target bit rates.")
 _SPEEX = flags.DEFINE_list("speex_quality", ["2", "4", "6", "8", "10"], "Speex qualities.")
 _CODEC2 = flags.DEFINE_list("codec2_modes", ["3200", "1200"], "Codec2 modes (bit/s).")
+_ADD_TO = flags.DEFINE_string(
+    "add_to", None, "An earlier rate_distortion.json of the same clips: keep its rows but those of "
+    "--workdirs, add this run's, and write the whole record to --out (run with --codecs= to score "
+    "only the models).")
 _LISTEN = flags.DEFINE_integer("listen", 0, "Also write the first n clips as every row decodes "
                                "them (and the originals), <out>/listen/<row>/<clip>.wav, 16-bit.")
 
@@ -237,6 +244,7 @@ def main(argv):
   clips, digits, source = load_clips(first)
   lengths = [len(c) for c in clips]
   seconds = sum(lengths) / RATE
+  earlier = earlier_record(source, len(clips), seconds)
   classifier = judge.load_classifier(_CLASSIFIER.value)
   # The judge's spectrograms: the first model's STFT settings and its data's scale (every
   # model here trains on the same FSDD split, so the same scale).
@@ -264,19 +272,50 @@ def main(argv):
   for workdir, codec in codecs.items():
     rows += rvq_rows(workdir, codec, clips, lengths, digits, seconds, classifier, scorer_config,
                      scale)
-  write_outputs(out, rows, source, len(clips), seconds, heard["digit_accuracy"])
+  write_outputs(out, rows, source, len(clips), seconds, heard["digit_accuracy"], earlier)
+
+
+def earlier_record(source: str, count: int, seconds: float) -> dict | None:
+  """The --add_to record, read before any scoring; SystemExit naming it when it is unreadable or
+  scores other clips than this run (`source`, `count`, `seconds`)."""
+  if not _ADD_TO.value:
+    return None
+  try:
+    earlier = json.loads(pathlib.Path(_ADD_TO.value).read_text())
+    same = (earlier["source"], earlier["clips"]) == (source, count) and \
+        abs(earlier["seconds"] - seconds) < 1e-6
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    sys.exit(f"--add_to={_ADD_TO.value} is not a readable rate_distortion.json ({e}).")
+  if not same:
+    sys.exit(f"--add_to={_ADD_TO.value} scores {earlier['clips']} clips ({earlier['source']}), "
+             f"this run {count} ({source}): run both on the same clips.")
+  return earlier
+
+
+def merged(earlier: dict, record: dict) -> dict:
+  """`record`'s rows added to an `earlier` record of the same clips (`earlier_record`), its rows
+  of `record`'s workdirs dropped, with both records' commands."""
+  ours = {curve for w in record["workdirs"] for curve in (w, f"{w}, variable depth")}
+  kept = [r for r in earlier["rows"] if r.get("model") not in ours]
+  commands = earlier.get("commands", [earlier["command"]]) + [record["command"]]
+  return {**record, "workdirs": list(dict.fromkeys(earlier["workdirs"] + record["workdirs"])),
+          "command": " && ".join(commands), "commands": commands, "rows": kept + record["rows"]}
 
 
 def write_outputs(out: pathlib.Path, rows, source: str, count: int, seconds: float,
-                  original_accuracy: float) -> None:
+                  original_accuracy: float, earlier: dict | None = None) -> None:
   """rate_distortion.json (the record the results page reads: rvq_jax/eval/codec_sections.py),
-  and the page's table, equal-bit comparison and plot of it."""
+  and the page's table, equal-bit and equal-quality comparisons and plot of it; with --add_to,
+  of this run's rows merged into the earlier record's (`merged`)."""
   record = {"source": source, "clips": count, "seconds": seconds, "workdirs": _WORKDIRS.value,
             "command": "python " + " ".join(sys.argv),
             "original_digit_accuracy": original_accuracy, "rows": rows}
+  if earlier:
+    record = merged(earlier, record)
   (out / "rate_distortion.json").write_text(json.dumps(record, indent=2))
   (out / "rate_distortion.md").write_text("\n".join(
-      codec_sections.table(record) + [""] + codec_sections.equal_bits(record)) + "\n")
+      codec_sections.table(record) + [""] + codec_sections.equal_bits(record) + [""]
+      + codec_sections.equal_quality(record)) + "\n")
   codec_sections.figure(record, out / "rate_distortion.png")
 
 

@@ -181,7 +181,9 @@ def codec_section(out_dir: pathlib.Path) -> list[str]:
     name = path.parent.name
     figure(record, path.parent / "rate_distortion.png")
     lines += [f"#### Rate-distortion: {record['clips']} clips ({record['source']})", "",
-              f"COMMAND: `{record['command']}`" if "command" in record else "", "",
+              *(["COMMANDS (the record is their rows together):", "",
+                 *[f"- `{c}`" for c in record["commands"]]] if "commands" in record else
+                [f"COMMAND: `{record['command']}`" if "command" in record else ""]), "",
               f"![rate-distortion, {name}](codec/{name}/rate_distortion.png)", ""]
     formats = sorted({f for row in record["rows"] for f in row.get("bitstream_format", [])})
     if formats:
