@@ -161,19 +161,20 @@ def score(reference, decoded, lengths, classifier, audio_config, digits, scale: 
           "digit_accuracy": float((heard == digits).mean())}
 
 
-def load_clips(codec) -> tuple[list[np.ndarray], np.ndarray, str]:
-  """PCM float32 clips at 8 kHz, their digits and a description: the test split of `codec`'s
-  data, or the WAVs of --clips_dir."""
+def load_clips(codec) -> tuple[list[np.ndarray], np.ndarray, str, list[str]]:
+  """PCM float32 clips at 8 kHz, their digits, a description and their names: the test split of
+  `codec`'s data, or the WAVs of --clips_dir."""
   if _CLIPS_DIR.value:
     paths = sorted(pathlib.Path(_CLIPS_DIR.value).glob("*.wav"))[:_CLIPS.value]
     if not paths:
       sys.exit(f"{_CLIPS_DIR.value}: no WAV files (--clips_dir).")
     clips = [codec_lib.read_audio(p, RATE) for p in paths]
-    return clips, np.asarray([int(p.name[0]) for p in paths]), f"{_CLIPS_DIR.value}"
+    return (clips, np.asarray([int(p.name[0]) for p in paths]), f"{_CLIPS_DIR.value}",
+            [p.stem for p in paths])
   test = data_lib.load_dataset(codec.config.data)["test"]
   count = _CLIPS.value or len(test)
   clips = [np.asarray(test.waveforms[i][:test.lengths[i]]) * codec.scale for i in range(count)]
-  return clips, np.asarray(test.digits[:count]), "test split"
+  return clips, np.asarray(test.digits[:count]), "test split", list(test.names[:count])
 
 
 def load(workdir: str) -> codec_lib.Codec:
@@ -213,10 +214,15 @@ def rvq_rows(workdir: str, codec, clips, lengths, digits, seconds, classifier, s
   return rows
 
 
+def _slug(name: str) -> str:
+  """A row's folder name: each run of other characters than letters, digits and '.' as '_'."""
+  return re.sub(r"[^A-Za-z0-9.]+", "_", name)
+
+
 def write_listening(name: str, decoded: list[np.ndarray]) -> None:
   """The first --listen clips of a row (`name`: codec, setting) as 16-bit WAVs under
-  <out>/listen/<name, each run of other characters than letters, digits and '.' as '_'>/<i>.wav."""
-  folder = pathlib.Path(_OUT.value) / "listen" / re.sub(r"[^A-Za-z0-9.]+", "_", name)
+  <out>/listen/<_slug(name)>/<i>.wav."""
+  folder = pathlib.Path(_OUT.value) / "listen" / _slug(name)
   folder.mkdir(parents=True, exist_ok=True)
   for i, pcm in enumerate(decoded[:_LISTEN.value]):
     sf.write(folder / f"{i:03d}.wav", np.clip(pcm, -1, 1), RATE, subtype="PCM_16")
@@ -241,7 +247,7 @@ def main(argv):
   out.mkdir(parents=True, exist_ok=True)
   codecs = {workdir: load(workdir) for workdir in _WORKDIRS.value}
   first = codecs[_WORKDIRS.value[0]]
-  clips, digits, source = load_clips(first)
+  clips, digits, source, names = load_clips(first)
   lengths = [len(c) for c in clips]
   seconds = sum(lengths) / RATE
   earlier = earlier_record(source, len(clips), seconds)
@@ -273,6 +279,27 @@ def main(argv):
     rows += rvq_rows(workdir, codec, clips, lengths, digits, seconds, classifier, scorer_config,
                      scale)
   write_outputs(out, rows, source, len(clips), seconds, heard["digit_accuracy"], earlier)
+  if _LISTEN.value:
+    write_listening_index(rows, names)
+
+
+def write_listening_index(rows: list[dict], names: list[str]) -> None:
+  """<out>/listen/index.md: a table of this run's rows (bit rate and PESQ-nb over all scored
+  clips) with a link to each of the first --listen clips as the row decodes it."""
+  names = names[:_LISTEN.value]
+  lines = ["# Listening: the first clips as each codec decodes them", "",
+           f"COMMAND: `python {' '.join(sys.argv)}`", "",
+           "kbit/s and PESQ-nb: the row's over every clip the run scored.", "",
+           "| codec | setting | kbit/s | PESQ-nb | " + " | ".join(names) + " |",
+           "|---|---|---|---|" + "---|" * len(names),
+           "| original | | | | " + " | ".join(f"[wav](original/{i:03d}.wav)"
+                                             for i in range(len(names))) + " |"]
+  for r in rows:
+    slug = _slug(f"{r.get('model', r['codec'])} {r['setting']}")
+    lines.append(f"| {r.get('model', r['codec'])} | {r['setting']} | {r['kbps']:.2f} | "
+                 f"{r['pesq_nb']:.2f} | " + " | ".join(f"[wav]({slug}/{i:03d}.wav)"
+                                                       for i in range(len(names))) + " |")
+  (pathlib.Path(_OUT.value) / "listen" / "index.md").write_text("\n".join(lines) + "\n")
 
 
 def earlier_record(source: str, count: int, seconds: float) -> dict | None:

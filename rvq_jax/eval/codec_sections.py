@@ -174,8 +174,12 @@ def codec_section(out_dir: pathlib.Path) -> list[str]:
            "real files, every row scored by the same metric code (`benchmarks/rate_distortion.py`, which writes "
            "these records; its docstring has the commands). PESQ-nb and STOI are per-file means. "
            "A model row names its weights: pretrained/<name> is shipped, runs/abl_codec_<row> a "
-           "1,000-step probe of configs/ablation.py (its docstring says what each probe found).",
+           "row of configs/ablation.py (its docstring says how long each trained and what it "
+           "found).",
            ""]
+  if (out_dir / "audio" / "codec" / "index.md").exists():
+    lines += ["To listen: [a few clips as each codec decodes them](audio/codec/index.md), at "
+              "about equal bit rates (`benchmarks/rate_distortion.py --listen`).", ""]
   for path in records:
     record = json.loads(path.read_text())
     name = path.parent.name
