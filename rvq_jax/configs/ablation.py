@@ -18,6 +18,9 @@ RESULTS: docs/RESULTS.md (the rows, 2026-12-02 .. 12-04, 2-core CPU): real/imagi
   saturates with the levels, so the limit is the continuous bottleneck (a 128-wide vector for a
   32-bin x 16-frame patch, a linear unfold into a small decoder), not the bits. codec_fold32 runs
   at 9.5 examples/s (its 64 levels of 1,024 x 256 codes; fold8 ~40): stopped at step 260, resumable.
+  codec_dropout ran to model7's full length (--config.train.num_steps=7400, 2026-12-06): the
+  better codec at equal bits (delta rate against Opus +8%, model7's +13%), shipped as
+  pretrained/model8 (configs/model8.py has its results).
 """
 
 from rvq_jax.configs import model5
