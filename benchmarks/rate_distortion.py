@@ -210,13 +210,18 @@ def rvq_rows(workdir: str, codec, clips, lengths, digits, seconds, classifier, s
     rows.append(coded_row(
         lambda c, t=tolerance, m=min_levels: codec_lib.truncate_depth(embed, c, t, m),
         f"{codec.config.rvq.levels}, depth tolerance {tolerance:g}, at least {min_levels}",
-        f"{workdir}, variable depth"))
+        variable_depth_curve(workdir)))
   return rows
 
 
 def _slug(name: str) -> str:
   """A row's folder name: each run of other characters than letters, digits and '.' as '_'."""
   return re.sub(r"[^A-Za-z0-9.]+", "_", name)
+
+
+def variable_depth_curve(workdir: str) -> str:
+  """The name of a model's second curve (each position to its own depth) in the records."""
+  return f"{workdir}, variable depth"
 
 
 def write_listening(name: str, decoded: list[np.ndarray]) -> None:
@@ -322,7 +327,7 @@ def earlier_record(source: str, count: int, seconds: float) -> dict | None:
 def merged(earlier: dict, record: dict) -> dict:
   """`record`'s rows added to an `earlier` record of the same clips (`earlier_record`), its rows
   of `record`'s workdirs dropped, with both records' commands."""
-  ours = {curve for w in record["workdirs"] for curve in (w, f"{w}, variable depth")}
+  ours = {curve for w in record["workdirs"] for curve in (w, variable_depth_curve(w))}
   kept = [r for r in earlier["rows"] if r.get("model") not in ours]
   commands = earlier.get("commands", [earlier["command"]]) + [record["command"]]
   return {**record, "workdirs": list(dict.fromkeys(earlier["workdirs"] + record["workdirs"])),
